@@ -1,0 +1,51 @@
+"""Radiological views of a RAS world: which world axis is sliced and which way the screen axes point.
+
+napari's world here is RAS millimetres with axes (0, 1, 2) = (R, A, S): image layers carry the Volume's
+affine, so every layer is placed in physical space. A plane is a `dims.order` (the last two entries are
+shown: vertical, horizontal) plus a camera orientation. The horizontal axis always points 'left' so the
+patient's right is on the screen's left (radiological convention), the vertical one 'up' (anterior or
+superior at the top).
+"""
+
+from __future__ import annotations
+
+import napari
+
+# plane -> (dims.order, world axes shown as (vertical, horizontal))
+PLANES: dict[str, tuple[tuple[int, int, int], tuple[int, int]]] = {
+    "axial": ((2, 1, 0), (1, 0)),  # slice along S; A up, R to the left
+    "coronal": ((1, 2, 0), (2, 0)),  # slice along A; S up, R to the left
+    "sagittal": ((0, 2, 1), (2, 1)),  # slice along R; S up, A to the left
+}
+# Letters at the (top, bottom, left, right) screen edges for each plane.
+EDGE_LETTERS: dict[str, tuple[str, str, str, str]] = {
+    "axial": ("A", "P", "R", "L"),
+    "coronal": ("S", "I", "R", "L"),
+    "sagittal": ("S", "I", "A", "P"),
+}
+
+
+def set_plane(viewer: napari.Viewer, plane: str) -> None:
+    """Show `plane` ("axial", "coronal", "sagittal" or "3d") of a 3D RAS world."""
+    if plane == "3d":
+        viewer.dims.ndisplay = 3
+        return
+    if plane not in PLANES:
+        raise ValueError(f"unknown plane {plane!r}; expected one of {[*PLANES, '3d']}")
+    order, _ = PLANES[plane]
+    viewer.dims.ndisplay = 2
+    if viewer.dims.ndim == 3:
+        viewer.dims.order = order
+    viewer.camera.orientation = ("towards", "up", "left")
+    viewer.reset_view()
+
+
+def current_plane(viewer: napari.Viewer) -> str:
+    """The plane shown now: "3d", one of PLANES, or "other" after a free dims change."""
+    if viewer.dims.ndisplay == 3:
+        return "3d"
+    order = tuple(viewer.dims.order)
+    for name, (plane_order, _) in PLANES.items():
+        if order == plane_order:
+            return name
+    return "other"

@@ -1,0 +1,66 @@
+"""JSON-lines events that background jobs print on stdout (DESIGN §3).
+
+One JSON object per line: {"event": "start"|"progress"|"metric"|"checkpoint"|"log"|"done"|"error", ...}.
+The GUI's job runner parses them; the same lines are what a user sees running the job in a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+EVENTS = ("start", "progress", "metric", "checkpoint", "log", "done", "error")
+
+
+def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:
+    """Print one event line and flush, so a reader sees it at once."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
+    if event == "progress" and not {"step", "total"} <= fields.keys():
+        raise ValueError("a progress event needs 'step' and 'total'")
+    if event == "error" and "message" not in fields:
+        raise ValueError("an error event needs 'message'")
+    line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_to_json)
+    out = stream or sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
+def parse(line: str) -> dict | None:
+    """The event in one line of a job's stdout, or None for a line that is not an event."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) and obj.get("event") in EVENTS else None
+
+
+class StopRequest:
+    """Set when the job is asked to stop (SIGTERM or SIGINT); the job checkpoints and exits 0."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> StopRequest:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._event.set())
+        return self
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+
+def _to_json(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,75 @@
+"""Tessera's entry point: the GUI (default) and the headless CLI subcommands (DESIGN §4).
+
+    python main.py [FILES...] [--demo]      start the workbench
+    python main.py COMMAND --help           a subcommand's options, with an example
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Subcommand -> module that defines it (imported only when used, so `info` does not pay for torch).
+# Each module has `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
+# `func(args) -> int` is the exit code.
+COMMANDS: dict[str, str] = {
+    "info": "engines.io.cli",
+}
+
+
+def _error(message: str, code: int) -> int:
+    print(f"tessera: {message}", file=sys.stderr)
+    return code
+
+
+def run_command(argv: list[str]) -> int:
+    """Run one CLI subcommand; bad input exits 2, any other failure 1, without a traceback."""
+    from engines.errors import InputError
+
+    parser = argparse.ArgumentParser(prog="main.py", description="Tessera command-line tools.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    importlib.import_module(COMMANDS[argv[0]]).register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        return _error(str(exc), 2)
+    except KeyboardInterrupt:
+        return _error("interrupted", 1)
+    except Exception as exc:  # a failure the user should see as a message, not a traceback
+        if os.environ.get("TESSERA_DEBUG"):
+            raise
+        return _error(f"{type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)", 1)
+
+
+def run_gui(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Start the Tessera workbench. Subcommands: " + ", ".join(COMMANDS)
+        + " (python main.py COMMAND --help).",
+        epilog="example: python main.py --demo    |    python main.py scan.nii.gz ./dicom_folder",
+    )
+    parser.add_argument("files", nargs="*", help="volumes or cubes to open (files or DICOM folders)")
+    parser.add_argument("--demo", action="store_true", help="open the built-in demo data")
+    args = parser.parse_args(argv)
+
+    import napari
+
+    from widgets.workbench import open_workbench
+
+    open_workbench(files=args.files, demo=args.demo)
+    napari.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return run_command(argv)
+    return run_gui(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
