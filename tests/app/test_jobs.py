@@ -1,0 +1,94 @@
+"""The job runner: events parsed from a real child process, ETA, cancel by SIGTERM, crash reporting."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from app.jobs import Job, eta_seconds, main_command
+
+pytestmark = pytest.mark.qt
+
+# A tiny job that follows the DESIGN §3 protocol: it checkpoints and exits 0 on SIGTERM.
+JOB = textwrap.dedent(
+    """
+    import sys, time
+    from engines.events import emit, StopRequest
+    stop = StopRequest().install()
+    total = int(sys.argv[1])
+    emit("start", total=total)
+    print("a plain log line", flush=True)
+    for step in range(1, total + 1):
+        if stop:
+            emit("checkpoint", step=step - 1, path="ckpt")
+            sys.exit(0)
+        time.sleep(0.05)
+        emit("progress", step=step, total=total)
+        emit("metric", step=step, loss=1.0 / step)
+    emit("done")
+    """
+)
+
+
+def _job(tmp_path, *args, body=JOB):
+    script = tmp_path / "job.py"
+    script.write_text(body)
+    from app.jobs import MAIN_PY
+
+    return Job([sys.executable, str(script), *args], env={"PYTHONPATH": str(MAIN_PY.parent)})
+
+
+def test_eta_is_proportional_to_remaining_steps():
+    assert eta_seconds(10.0, 2, 10) == pytest.approx(40.0)
+    assert eta_seconds(10.0, 10, 10) == 0.0
+    assert eta_seconds(1.0, 0, 10) is None
+
+
+def test_main_command_runs_main_py_with_this_python():
+    argv = main_command("info", "x.nii")
+    assert argv[0] == sys.executable and argv[1].endswith("main.py") and argv[2:] == ["info", "x.nii"]
+
+
+def test_events_logs_and_exit_code(qtbot, tmp_path):
+    job = _job(tmp_path, "4")
+    events, logs = [], []
+    job.job_event.connect(events.append)
+    job.log.connect(logs.append)
+    with qtbot.waitSignal(job.finished, timeout=20_000) as done:
+        job.start()
+    assert done.args[0] == 0
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["step"] for e in progress] == [1, 2, 3, 4]
+    assert all("eta_s" in e for e in progress) and progress[-1]["eta_s"] == 0.0
+    assert "a plain log line" in logs
+
+
+def test_cancel_sends_sigterm_and_job_checkpoints(qtbot, tmp_path):
+    job = _job(tmp_path, "1000")
+    events = []
+    job.job_event.connect(events.append)
+    job.start()
+    qtbot.waitUntil(lambda: any(e["event"] == "progress" for e in events), timeout=20_000)
+    with qtbot.waitSignal(job.finished, timeout=15_000) as done:
+        job.cancel()
+    assert done.args[0] == 0
+    assert events[-1]["event"] == "checkpoint"
+
+
+def test_crash_reports_stderr_tail(qtbot, tmp_path):
+    job = _job(tmp_path, body="import sys\nprint('boom: bad thing', file=sys.stderr)\nsys.exit(3)\n")
+    with qtbot.waitSignal(job.finished, timeout=20_000) as done:
+        job.start()
+    code, tail = done.args
+    assert code == 3 and "boom: bad thing" in tail
+
+
+def test_missing_program_reports_failure(qtbot, tmp_path):
+    job = Job([str(tmp_path / "no-such-program")])
+    with qtbot.waitSignal(job.finished, timeout=10_000) as done:
+        job.start()
+    assert done.args[0] == -1 and "could not start" in done.args[1]
