@@ -1,0 +1,51 @@
+"""JSON-lines job events (DESIGN §3): what a job prints is what the GUI parses."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from engines.events import StopRequest, emit, parse
+
+
+def test_emit_writes_one_parsable_line_per_event():
+    out = io.StringIO()
+    emit("progress", stream=out, step=3, total=10)
+    emit("metric", stream=out, step=3, dice=np.array([0.5, 0.25]))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (parse(line) for line in lines)
+    assert first["event"] == "progress" and first["step"] == 3 and first["total"] == 10
+    assert second["dice"] == [0.5, 0.25]
+    assert all(isinstance(json.loads(line)["time"], float) for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "match"),
+    [("bogus", {}, "unknown event"), ("progress", {"step": 1}, "step"), ("error", {}, "message")],
+)
+def test_emit_refuses_events_that_break_the_contract(event, fields, match):
+    with pytest.raises(ValueError, match=match):
+        emit(event, stream=io.StringIO(), **fields)
+
+
+@pytest.mark.parametrize("line", ["", "plain text", "{not json", '{"event": "other"}', "[1, 2]"])
+def test_parse_ignores_lines_that_are_not_events(line):
+    assert parse(line) is None
+
+
+def test_stop_request_is_set_by_sigterm():
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        stop = StopRequest().install()
+        assert not stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
