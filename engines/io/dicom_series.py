@@ -1,0 +1,188 @@
+"""DICOM folders: find the series in a folder (recursively) and read one as a volume.
+
+Files are grouped by SeriesInstanceUID; the largest series is read unless one is named. Within a
+series, images of another orientation or size (e.g. localizers sharing the UID) are left out with a
+warning; the rest are stacked by engines.io.dicom_stack (sorting, rescale, gap handling).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from engines.errors import InputError
+from engines.io.dicom_file import read_dicom_dataset, read_dicom_file
+from engines.io.dicom_pixels import decode_frames
+from engines.io.dicom_stack import stack_planes
+from engines.io.dicom_tags import (
+    NO_GEOMETRY,
+    describe,
+    has_geometry,
+    plane_of,
+    single_slice_spacing,
+    window_of,
+)
+from engines.volume import Volume
+
+
+@dataclass(frozen=True)
+class DicomSeriesInfo:
+    """One series in a folder: its UID, description, modality, number of slices (frames) and files."""
+
+    uid: str
+    description: str
+    modality: str | None
+    slices: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Image:
+    path: str
+    header: Dataset
+
+    @property
+    def frames(self) -> int:
+        return int(self.header.get("NumberOfFrames") or 1)
+
+    @property
+    def multiframe(self) -> bool:
+        return self.frames > 1 or "PerFrameFunctionalGroupsSequence" in self.header
+
+
+def _scan(folder: str) -> tuple[dict[str, list[_Image]], int]:
+    """Image headers under `folder` by SeriesInstanceUID, and how many files were looked at."""
+    series: dict[str, list[_Image]] = defaultdict(list)
+    seen = 0
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            if name.upper() == "DICOMDIR":
+                continue
+            seen += 1
+            path = os.path.join(root, name)
+            try:
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:  # anything pydicom cannot parse is not a DICOM image we could use
+                continue
+            if "Rows" in header and header.get("SeriesInstanceUID"):
+                series[str(header.SeriesInstanceUID)].append(_Image(path, header))
+    return dict(series), seen
+
+
+def _describe_series(uid: str, images: list[_Image]) -> DicomSeriesInfo:
+    header = images[0].header
+    return DicomSeriesInfo(
+        uid=uid,
+        description=str(header.get("SeriesDescription", "") or ""),
+        modality=str(header.Modality) if header.get("Modality") else None,
+        slices=sum(image.frames for image in images),
+        files=tuple(image.path for image in images),
+    )
+
+
+def _sorted_infos(series: dict[str, list[_Image]]) -> list[DicomSeriesInfo]:
+    infos = [_describe_series(uid, images) for uid, images in series.items()]
+    return sorted(infos, key=lambda info: (-info.slices, info.description, info.uid))
+
+
+def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeriesInfo]:
+    """The image series under `folder` (searched recursively), largest first.
+
+    Raises InputError if `folder` is not a folder; returns [] when it holds no DICOM images.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise InputError("not a folder", folder)
+    return _sorted_infos(_scan(folder)[0])
+
+
+def read_dicom_series(
+    folder: str, *, series_uid: str | None = None, allow_gaps: bool = True
+) -> Volume:
+    """Read one series of the DICOM folder `folder` (the largest, or `series_uid`) as a Volume.
+
+    Data axes are (column, row, slice) like ITK's (x, y, z); slices ascend along the slice normal.
+    """
+    series, seen = _scan(folder)
+    if not series:
+        raise InputError(f"no DICOM images in this folder ({seen} file{'s' if seen != 1 else ''} looked at)",
+                         folder)
+    infos = _sorted_infos(series)
+    warnings: list[str] = []
+    if series_uid is None:
+        chosen = infos[0]
+        if len(infos) > 1:
+            warnings.append(
+                f"the folder holds {len(infos)} series; showing the largest, '{chosen.description}' "
+                f"({chosen.modality}, {chosen.slices} images, UID {chosen.uid}); "
+                "choose another with --series UID"
+            )
+    else:
+        matches = [info for info in infos if info.uid == series_uid.strip()]
+        if not matches:
+            listing = ", ".join(f"{info.uid} ('{info.description}', {info.slices} images)" for info in infos)
+            raise InputError(f"no series with UID {series_uid} here; the folder holds: {listing}", folder)
+        chosen = matches[0]
+    images = series[chosen.uid]
+
+    if any(image.multiframe for image in images):
+        if len(images) > 1:
+            raise InputError(f"series {chosen.uid} mixes {len(images)} files including multi-frame ones; "
+                             "open one file at a time", folder)
+        volume = read_dicom_file(images[0].path, allow_gaps=allow_gaps, source=folder)
+        volume.warnings[:0] = warnings
+        return volume
+
+    images, dropped = _main_stack(images)
+    if dropped:
+        warnings.append(f"{dropped} image{'s' if dropped > 1 else ''} of this series with another "
+                        "orientation or size (e.g. localizers) left out")
+    if not all(has_geometry(image.header) for image in images):
+        if len(images) == 1:
+            warnings.append(NO_GEOMETRY)
+        else:
+            raise InputError("the images carry no ImagePositionPatient/ImageOrientationPatient, so they "
+                             "cannot be placed in space", folder)
+    labels = [str(Path(image.path).relative_to(folder)) for image in images]
+    planes = [plane_of(image.header, label, folder) for image, label in zip(images, labels, strict=True)]
+
+    def read_stored(i: int) -> np.ndarray:
+        path = images[i].path
+        return decode_frames(read_dicom_dataset(path), path)[0]
+
+    first = images[0].header
+    stack = stack_planes(planes, read_stored, path=folder, single_slice_spacing=single_slice_spacing(first),
+                         allow_gaps=allow_gaps)
+    meta = {"format": "DICOM series", "files": len(images), **describe(first)}
+    if stack.inserted_slices:
+        meta["inserted_slices"] = stack.inserted_slices
+    return Volume(
+        data=stack.data,
+        affine=stack.affine,
+        modality=chosen.modality,
+        window=window_of(first),
+        meta=meta,
+        source=folder,
+        warnings=warnings + stack.warnings,
+    )
+
+
+def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:
+    """The images sharing the most common (orientation, rows, columns), and how many others were dropped."""
+
+    def key(image: _Image) -> tuple:
+        orientation = image.header.get("ImageOrientationPatient") or ()
+        return (tuple(round(float(v), 3) for v in orientation), int(image.header.Rows),
+                int(image.header.Columns))
+
+    counts = Counter(key(image) for image in images)
+    main = counts.most_common(1)[0][0]
+    kept = [image for image in images if key(image) == main]
+    return kept, len(images) - len(kept)

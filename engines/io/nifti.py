@@ -1,0 +1,164 @@
+"""NIfTI (.nii, .nii.gz) and FreeSurfer MGH (.mgh, .mgz) volumes through nibabel; NIfTI writing.
+
+Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written);
+a scaled file (scl_slope/scl_inter) stays lazy and is scaled slice by slice as it is read. Compressed
+files are read whole at once, so a truncated file is reported here and not later in the viewer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from nibabel.openers import ImageOpener
+
+from engines.errors import InputError
+from engines.io.geometry import check_affine
+from engines.volume import Volume
+
+# NIfTI spatial units -> millimetres (ITK scales the same way).
+_UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
+
+_READ_ERRORS = (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error)
+
+
+class ScaledProxy:
+    """A scaled nibabel ArrayProxy as an array-like: indexing reads and scales only what is asked for.
+
+    Parameters
+    ----------
+    proxy : nibabel ArrayProxy, shape (I, J, K)
+        A proxy whose file has a slope or intercept; `dtype` is the dtype of the scaled values.
+    """
+
+    def __init__(self, proxy: Any) -> None:
+        self._proxy = proxy
+        self.shape = tuple(int(n) for n in proxy.shape)
+        corner = tuple(slice(0, 1) for _ in self.shape)
+        self.dtype = np.asarray(proxy[corner]).dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._proxy[key], dtype=self.dtype)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(np.asarray(self._proxy), dtype=dtype or self.dtype)
+
+
+def read_nibabel_volume(path: str, *, kind: str) -> Volume:
+    """Read a NIfTI or MGH/MGZ file as a Volume; `kind` ("NIfTI" or "MGH") names the format in messages."""
+    try:
+        img = nib.load(path, mmap="r")
+    except _READ_ERRORS as exc:
+        raise InputError(f"not a readable {kind} image ({exc})", path) from exc
+    if kind == "NIfTI" and not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise InputError(f"not a NIfTI image (nibabel reads it as {type(img).__name__})", path)
+    header = img.header
+    shape = tuple(int(n) for n in img.shape)
+    if len(shape) > 4 or len(shape) < 2:
+        raise InputError(f"expected a 3D image, found {len(shape)} dimensions {shape}", path)
+    if kind == "NIfTI":
+        _check_pixdim(path, img)
+    warnings: list[str] = []
+    if len(shape) == 4 and shape[3] > 1:
+        warnings.append(f"4D image with {shape[3]} volumes: showing the first")
+    data = _voxel_data(path, img, kind, first_volume=len(shape) == 4)
+    if len(shape) == 2:
+        data = np.asanyarray(data)[:, :, np.newaxis]
+
+    affine = np.asarray(img.affine, dtype=np.float64)
+    meta: dict[str, Any] = {"format": kind}
+    if kind == "NIfTI":
+        unit = header.get_xyzt_units()[0]
+        if _UNIT_TO_MM.get(unit, 1.0) != 1.0:
+            affine = affine.copy()
+            affine[:3, :] *= _UNIT_TO_MM[unit]
+            warnings.append(f"spatial unit is {unit}: converted to millimetres")
+        description = header["descrip"].tobytes().split(b"\0")[0].decode("latin-1").strip()
+        if description:
+            meta["description"] = description
+        meta["qform_code"], meta["sform_code"] = int(header["qform_code"]), int(header["sform_code"])
+    return Volume(
+        data=data,
+        affine=check_affine(affine, path),
+        meta=meta,
+        source=path,
+        warnings=warnings,
+    )
+
+
+def _check_pixdim(path: str, img: Any) -> None:
+    """Refuse a zero or NaN voxel size on an axis longer than 1 (nibabel silently sets zeros to 1)."""
+    with ImageOpener(path) as fobj:
+        raw = type(img.header).from_fileobj(fobj, check=False)
+    n_spatial = min(len(img.shape), 3)
+    pixdim = np.asarray(raw["pixdim"][1 : 1 + n_spatial], dtype=np.float64)
+    valid = np.isfinite(pixdim) & (pixdim != 0)
+    if np.any(~valid & (np.asarray(img.shape[:n_spatial]) > 1)):
+        raise InputError(f"voxel size (pixdim[1:4]) is zero or NaN: {pixdim.tolist()}", path)
+
+
+def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
+    """The voxel array: a read-only memmap, a ScaledProxy, or (compressed file) an in-memory array.
+
+    With `first_volume`, only the first 3D volume of a 4D file (the first bytes of its data).
+    """
+    proxy = img.dataobj
+    index = (..., 0) if first_volume else ...
+    if path.lower().endswith((".gz", ".mgz")):
+        try:
+            return np.asanyarray(proxy[index])
+        except _READ_ERRORS as exc:
+            raise InputError(f"the compressed {kind} data is truncated or corrupt ({exc})", path) from exc
+    expected = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise InputError(f"the file is truncated: {size} bytes, the header needs {expected}", path)
+    if getattr(proxy, "slope", 1.0) != 1.0 or getattr(proxy, "inter", 0.0) != 0.0:
+        return np.asarray(proxy[index]) if first_volume else ScaledProxy(proxy)
+    return np.asanyarray(proxy)[index]
+
+
+def write_volume(volume: Volume, path: str | os.PathLike) -> None:
+    """Write `volume` as NIfTI-1 (.nii or .nii.gz) with its affine as both qform and sform (code 1, mm).
+
+    The file is written to a temporary name beside `path` and then moved into place, so a failure never
+    leaves half a file. Refuses to overwrite the volume's own source file.
+    """
+    target = Path(path)
+    name = target.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        raise InputError("write_volume writes NIfTI: give a name ending in .nii or .nii.gz", path)
+    if volume.source and target.exists() and Path(volume.source).exists() and os.path.samefile(
+        target, volume.source
+    ):
+        raise InputError("refusing to overwrite the file this volume was read from", path)
+    if not target.parent.is_dir():
+        raise InputError("the folder to write into does not exist", path)
+    data = np.asarray(volume.data)
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    img = nib.Nifti1Image(data, volume.affine)
+    img.set_qform(volume.affine, code=1)
+    img.set_sform(volume.affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        img.to_filename(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,231 @@
+"""DICOM folders written by the tests (known truth), checked against the truth and against SimpleITK/GDCM."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from engines.errors import InputError
+from engines.io import list_dicom_series, read_volume, write_volume
+from tests.engines.io.conftest import itk_array, itk_ras_affine, itk_read_series
+from tests.engines.io.dicom_factory import OBLIQUE_IOP, SeriesSpec, dicom_text_file, ramp_values, write_series
+
+SHAPE = (6, 5, 7)  # columns, rows, slices: all different, so a swapped axis shows
+
+
+def _assert_matches_truth_and_itk(volume, spec, folder):
+    np.testing.assert_allclose(volume.affine, spec.affine_ras(), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+    itk = itk_read_series(folder)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(itk), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), itk_array(itk))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SeriesSpec(ramp_values(SHAPE)),
+        SeriesSpec(ramp_values(SHAPE), iop=OBLIQUE_IOP, slope=2.0, intercept=-1000.0),
+        SeriesSpec(ramp_values(SHAPE), iop=(0, 1, 0, 0, 0, -1), origin_lps=(12.0, -80.0, 95.0)),  # sagittal
+        SeriesSpec(ramp_values(SHAPE), iop=(1, 0, 0, 0, 0, -1), slice_spacing=1.25),  # coronal
+        SeriesSpec(ramp_values(SHAPE, low=0, high=900), modality="MR", slope=2.5, intercept=-10.0,
+                   window=None),
+    ],
+    ids=["axial-ct", "oblique-slope2", "sagittal", "coronal", "mr-slope"],
+)
+def test_series_matches_truth_and_simpleitk(tmp_path, spec):
+    write_series(tmp_path, spec)  # file names shuffled against slice order
+    volume = read_volume(tmp_path)
+    _assert_matches_truth_and_itk(volume, spec, tmp_path)
+    assert volume.shape == SHAPE
+    assert volume.modality == spec.modality
+    assert volume.window == spec.window
+    assert volume.warnings == []
+    assert volume.meta["series_uid"] == spec.series_uid
+    assert volume.meta["format"] == "DICOM series"
+
+
+def test_ct_intercept_gives_hounsfield_units(tmp_path):
+    values = np.full(SHAPE, -1000.0)  # air
+    values[2:4, 2:4, 3] = 40.0  # a little soft tissue
+    spec = SeriesSpec(values, intercept=-1024.0)
+    write_series(tmp_path, spec)
+    volume = read_volume(tmp_path)
+    assert np.asarray(volume.data).min() == -1000
+    assert np.asarray(volume.data)[2, 2, 3] == 40
+    assert np.issubdtype(volume.data.dtype, np.signedinteger)  # stored uint16 + intercept -> signed
+
+
+def test_fractional_slope_gives_float_values(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE, low=0, high=100), slope=0.25, intercept=0.0, modality="PT")
+    write_series(tmp_path, spec)
+    volume = read_volume(tmp_path)
+    assert volume.data.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(volume.data), spec.expected())
+
+
+def test_shuffled_file_order_does_not_matter(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE), iop=OBLIQUE_IOP)
+    write_series(tmp_path / "a", spec, shuffle_seed=1)
+    write_series(tmp_path / "b", spec, shuffle_seed=None)
+    a, b = read_volume(tmp_path / "a"), read_volume(tmp_path / "b")
+    np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
+    np.testing.assert_allclose(a.affine, b.affine)
+
+
+def test_two_series_in_one_folder_largest_by_default_and_by_uid(tmp_path):
+    big = SeriesSpec(ramp_values(SHAPE), description="big")
+    small = SeriesSpec(ramp_values((6, 5, 3), low=0, high=50), description="small", modality="MR")
+    write_series(tmp_path, big, prefix="B")
+    write_series(tmp_path, small, prefix="S")
+    series = list_dicom_series(tmp_path)
+    assert [(s.uid, s.description, s.modality, s.slices) for s in series] == [
+        (big.series_uid, "big", "CT", 7),
+        (small.series_uid, "small", "MR", 3),
+    ]
+    assert len(series[1].files) == 3
+
+    volume = read_volume(tmp_path)
+    assert volume.meta["series_uid"] == big.series_uid
+    assert "2 series" in volume.warnings[0] and big.series_uid in volume.warnings[0]
+
+    chosen = read_volume(tmp_path, series_uid=small.series_uid)
+    np.testing.assert_array_equal(np.asarray(chosen.data), small.expected())
+    np.testing.assert_allclose(chosen.affine, small.affine_ras(), atol=1e-4)
+    assert chosen.warnings == []
+
+    with pytest.raises(InputError, match=small.series_uid):  # the message lists the series there are
+        read_volume(tmp_path, series_uid="1.2.3.4")
+
+
+def test_missing_slice_is_filled_and_warned(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE), iop=OBLIQUE_IOP)
+    write_series(tmp_path, spec, skip=(3,))
+    volume = read_volume(tmp_path)
+    # every real slice at its true place: the affine is the complete series' affine
+    np.testing.assert_allclose(volume.affine, spec.affine_ras(), atol=1e-4)
+    real = [0, 1, 2, 4, 5, 6]
+    np.testing.assert_array_equal(np.asarray(volume.data)[:, :, real], spec.expected()[:, :, real])
+    assert np.all(np.asarray(volume.data)[:, :, 3] == spec.expected()[:, :, real].min())
+    assert volume.meta["inserted_slices"] == [3]
+    (message,) = volume.warnings
+    assert "1 missing slice" in message and "gap of 5.00 mm" in message and "usual spacing 2.50 mm" in message
+    # the gap is named by position along the normal (origin . normal + k * spacing)
+    start = float(np.dot(spec.origin_lps, spec.normal))
+    assert f"{start + 2 * 2.5:.2f} and {start + 4 * 2.5:.2f} mm" in message
+
+
+def test_missing_slice_refused_when_asked(tmp_path):
+    write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)), skip=(2, 3))
+    with pytest.raises(InputError, match="2 missing slices") as info:
+        read_volume(tmp_path, allow_gaps=False)
+    assert info.value.path == str(tmp_path)
+
+
+def test_uneven_spacing_warns_with_the_position_error(tmp_path):
+    positions = [0.0, 2.5, 5.0, 7.5, 11.0, 13.5, 16.0]  # one step of 3.5 mm
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path, spec, positions_mm=positions)
+    volume = read_volume(tmp_path)
+    (message,) = volume.warnings
+    assert "uneven slice spacing: 3.50 mm" in message
+    np.testing.assert_allclose(volume.spacing[2], 16.0 / 6)  # the mean spacing, first and last exact
+    first_to_last = volume.affine @ [0, 0, 6, 1] - volume.affine @ [0, 0, 0, 1]
+    np.testing.assert_allclose(np.linalg.norm(first_to_last[:3]), 16.0, atol=1e-4)
+    with pytest.raises(InputError, match="uneven"):
+        read_volume(tmp_path, allow_gaps=False)
+
+
+def test_gantry_tilt_gives_a_sheared_affine_with_every_slice_in_place(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    paths = write_series(tmp_path, spec, tilt_degrees=12.0)
+    volume = read_volume(tmp_path)
+    assert "gantry tilt of about 12.0°" in volume.warnings[0]
+    for path in paths:  # the first voxel of every file's slice lands on its ImagePositionPatient
+        lps = np.array([float(v) for v in pydicom.dcmread(path).ImagePositionPatient])
+        k = round(float(np.dot(lps - spec.origin_lps, spec.normal)) / spec.slice_spacing)
+        np.testing.assert_allclose((volume.affine @ [0, 0, k, 1])[:3], lps * [-1, -1, 1], atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+
+
+def test_localizer_with_the_same_uid_is_left_out(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path, spec)
+    localizer = SeriesSpec(ramp_values((6, 5, 1)), iop=(1, 0, 0, 0, 0, -1), series_uid=spec.series_uid)
+    write_series(tmp_path, localizer, prefix="LOC")
+    volume = read_volume(tmp_path)
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+    assert any("another orientation" in w for w in volume.warnings)
+
+
+def test_two_images_at_one_position_are_refused(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path / "x", spec)
+    write_series(tmp_path / "x", spec, prefix="DUP")  # the same positions again (e.g. a second phase)
+    with pytest.raises(InputError, match="share a slice position"):
+        read_volume(tmp_path / "x")
+
+
+def test_nested_folders_are_searched(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path / "patient" / "study" / "series1", spec)
+    (tmp_path / "patient" / "README.txt").write_text("not DICOM")
+    volume = read_volume(tmp_path)
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    dicom_text_file(tmp_path / "rtstruct.dcm")  # DICOM, but no image
+    with pytest.raises(InputError, match=r"no DICOM images in this folder \(2 files looked at\)") as info:
+        read_volume(tmp_path)
+    assert info.value.path == str(tmp_path)
+    assert list_dicom_series(tmp_path) == []
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="no DICOM images"):
+        read_volume(tmp_path)
+
+
+def test_series_of_bundled_ct_slice_copies(tmp_path):
+    """pydicom's real CT slice (intercept -1024), copied to 4 positions 5 mm apart."""
+    source = pydicom.data.get_testdata_file("CT_small.dcm")
+    for k in range(4):
+        ds = pydicom.dcmread(source)
+        ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 5.0 * k
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(tmp_path / f"ct{3 - k}.dcm")
+    volume = read_volume(tmp_path)
+    itk = itk_read_series(tmp_path)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(itk), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), itk_array(itk))
+    assert np.asarray(volume.data).min() < -800  # HU: air around the phantom, not raw stored values
+    assert volume.orientation == "LPS"
+
+
+def test_oblique_series_written_as_nifti_keeps_its_geometry(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE), iop=OBLIQUE_IOP, slope=2.0, intercept=-1000.0)
+    write_series(tmp_path / "dicom", spec)
+    volume = read_volume(tmp_path / "dicom")
+    write_volume(volume, tmp_path / "oblique.nii.gz")
+    back = read_volume(tmp_path / "oblique.nii.gz")
+    np.testing.assert_allclose(back.affine, spec.affine_ras(), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(back.data), spec.expected())
+    # SimpleITK agrees that the NIfTI and the DICOM series occupy the same place
+    itk_nifti = sitk.ReadImage(str(tmp_path / "oblique.nii.gz"))
+    np.testing.assert_allclose(itk_ras_affine(itk_nifti), itk_ras_affine(itk_read_series(tmp_path / "dicom")),
+                               atol=1e-4)
+
+
+def test_reading_never_writes_the_folder(tmp_path):
+    write_series(tmp_path / "s", SeriesSpec(ramp_values(SHAPE)), skip=(3,))
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "s").iterdir()}
+    read_volume(tmp_path / "s")
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "s").iterdir()}
+    assert before == after
+    shutil.rmtree(tmp_path / "s")

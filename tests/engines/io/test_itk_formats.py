@@ -1,0 +1,164 @@
+"""NRRD and MetaImage reading (raw: memory-mapped; compressed: read whole) against SimpleITK and pynrrd."""
+
+from __future__ import annotations
+
+import nrrd
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from engines.errors import InputError
+from engines.io import read_volume
+from tests.engines.io.conftest import itk_array, itk_ras_affine
+
+# A rotation that mixes all three axes (not a permutation), row-major as ITK stores it.
+_ANGLES = np.radians([20.0, -35.0, 10.0])
+
+
+def _direction() -> tuple[float, ...]:
+    from scipy.spatial.transform import Rotation
+
+    return tuple(Rotation.from_euler("xyz", _ANGLES).as_matrix().ravel())
+
+
+def _itk_image(shape_xyz=(20, 16, 12), dtype=np.int16) -> sitk.Image:
+    """A test image whose values vary along every axis, with anisotropic spacing, an offset origin and an
+    oblique direction."""
+    values = np.arange(np.prod(shape_xyz)).reshape(shape_xyz[::-1]) % 3000 - 1000
+    image = sitk.GetImageFromArray(values.astype(dtype))  # array (z, y, x) -> image (x, y, z)
+    image.SetSpacing((0.7, 0.9, 2.5))
+    image.SetOrigin((-12.5, 30.25, -60.0))
+    image.SetDirection(_direction())
+    return image
+
+
+def _check_against_itk(path, *, memory_mapped: bool) -> None:
+    volume = read_volume(path)
+    reference = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(reference), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), itk_array(reference))
+    assert isinstance(volume.data, np.memmap) == memory_mapped
+    assert volume.meta["memory_mapped"] == memory_mapped
+    if memory_mapped:
+        assert not volume.data.flags.writeable
+
+
+@pytest.mark.parametrize("name", ["img.nrrd", "img.mha", "img.mhd", "img.nhdr"])
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "compressed"])
+def test_itk_written_files_match_simpleitk(tmp_path, name, compress):
+    sitk.WriteImage(_itk_image(), str(tmp_path / name), useCompression=compress)
+    _check_against_itk(tmp_path / name, memory_mapped=not compress)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.int32])
+def test_pixel_types_are_mapped_right(tmp_path, dtype):
+    sitk.WriteImage(_itk_image(dtype=dtype), str(tmp_path / "t.mha"))
+    volume = read_volume(tmp_path / "t.mha")
+    assert volume.data.dtype == np.dtype(dtype)
+    _check_against_itk(tmp_path / "t.mha", memory_mapped=True)
+
+
+def test_mhd_with_raw_pair_is_memory_mapped_from_the_raw_file(tmp_path):
+    sitk.WriteImage(_itk_image(), str(tmp_path / "pair.mhd"))
+    assert (tmp_path / "pair.raw").exists() or (tmp_path / "pair.zraw").exists()
+    volume = read_volume(tmp_path / "pair.mhd")
+    assert volume.data.filename.endswith(".raw")
+
+
+def test_big_endian_metaimage_written_by_hand(tmp_path):
+    data = np.arange(5 * 4 * 3, dtype=">i2").reshape(3, 4, 5)  # (z, y, x) on disk, x fastest
+    header = (
+        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = True\n"
+        "TransformMatrix = 0 1 0 -1 0 0 0 0 1\nOffset = 10 -20 30\nElementSpacing = 0.5 0.75 3\n"
+        "DimSize = 5 4 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n"
+    )
+    path = tmp_path / "msb.mha"
+    path.write_bytes(header.encode() + data.tobytes())
+    _check_against_itk(path, memory_mapped=True)
+    volume = read_volume(path)
+    np.testing.assert_array_equal(volume.data[:, :, 2], data[2].T)
+
+
+def test_metaimage_modality_tag(tmp_path):
+    image = _itk_image()
+    sitk.WriteImage(image, str(tmp_path / "ct.mha"))
+    text = (tmp_path / "ct.mha").read_bytes()
+    text = text.replace(b"ElementType", b"Modality = MET_MOD_CT\nElementType", 1)
+    (tmp_path / "ct.mha").write_bytes(text)
+    volume = read_volume(tmp_path / "ct.mha")
+    assert volume.modality == "CT"
+    np.testing.assert_array_equal(np.asarray(volume.data), sitk.GetArrayFromImage(image).transpose())
+
+
+def test_pynrrd_detached_header_with_space_directions(tmp_path):
+    data = np.arange(6 * 5 * 4, dtype=np.float32).reshape(6, 5, 4)  # pynrrd: (x, y, z), Fortran order
+    rotation = np.asarray(_direction()).reshape(3, 3)
+    header = {
+        "space": "left-posterior-superior",
+        "encoding": "raw",
+        "space directions": rotation @ np.diag([1.5, 0.8, 2.0]),
+        "space origin": np.array([5.0, -7.5, 100.0]),
+    }
+    path = tmp_path / "detached.nhdr"
+    nrrd.write(str(path), data, header, detached_header=True)
+    volume = read_volume(path)
+    assert isinstance(volume.data, np.memmap)
+    np.testing.assert_array_equal(volume.data, data)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(sitk.ReadImage(str(path))), atol=1e-4)
+    # and against the header itself: columns of the LPS affine are the space directions
+    expected = np.eye(4)
+    expected[:3, :3] = header["space directions"].T
+    expected[:3, 3] = header["space origin"]
+    np.testing.assert_allclose(volume.affine, np.diag([-1, -1, 1, 1]) @ expected, atol=1e-4)
+
+
+def test_ras_space_nrrd(tmp_path):
+    data = np.ones((3, 4, 5), np.int16)
+    header = {"space": "right-anterior-superior", "space directions": np.diag([2.0, 3.0, 4.0]),
+              "space origin": np.array([1.0, 2.0, 3.0])}
+    nrrd.write(str(tmp_path / "ras.nrrd"), data, header)
+    volume = read_volume(tmp_path / "ras.nrrd")
+    np.testing.assert_allclose(volume.affine[:3, :3], np.diag([2.0, 3.0, 4.0]))
+    np.testing.assert_allclose(volume.affine[:3, 3], [1.0, 2.0, 3.0])
+    assert volume.orientation == "RAS"
+
+
+def test_4d_metaimage_shows_first_volume(tmp_path):
+    frames = [_itk_image((6, 5, 4)) + i * 100 for i in range(3)]
+    image = sitk.JoinSeries(frames)
+    sitk.WriteImage(image, str(tmp_path / "t.mha"))
+    volume = read_volume(tmp_path / "t.mha")
+    assert volume.shape == (6, 5, 4)
+    np.testing.assert_array_equal(volume.data, sitk.GetArrayFromImage(frames[0]).transpose())
+    assert "3 volumes" in volume.warnings[0]
+
+
+def test_truncated_raw_metaimage_is_refused(tmp_path):
+    sitk.WriteImage(_itk_image(), str(tmp_path / "full.mha"))
+    content = (tmp_path / "full.mha").read_bytes()
+    (tmp_path / "cut.mha").write_bytes(content[: len(content) - 1000])
+    with pytest.raises(InputError, match="truncated") as info:
+        read_volume(tmp_path / "cut.mha")
+    assert info.value.path == str(tmp_path / "cut.mha")
+
+
+def test_truncated_compressed_nrrd_is_refused(tmp_path):
+    sitk.WriteImage(_itk_image(), str(tmp_path / "full.nrrd"), useCompression=True)
+    content = (tmp_path / "full.nrrd").read_bytes()
+    (tmp_path / "cut.nrrd").write_bytes(content[: len(content) // 2])
+    with pytest.raises(InputError):
+        read_volume(tmp_path / "cut.nrrd")
+
+
+def test_vector_image_is_refused(tmp_path):
+    image = sitk.Compose(_itk_image(), _itk_image())
+    sitk.WriteImage(image, str(tmp_path / "vec.nrrd"))
+    with pytest.raises(InputError, match="2 values per voxel"):
+        read_volume(tmp_path / "vec.nrrd")
+
+
+@pytest.mark.parametrize("name", ["junk.nrrd", "junk.mha"])
+def test_text_files_are_refused(tmp_path, name):
+    (tmp_path / name).write_text("this is not an image\n")
+    with pytest.raises(InputError, match="not a readable"):
+        read_volume(tmp_path / name)

@@ -1,0 +1,224 @@
+"""NIfTI and MGH/MGZ reading and NIfTI writing, checked against nibabel and SimpleITK."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from engines.errors import InputError
+from engines.io import read_volume, write_volume
+from engines.io.nifti import ScaledProxy
+from engines.volume import Volume
+from tests.engines.io.conftest import MNI152_FILES, NIBABEL_DATA, NILEARN_DATA, itk_array, itk_ras_affine
+
+NIBABEL_3D = ["anatomical.nii", "reoriented_anat_moved.nii", "resampled_anat_moved.nii", "standard.nii.gz"]
+NIBABEL_4D = ["functional.nii", "example4d.nii.gz"]
+
+
+def _oblique_affine() -> np.ndarray:
+    """A rotated, anisotropic, translated affine (not a permutation), as scanners write."""
+    angle = np.radians(17.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.9, 1.1, 2.5])
+    affine[:3, 3] = [-30.0, 12.5, 40.0]
+    return affine
+
+
+@pytest.mark.parametrize("path", MNI152_FILES, ids=lambda p: p.name)
+def test_mni152_matches_nibabel_and_simpleitk(path):
+    assert len(MNI152_FILES) == 3  # T1, GM, WM shipped in nilearn
+    volume = read_volume(path)
+    img = nib.load(path)
+    itk = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(volume.affine, img.affine, atol=1e-4)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(itk), atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), itk_array(itk))
+    assert volume.shape == (197, 233, 189)
+    assert volume.orientation == "RAS"
+    np.testing.assert_allclose(volume.spacing, [1, 1, 1])
+
+
+@pytest.mark.parametrize("name", NIBABEL_3D + NIBABEL_4D)
+def test_nibabel_test_files_match_nibabel_and_simpleitk(name):
+    path = NIBABEL_DATA / name
+    volume = read_volume(path)
+    img = nib.load(path)
+    itk = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(volume.affine, img.affine, atol=1e-4)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(itk), atol=1e-4)
+    expected = img.get_fdata()
+    expected = expected[..., 0] if expected.ndim == 4 else expected
+    np.testing.assert_allclose(np.asarray(volume.data, dtype=np.float64), expected, rtol=1e-6)
+    assert volume.shape == expected.shape
+    assert bool(volume.warnings) == (img.ndim == 4)
+
+
+@pytest.mark.parametrize("mgz", [NILEARN_DATA / "test.mgz", NIBABEL_DATA / "test.mgz"],
+                         ids=["nilearn", "nibabel"])
+def test_mgz_matches_nibabel(mgz):
+    volume = read_volume(mgz)
+    img = nib.load(mgz)
+    np.testing.assert_allclose(volume.affine, img.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(volume.data), np.asarray(img.dataobj)[..., 0])
+    assert volume.meta["format"] == "MGH"
+    assert volume.warnings == [f"4D image with {img.shape[3]} volumes: showing the first"]
+
+
+def test_uncompressed_mgh_is_memory_mapped(tmp_path):
+    data = np.arange(24 * 20 * 16, dtype=np.float32).reshape(24, 20, 16)
+    path = tmp_path / "brain.mgh"
+    nib.MGHImage(data, _oblique_affine()).to_filename(path)
+    volume = read_volume(path)
+    assert isinstance(volume.data, np.memmap)
+    np.testing.assert_array_equal(volume.data, data)
+    np.testing.assert_allclose(volume.affine, nib.load(path).affine, atol=1e-4)
+
+
+def test_uncompressed_nifti_is_memory_mapped_read_only(tmp_path):
+    data = np.arange(64 * 48 * 40, dtype=np.int16).reshape(64, 48, 40)
+    path = tmp_path / "ct.nii"
+    nib.Nifti1Image(data, _oblique_affine()).to_filename(path)
+    volume = read_volume(path)
+    assert isinstance(volume.data, np.memmap)
+    assert not volume.data.flags.writeable  # the user's file cannot be changed through the volume
+    np.testing.assert_array_equal(volume.data, data)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(sitk.ReadImage(str(path))), atol=1e-4)
+
+
+def test_scaled_nifti_stays_lazy_and_scales_what_is_read(tmp_path):
+    stored = np.arange(30 * 20 * 10, dtype=np.int16).reshape(30, 20, 10)
+    img = nib.Nifti1Image(stored, _oblique_affine())
+    img.header.set_slope_inter(0.5, -1024.0)
+    path = tmp_path / "scaled.nii"
+    img.to_filename(path)
+    volume = read_volume(path)
+    assert isinstance(volume.data, ScaledProxy)
+    expected = stored * 0.5 - 1024.0
+    assert volume.data.shape == expected.shape
+    np.testing.assert_allclose(volume.data[:, :, 3], expected[:, :, 3])
+    np.testing.assert_allclose(np.asarray(volume.data), expected)
+    assert volume.data[:, :, 3].dtype == volume.data.dtype
+    np.testing.assert_allclose(np.asarray(volume.data), itk_array(sitk.ReadImage(str(path))))
+
+
+def test_units_in_metres_are_converted_like_itk(tmp_path):
+    img = nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.diag([0.001, 0.0012, 0.002, 1.0]))
+    img.header.set_xyzt_units(xyz="meter")
+    path = tmp_path / "metres.nii"
+    img.to_filename(path)
+    volume = read_volume(path)
+    np.testing.assert_allclose(volume.spacing, [1.0, 1.2, 2.0], atol=1e-6)
+    np.testing.assert_allclose(volume.affine, itk_ras_affine(sitk.ReadImage(str(path))), atol=1e-4)
+    assert "meter" in volume.warnings[0]
+
+
+def test_2d_nifti_reads_as_one_slice(tmp_path):
+    path = tmp_path / "slice.nii"
+    nib.Nifti1Image(np.ones((7, 9), np.uint8), np.diag([0.5, 0.5, 1, 1])).to_filename(path)
+    volume = read_volume(path)
+    assert volume.shape == (7, 9, 1)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    data = np.random.default_rng(0).normal(size=(12, 10, 8)).astype(np.float32)
+    original = Volume(data=data, affine=_oblique_affine(), modality="MR", source="memory")
+    for name in ("out.nii", "out.nii.gz"):
+        write_volume(original, tmp_path / name)
+        back = read_volume(tmp_path / name)
+        np.testing.assert_array_equal(np.asarray(back.data), data)
+        np.testing.assert_allclose(back.affine, original.affine, atol=1e-5)
+        np.testing.assert_allclose(itk_ras_affine(sitk.ReadImage(str(tmp_path / name))), original.affine,
+                                   atol=1e-4)
+    assert sorted(os.listdir(tmp_path)) == ["out.nii", "out.nii.gz"]  # no temporary files left
+
+
+def test_write_a_big_endian_memory_mapped_volume(tmp_path):
+    anatomical = read_volume(NIBABEL_DATA / "anatomical.nii")  # big-endian int16, memory-mapped
+    write_volume(anatomical, tmp_path / "copy.nii.gz")
+    back = read_volume(tmp_path / "copy.nii.gz")
+    np.testing.assert_allclose(back.affine, anatomical.affine, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(back.data), np.asarray(anatomical.data))
+
+
+def test_write_refuses_to_overwrite_the_source(tmp_path):
+    path = tmp_path / "mine.nii"
+    shutil.copy(NIBABEL_DATA / "anatomical.nii", path)
+    before = path.read_bytes()
+    volume = read_volume(path)
+    with pytest.raises(InputError, match="overwrite"):
+        write_volume(volume, path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["out.nrrd", "out.img", "out"])
+def test_write_refuses_other_formats(tmp_path, name):
+    volume = Volume(data=np.zeros((2, 2, 2)), affine=np.eye(4))
+    with pytest.raises(InputError, match=r"\.nii"):
+        write_volume(volume, tmp_path / name)
+
+
+def _gz_nifti(tmp_path, shape=(64, 64, 32)):
+    path = tmp_path / "full.nii.gz"
+    data = np.random.default_rng(1).integers(-1000, 2000, size=shape).astype(np.int16)
+    nib.Nifti1Image(data, np.eye(4)).to_filename(path)
+    return path
+
+
+def test_truncated_nii_gz_is_reported_at_read_time(tmp_path):
+    path = _gz_nifti(tmp_path)
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="truncated") as info:
+        read_volume(truncated)
+    assert info.value.path == str(truncated)
+
+
+def test_truncated_uncompressed_nii_is_reported(tmp_path):
+    path = tmp_path / "whole.nii"
+    nib.Nifti1Image(np.ones((32, 32, 16), np.int16), np.eye(4)).to_filename(path)
+    truncated = tmp_path / "short.nii"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(InputError, match="truncated"):
+        read_volume(truncated)
+
+
+@pytest.mark.parametrize("bad", [0.0, np.nan])
+def test_zero_or_nan_pixdim_is_refused(tmp_path, bad):
+    img = nib.Nifti1Image(np.ones((4, 5, 6), np.int16), None)
+    img.header["pixdim"][1:4] = [1.0, bad, 1.0]
+    path = tmp_path / "bad_pixdim.nii.gz"
+    img.to_filename(path)
+    with pytest.raises(InputError, match="pixdim") as info:
+        read_volume(path)
+    assert info.value.path == str(path)
+
+
+def test_singular_sform_is_refused(tmp_path):
+    affine = np.eye(4)
+    affine[:3, 2] = affine[:3, 0]  # the third axis repeats the first
+    img = nib.Nifti1Image(np.ones((4, 5, 6), np.int16), affine)
+    path = tmp_path / "singular.nii"
+    img.to_filename(path)
+    with pytest.raises(InputError, match="singular"):
+        read_volume(path)
+
+
+def test_text_file_named_nii_is_refused(tmp_path):
+    path = tmp_path / "notes.nii"
+    path.write_text("not an image at all\n" * 40)
+    with pytest.raises(InputError, match="not a readable NIfTI"):
+        read_volume(path)
+
+
+def test_gzip_of_text_named_nii_gz_is_refused(tmp_path):
+    path = tmp_path / "notes.nii.gz"
+    path.write_bytes(gzip.compress(b"plain text, no NIfTI header here\n" * 40))
+    with pytest.raises(InputError):
+        read_volume(path)

@@ -1,0 +1,38 @@
+"""main.py's CLI contract (DESIGN §4): bad input exits 2 with a message naming the file, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import main
+
+ROOT = Path(main.__file__).resolve().parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def test_every_subcommand_has_help_with_an_example():
+    for name in main.COMMANDS:
+        result = _run(name, "--help")
+        assert result.returncode == 0, (name, result.stderr)
+        assert "example" in result.stdout.lower(), name
+
+
+def test_gui_help_lists_the_subcommands():
+    result = _run("--help")
+    assert result.returncode == 0
+    for name in main.COMMANDS:
+        assert name in result.stdout
+
+
+def test_missing_file_exits_2_naming_it_without_traceback(tmp_path):
+    missing = tmp_path / "no_such_scan.nii.gz"
+    result = _run("info", str(missing))
+    assert result.returncode == 2
+    assert str(missing) in result.stderr
+    assert "Traceback" not in result.stderr
