@@ -36,7 +36,7 @@ def set_plane(viewer: napari.Viewer, plane: str) -> None:
     viewer.dims.ndisplay = 2
     if viewer.dims.ndim == 3:
         viewer.dims.order = order
-    viewer.camera.orientation = ("towards", "up", "left")
+    viewer.scene.camera.orientation = ("towards", "up", "left")
     viewer.reset_view()
 
 
