@@ -47,8 +47,9 @@ def run_command(argv: list[str]) -> int:
 def run_gui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="main.py",
-        description="Start the Tessera workbench. Subcommands: " + ", ".join(COMMANDS)
-        + " (python main.py COMMAND --help).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start the Tessera workbench.\n\nsubcommands (python main.py COMMAND --help):\n  "
+        + "\n  ".join(COMMANDS),
         epilog="example: python main.py --demo    |    python main.py scan.nii.gz ./dicom_folder",
     )
     parser.add_argument("files", nargs="*", help="volumes or cubes to open (files or DICOM folders)")

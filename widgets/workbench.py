@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import napari
+
 from app.demo import open_demo
 from app.viewer import make_viewer, open_paths
-
 from widgets.open_dock import OpenDock
+from widgets.surface_dock import SurfaceDock
 from widgets.view_dock import ViewDock
 
 # (dock class, title, area): the order here is the order on screen.
 DOCKS = [
     (OpenDock, "Open", "right"),
     (ViewDock, "View", "right"),
+    (SurfaceDock, "Surface", "right"),
 ]
 
 

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 from engines.errors import InputError
-from engines.io.itk_formats import itk_message
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _RESCALE_KEYWORDS = ("RescaleSlope", "RescaleIntercept", "RescaleType")
@@ -63,6 +61,10 @@ def _decode_with_gdcm(ds: Dataset, path: str, pydicom_error: Exception) -> np.nd
         for item in stripped.get(group_keyword, []):
             if "PixelValueTransformationSequence" in item:
                 del item.PixelValueTransformationSequence
+    import SimpleITK as sitk  # only for files pydicom cannot decode; it costs ~95 MiB of memory
+
+    from engines.io.itk_formats import itk_message
+
     try:
         with tempfile.TemporaryDirectory(prefix="tessera-dicom-") as tmp:
             copy_path = Path(tmp) / "frame.dcm"

@@ -7,7 +7,6 @@ import os
 from engines.errors import InputError
 from engines.io.dicom_file import read_dicom_file
 from engines.io.dicom_series import read_dicom_series
-from engines.io.itk_formats import read_itk_volume
 from engines.io.nifti import read_nibabel_volume
 from engines.volume import Volume
 
@@ -91,5 +90,7 @@ def read_volume(
     if kind in ("NIfTI", "MGH"):
         return read_nibabel_volume(path, kind=kind)
     if kind in ("NRRD", "MetaImage"):
+        from engines.io.itk_formats import read_itk_volume  # SimpleITK costs ~95 MiB: load it when needed
+
         return read_itk_volume(path, kind=kind)
     return read_dicom_file(path, allow_gaps=allow_gaps)

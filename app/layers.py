@@ -1,0 +1,168 @@
+"""Volume -> napari layer data tuples, placed in world millimetres (DESIGN §2).
+
+napari's world here is RAS mm with axes (0, 1, 2) = (R, A, S). napari slices a layer along its *data* axes,
+so a layer whose voxel axes are permuted or flipped relative to RAS (an LPS DICOM series, a sagittal
+acquisition) would ask for non-orthogonal slices. `canonical_view` therefore reorders and flips the voxel
+axes to the closest RAS order with array views (no copy, a memory map stays a memory map) and folds the
+inverse into the affine, so the layer's data-to-world transform is still exactly `volume.affine`. What is
+left is at most a small oblique rotation: napari applies it in 3D and in-plane in 2D, and shows the nearest
+voxel slice out of plane (it does not reslice; `obliquity_deg` says by how much).
+
+Everything here runs in a worker thread when called from `app.viewer.open_paths`: contrast limits come from
+a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the full volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from app.window_level import CT_PRESETS, dicom_window, percentile_window, to_contrast_limits
+from engines.errors import InputError
+from engines.io import VOLUME_EXTENSIONS, read_volume
+from engines.io.cubes import is_cube_path
+from engines.volume import Volume
+
+WORLD_AXIS_LABELS = ("R", "A", "S")
+WORLD_UNITS = ("mm", "mm", "mm")
+# CT without a DICOM window opens in this soft-tissue preset of app.window_level (W 400 / L 50 HU).
+CT_DEFAULT_PRESET = "abdomen"
+# Upper bound on voxels read to pick contrast limits (a 512^3 volume is read at stride 8).
+SUBSAMPLE_VOXELS = 2**18
+# Key under which a layer's metadata holds its source Volume (the one source of truth for docks).
+VOLUME_KEY = "volume"
+# Blocks in which a custom lazy array is read when it has to be reordered (64^3 float32 = 1 MiB).
+LAZY_CHUNKS = (64, 64, 64)
+
+LayerDataTuple = tuple[Any, dict, str]
+
+
+def canonical_view(volume: Volume) -> tuple[Any, np.ndarray]:
+    """Voxel data reordered to the closest RAS axis order, as a view, and the affine of that view.
+
+    Parameters
+    ----------
+    volume : Volume
+        data of shape (I, J, K) in the file's voxel order, `affine` voxel -> RAS mm.
+
+    Returns
+    -------
+    data : array-like, shape (I', J', K')
+        `volume.data` transposed/flipped (numpy views; dask stays lazy) so that data axis n points
+        mostly along world axis n, in the positive direction.
+    affine : ndarray, shape (4, 4)
+        Maps indices of `data` to RAS mm: ``affine @ idx' == volume.affine @ idx`` for the same voxel.
+    """
+    ornt = nib.orientations.io_orientation(volume.affine)
+    data = volume.data
+    if not (ornt == [[0, 1], [1, 1], [2, 1]]).all():
+        data = _supports_views(data)
+    for axis, flip in enumerate(ornt[:, 1]):
+        if flip == -1:
+            data = np.flip(data, axis=axis)
+    data = np.transpose(data, tuple(int(a) for a in np.argsort(ornt[:, 0])))
+    affine = volume.affine @ nib.orientations.inv_ornt_aff(ornt, volume.shape)
+    return data, affine
+
+
+def _supports_views(data: Any) -> Any:
+    """`data` itself if numpy can flip/transpose it lazily (ndarray, memmap, dask), else a dask wrapper.
+
+    A custom lazy array (e.g. a scaled NIfTI proxy) only offers shape/dtype/__getitem__; np.flip would read
+    it whole, dask reads the blocks a slice touches.
+    """
+    if isinstance(data, np.ndarray) or hasattr(data, "__array_function__"):
+        return data
+    import dask.array as da
+
+    return da.from_array(data, chunks=LAZY_CHUNKS, asarray=True, fancy=False)
+
+
+def obliquity_deg(affine: np.ndarray) -> float:
+    """Largest angle (degrees) between a voxel axis of `affine` and its closest world axis; 0 if aligned."""
+    return float(np.degrees(np.max(np.abs(nib.affines.obliquity(affine)))))
+
+
+def contrast_limits(volume: Volume) -> tuple[float, float]:
+    """Display range for `volume`: its DICOM window, else the soft-tissue preset for CT, else the
+    1st-99th percentile of a strided subsample (MR and anything else) of at most `SUBSAMPLE_VOXELS`."""
+    window = dicom_window(volume)
+    if window is None and volume.modality == "CT":
+        window = CT_PRESETS[CT_DEFAULT_PRESET]
+    if window is None:
+        try:
+            window = percentile_window(volume.data, 1.0, 99.0, max_samples=SUBSAMPLE_VOXELS)
+        except ValueError:  # no finite value at all: any valid range will do
+            return 0.0, 1.0
+    return to_contrast_limits(*window)
+
+
+def _placement(volume: Volume, name: str | None) -> tuple[Any, dict]:
+    data, affine = canonical_view(volume)
+    kwargs = {
+        "name": name or _default_name(volume),
+        "affine": affine,
+        "axis_labels": WORLD_AXIS_LABELS,
+        "units": WORLD_UNITS,
+        "metadata": {VOLUME_KEY: volume},
+    }
+    return data, kwargs
+
+
+def _default_name(volume: Volume) -> str:
+    source = str(volume.source).rstrip("/\\")
+    stem = source.replace("\\", "/").rsplit("/", 1)[-1] or "volume"
+    for suffix in sorted(VOLUME_EXTENSIONS, key=len, reverse=True):  # ".nii.gz" before ".gz"-less ".nii"
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True) -> LayerDataTuple:
+    """An image layer data tuple for `volume`, placed in RAS mm, with contrast limits from `contrast_limits`.
+
+    The layer's ``metadata["volume"]`` is `volume` itself; its data is `canonical_view(volume)[0]`.
+    """
+    data, kwargs = _placement(volume, name)
+    kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible)
+    return data, kwargs, "image"
+
+
+def labels_layer(volume: Volume, *, name: str | None = None, opacity: float = 0.5,
+                 visible: bool = True) -> LayerDataTuple:
+    """A labels layer data tuple for an integer label `volume` (0 = background), placed like `image_layer`.
+
+    Float label files are rounded to int32 (a copy; napari labels must be integers). Names in
+    ``volume.meta["label_names"]`` (index = label value) become the layer's "name" feature, which napari
+    shows under the cursor.
+    """
+    data, kwargs = _placement(volume, name)
+    if not np.issubdtype(np.dtype(data.dtype), np.integer):
+        data = np.rint(np.asarray(data)).astype(np.int32)
+    kwargs.update(opacity=opacity, visible=visible)
+    names = volume.meta.get("label_names")
+    if names:
+        kwargs["features"] = {"index": np.arange(len(names)), "name": list(names)}
+    return data, kwargs, "labels"
+
+
+def layer_volume(layer: Any) -> Volume | None:
+    """The Volume a layer was made from (``metadata["volume"]``), or None for other layers."""
+    volume = getattr(layer, "metadata", {}).get(VOLUME_KEY)
+    return volume if isinstance(volume, Volume) else None
+
+
+def read_layers(path: str, *, series_uid: str | None = None, as_labels: bool = False) -> list[LayerDataTuple]:
+    """Read `path` (a volume file or a DICOM folder) with `engines.io.read_volume` and return its layer.
+
+    Slow (seconds for a DICOM folder or a .nii.gz): call it in a worker thread. Raises `InputError` for bad
+    input, naming the file. Hyperspectral cubes are refused with a pointer to the Hyperspectral dock: they
+    live in pixel space with a band axis, not in this RAS-millimetre world.
+    """
+    if is_cube_path(path):
+        raise InputError("this is a hyperspectral cube, not a volume: open it in the Hyperspectral dock, "
+                         "which shows its bands, composites and spectra", path)
+    volume = read_volume(path, series_uid=series_uid)
+    return [labels_layer(volume) if as_labels else image_layer(volume)]

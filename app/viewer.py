@@ -1,0 +1,167 @@
+"""The Tessera viewer: a napari viewer set up for a RAS world in millimetres, and opening files off the GUI
+thread.
+
+`make_viewer` gives the window its title, world axis labels, a scale bar (mm, from the layers' units),
+the radiological axial plane, orientation letters on the canvas edges and a cursor readout in the status
+bar. `open_paths` reads each path with `engines.io.read_volume` in a napari `thread_worker` and adds the
+layers when the read is done; a failure becomes a notification naming the file, and the viewer stays usable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+
+import napari
+import numpy as np
+from napari.layers import Layer
+from napari.qt.threading import create_worker
+from superqt.utils import WorkerBase
+
+from app import settings
+from app.cursor import CursorReadout
+from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, read_layers
+from app.notify import notify_failure
+from app.orientation import OrientationLetters, camera
+from app.planes import set_plane
+
+log = logging.getLogger("tessera")
+
+TITLE = "Tessera"
+
+
+def make_viewer(show: bool = True) -> napari.Viewer:
+    """A new napari viewer set up by `configure_viewer`."""
+    viewer = napari.Viewer(title=TITLE, show=show)
+    configure_viewer(viewer)
+    return viewer
+
+
+def configure_viewer(viewer: napari.Viewer) -> None:
+    """Set up an existing viewer for a 3D RAS-mm world: axis labels, scale bar, axial plane, orientation
+    letters, cursor readout, and "a layer made visible is brought into the slice"."""
+    # Oblique volumes keep their residual rotation in the affine (app.layers): napari then shows the nearest
+    # voxel slice and warns on every slice; the Open dock reports the obliquity once instead.
+    warnings.filterwarnings("ignore", message="Non-orthogonal slicing", category=UserWarning)
+    viewer.title = TITLE
+    viewer.dims.ndim = 3
+    viewer.dims.axis_labels = WORLD_AXIS_LABELS
+    scale_bar(viewer).visible = True
+    set_plane(viewer, "axial")
+    # Both are parented to Qt widgets of the window, which keep them (and their napari connections) alive.
+    OrientationLetters(viewer)
+    CursorReadout(viewer)
+    _follow_visibility(viewer)
+
+
+def scale_bar(viewer: napari.components.ViewerModel) -> object:
+    """The viewer's scale bar overlay (napari >= 0.9 keeps it on `viewer.canvas.overlays`)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
+
+
+def _follow_visibility(viewer: napari.components.ViewerModel) -> None:
+    def on_visible(event: object) -> None:
+        if event.source.visible:
+            bring_into_view(viewer, event.source)
+
+    def on_inserted(event: object) -> None:
+        event.value.events.visible.connect(on_visible)
+
+    for layer in viewer.layers:
+        layer.events.visible.connect(on_visible)
+    viewer.layers.events.inserted.connect(on_inserted)
+
+
+def bring_into_view(viewer: napari.components.ViewerModel, layer: Layer) -> bool:
+    """If the current slice misses `layer`, move the sliders to its centre and centre the camera on it.
+
+    Volumes in one RAS world can lie far apart (the demo's CT slice is below the MNI brain); without this,
+    making such a layer visible would show nothing. Returns True if the view moved.
+    """
+    if layer.ndim != viewer.dims.ndim:
+        return False
+    point = np.asarray(viewer.dims.point, dtype=float)
+    data_point = np.asarray(layer.world_to_data(point))
+    low, high = layer.extent.data  # first and last voxel centres along each data axis
+    hidden = list(viewer.dims.not_displayed)
+    # data axis == world axis for layers from app.layers (canonical_view puts voxel axes in RAS order)
+    inside = all(low[a] - 0.5 <= data_point[a] <= high[a] + 0.5 for a in hidden)
+    if inside:
+        return False
+    centre = layer.extent.world.mean(axis=0)
+    for axis in hidden:
+        viewer.dims.set_point(axis, float(centre[axis]))
+    cam = camera(viewer)
+    cam.center = tuple(float(centre[a]) for a in viewer.dims.displayed)
+    return True
+
+
+def add_layers(viewer: napari.components.ViewerModel,
+               layers: Sequence[Layer | LayerDataTuple]) -> list[Layer]:
+    """Add layers (or layer data tuples, made into layers here) to `viewer` in the GUI thread."""
+    return [viewer.add_layer(layer if isinstance(layer, Layer) else Layer.create(*layer)) for layer in layers]
+
+
+def make_layers(tuples: Sequence[LayerDataTuple]) -> list[Layer]:
+    """Layer objects from data tuples; called in the worker so the GUI thread only inserts them."""
+    return [Layer.create(*layer) for layer in tuples]
+
+
+def _read(path: str, series_uid: str | None, as_labels: bool) -> list[Layer]:
+    return make_layers(read_layers(path, series_uid=series_uid, as_labels=as_labels))
+
+
+def open_paths(viewer: napari.components.ViewerModel, paths: Sequence[str | os.PathLike], *,
+               series_uid: str | None = None, as_labels: bool = False,
+               on_done: Callable[[str, list[Layer] | None], None] | None = None) -> list[WorkerBase]:
+    """Read each path (file or DICOM folder) in a worker thread and add its layer when ready.
+
+    Parameters
+    ----------
+    viewer : napari viewer
+    paths : files or folders, as the user gave them
+    series_uid : which DICOM series of a folder (default: the largest)
+    as_labels : add a labels layer (a segmentation) instead of an image
+    on_done : called in the GUI thread with (path, new layers), or (path, None) after a failure
+
+    Returns
+    -------
+    The started workers, one per path (tests wait on their `finished` signal).
+    A failure (an `InputError` or anything else) is shown as a notification naming the file; no exception
+    reaches the caller. A successful open is added to the recent-files list.
+    """
+    workers = []
+    for path in paths:
+        path = os.fspath(path)
+        worker = create_worker(_read, path, series_uid, as_labels, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda layers, path=path: _opened(viewer, path, layers, on_done))
+        worker.errored.connect(lambda exc, path=path: _failed(path, exc, on_done))
+        worker.start()
+        workers.append(worker)
+    return workers
+
+
+def _opened(viewer: napari.components.ViewerModel, path: str, new_layers: list[Layer],
+            on_done: Callable | None) -> None:
+    try:
+        layers = add_layers(viewer, new_layers)
+        if layers:
+            bring_into_view(viewer, layers[0])
+    except Exception as exc:  # napari refusing the data must not escape into the event loop
+        _failed(path, exc, on_done)
+        return
+    try:
+        settings.add_recent(path)
+    except OSError as exc:  # an unwritable config folder costs the recent list, not the open
+        log.warning("could not record %s in recent files: %s", path, exc)
+    if on_done is not None:
+        on_done(path, layers)
+
+
+def _failed(path: str, exc: BaseException, on_done: Callable | None) -> None:
+    notify_failure(exc, path)
+    if on_done is not None:
+        on_done(path, None)

@@ -1,0 +1,169 @@
+"""Volume -> layer adapters: world placement in RAS mm, views not copies, contrast limits (no Qt)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from napari.layers import Layer
+from scipy.spatial.transform import Rotation
+
+from app.layers import (
+    CT_DEFAULT_PRESET,
+    LAZY_CHUNKS,
+    SUBSAMPLE_VOXELS,
+    canonical_view,
+    contrast_limits,
+    image_layer,
+    labels_layer,
+    layer_volume,
+    obliquity_deg,
+)
+from app.window_level import CT_PRESETS
+from engines.volume import Volume
+
+# Voxel axis -> world axis permutations with signs: (a sagittal LPS series, a coronal LAS one, ...).
+PERMUTATIONS = [
+    np.eye(3),
+    np.diag([-1.0, -1.0, 1.0]),  # LPS (DICOM axial)
+    np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], dtype=float),  # i->A, j->-S, k->-R
+    np.array([[0, 1, 0], [0, 0, -1], [-1, 0, 0]], dtype=float),
+]
+TILTS_DEG = [(0, 0, 0), (12, -7, 20)]  # axis-aligned, and oblique
+
+
+def _affine(perm: np.ndarray, tilt_deg: tuple[float, float, float], spacing=(0.8, 1.3, 2.5),
+            origin=(10.0, -20.0, 30.0)) -> np.ndarray:
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", tilt_deg, degrees=True).as_matrix() @ perm @ np.diag(spacing)
+    affine[:3, 3] = origin
+    return affine
+
+
+def _volume(perm, tilt, shape=(7, 9, 11), modality="MR") -> Volume:
+    data = np.random.default_rng(0).integers(-1000, 1000, shape).astype(np.int16)
+    return Volume(data, _affine(perm, tilt), modality=modality)
+
+
+def _voxels(shape):
+    corners = itertools.product(*[(0, n - 1) for n in shape])
+    return [*corners, tuple(n // 2 for n in shape), (1, 2, 3)]
+
+
+@pytest.mark.parametrize(("perm", "tilt"), list(itertools.product(PERMUTATIONS, TILTS_DEG)))
+def test_layer_places_every_voxel_where_the_volume_affine_says(perm, tilt):
+    volume = _volume(perm, tilt)
+    layer = Layer.create(*image_layer(volume))
+    for index in _voxels(volume.shape):
+        world = (volume.affine @ [*index, 1.0])[:3]
+        data_index = np.asarray(layer.world_to_data(world))
+        np.testing.assert_allclose(data_index, np.rint(data_index), atol=1e-6)  # lands on a voxel centre
+        assert layer.data[tuple(np.rint(data_index).astype(int))] == volume.data[index]
+        np.testing.assert_allclose(layer.data_to_world(np.rint(data_index)), world, atol=1e-6)
+
+
+@pytest.mark.parametrize(("perm", "tilt"), list(itertools.product(PERMUTATIONS, TILTS_DEG)))
+def test_canonical_view_is_a_view_in_closest_ras_order(perm, tilt):
+    volume = _volume(perm, tilt)
+    data, affine = canonical_view(volume)
+    assert np.shares_memory(data, volume.data)
+    # each data axis now points mostly along the same world axis, positively
+    linear = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    assert (np.argmax(np.abs(linear), axis=0) == [0, 1, 2]).all()
+    assert (np.diag(linear) > 0).all()
+    assert obliquity_deg(affine) == pytest.approx(obliquity_deg(volume.affine))
+    assert (obliquity_deg(affine) > 1) == any(tilt)
+
+
+def test_labels_from_the_same_volume_overlay_the_image_exactly():
+    affine = _affine(PERMUTATIONS[2], TILTS_DEG[1])
+    image = Volume(np.random.default_rng(1).normal(size=(6, 8, 10)).astype(np.float32), affine, modality="MR")
+    labels = Volume((image.data > 0).astype(np.uint8), affine, meta={"label_names": ["background", "fg"]})
+    image_l, labels_l = Layer.create(*image_layer(image)), Layer.create(*labels_layer(labels))
+    for index in _voxels(image.shape):
+        world = (affine @ [*index, 1.0])[:3]
+        np.testing.assert_allclose(image_l.world_to_data(world), labels_l.world_to_data(world), atol=1e-9)
+        at = tuple(np.rint(labels_l.world_to_data(world)).astype(int))
+        assert labels_l.data[at] == (image_l.data[at] > 0)
+    assert list(labels_l.features["name"]) == ["background", "fg"]
+
+
+def test_layers_keep_their_volume_and_world_units():
+    volume = _volume(PERMUTATIONS[1], TILTS_DEG[0])
+    layer = Layer.create(*image_layer(volume, name="scan"))
+    assert layer_volume(layer) is volume
+    assert layer.name == "scan"
+    assert tuple(layer.axis_labels) == ("R", "A", "S")
+    assert all(str(u) == "millimeter" for u in layer.units)
+
+
+def test_float_labels_become_integers():
+    volume = Volume(np.array([[[0.0, 1.0], [2.0, 2.9999]]], dtype=np.float32), np.eye(4))
+    data, _, kind = labels_layer(volume)
+    assert kind == "labels"
+    assert np.issubdtype(data.dtype, np.integer)
+    np.testing.assert_array_equal(data, [[[0, 1], [2, 3]]])
+
+
+def test_contrast_limits_ct_uses_the_dicom_window_else_soft_tissue():
+    data = np.full((4, 4, 4), 3000, dtype=np.int16)
+    assert contrast_limits(Volume(data, np.eye(4), modality="CT", window=(40.0, 400.0))) == (-160.0, 240.0)
+    assert CT_PRESETS[CT_DEFAULT_PRESET] == (400.0, 50.0)  # soft tissue: W 400 / L 50 HU
+    assert contrast_limits(Volume(data, np.eye(4), modality="CT")) == (-150.0, 250.0)
+
+
+def test_contrast_limits_mr_are_the_1st_and_99th_percentiles():
+    data = np.random.default_rng(2).gamma(2.0, 100.0, size=(30, 40, 50)).astype(np.float32)
+    assert data.size <= SUBSAMPLE_VOXELS  # small enough to be read whole: compare with numpy exactly
+    expected = np.percentile(data.astype(np.float64), [1, 99])
+    np.testing.assert_allclose(contrast_limits(Volume(data, np.eye(4), modality="MR")), expected)
+
+
+def test_contrast_limits_of_a_constant_image_are_a_valid_range():
+    low, high = contrast_limits(Volume(np.zeros((3, 3, 3), np.uint8), np.eye(4)))
+    assert high > low
+
+
+def test_contrast_limits_read_a_subsample_not_the_volume():
+    class CountingArray:
+        """An array-like that records how many voxels were read."""
+
+        def __init__(self, array):
+            self.array, self.shape, self.dtype, self.ndim, self.read = array, array.shape, array.dtype, 3, 0
+
+        def __getitem__(self, key):
+            out = self.array[key]
+            self.read += np.size(out)
+            return out
+
+    big = CountingArray(np.broadcast_to(np.arange(512, dtype=np.int16), (512, 512, 512)))
+    contrast_limits(Volume(big, np.eye(4), modality="MR"))
+    assert 0 < big.read <= SUBSAMPLE_VOXELS
+
+
+def test_a_lazy_array_that_must_be_reordered_stays_lazy():
+    class LazyArray:
+        """shape/dtype/ndim/__getitem__ only, like engines.io's scaled NIfTI proxy; refuses a full read."""
+
+        def __init__(self, array):
+            self.array, self.shape, self.dtype, self.ndim, self.read = array, array.shape, array.dtype, 3, 0
+
+        def __getitem__(self, key):
+            out = self.array[key]
+            self.read += np.size(out)
+            return out
+
+        def __array__(self, dtype=None, copy=None):
+            raise AssertionError("the whole array was read")
+
+    source = np.random.default_rng(3).normal(size=(192, 128, 128)).astype(np.float32)
+    lazy = LazyArray(source)
+    volume = Volume(lazy, _affine(PERMUTATIONS[2], TILTS_DEG[0]), modality="MR")
+    layer = Layer.create(*image_layer(volume))
+    lazy.read = 0
+    index = (5, 6, 7)
+    world = (volume.affine @ [*index, 1.0])[:3]
+    at = tuple(np.rint(layer.world_to_data(world)).astype(int))
+    assert np.asarray(layer.data[at]) == source[index]
+    assert lazy.read <= np.prod(LAZY_CHUNKS)  # one block, not the volume

@@ -1,0 +1,108 @@
+"""The npe2 manifest, reader and sample-data hooks that plain `napari` uses."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from napari.layers import Layer
+from npe2 import PluginManager, PluginManifest
+
+import app
+from app import plugin
+from app.demo import T1_NAME, TISSUE_NAME
+from engines.datasets.pydicom_samples import CT_SMALL_NAME
+from engines.io import VOLUME_EXTENSIONS
+from tests.engines.io.dicom_factory import SeriesSpec, write_series
+from widgets.workbench import DOCKS
+
+MANIFEST = Path(app.__file__).with_name("napari.yaml")
+
+
+def _nifti(path: Path) -> np.ndarray:
+    data = np.random.default_rng(0).integers(0, 500, (6, 7, 8)).astype(np.int16)
+    affine = np.array([[-1.5, 0, 0, 20.0], [0, 1.5, 0, -10.0], [0, 0, 2.0, 5.0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return affine
+
+
+def test_manifest_is_valid_and_every_command_imports():
+    manifest = PluginManifest.from_file(MANIFEST)
+    assert manifest.name == "tessera"
+    for command in manifest.contributions.commands:
+        module, attr = command.python_name.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), command.python_name
+    widgets = {w.display_name for w in manifest.contributions.widgets}
+    assert {title for _, title, _ in DOCKS} == widgets  # the workbench's docks, no more, no fewer
+
+
+def test_manifest_reader_patterns_are_the_readers_extensions():
+    (reader,) = PluginManifest.from_file(MANIFEST).contributions.readers
+    assert {p.removeprefix("*") for p in reader.filename_patterns} == set(VOLUME_EXTENSIONS)
+    assert reader.accepts_directories
+
+
+def test_installed_napari_sees_the_plugin():
+    pm = PluginManager.instance()
+    pm.discover()
+    assert "tessera" in {m.name for m in pm.iter_manifests()}, "run `pip install -e .` first"
+
+
+def test_get_reader_accepts_volumes_and_dicom_folders_only(tmp_path):
+    nii = tmp_path / "scan.nii.gz"
+    _nifti(nii)
+    dicom = tmp_path / "series"
+    write_series(dicom, SeriesSpec(values=np.zeros((4, 5, 3))), prefix="")  # files without an extension
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    assert plugin.get_reader(str(nii)) is plugin.read_volumes
+    assert plugin.get_reader(str(dicom)) is plugin.read_volumes
+    assert plugin.get_reader([str(nii), str(dicom)]) is plugin.read_volumes
+    assert plugin.get_reader(str(tmp_path / "notes.txt")) is None
+    assert plugin.get_reader(str(tmp_path / "empty")) is None
+    assert plugin.get_reader([str(nii), str(tmp_path / "notes.txt")]) is None
+
+
+def test_reader_places_the_volume_in_world_mm(tmp_path):
+    nii = tmp_path / "scan.nii"
+    affine = _nifti(nii)
+    (layer_data,) = plugin.read_volumes(str(nii))
+    layer = Layer.create(*layer_data)
+    assert layer.name == "scan"
+    world = (affine @ [1, 2, 3, 1.0])[:3]
+    at = tuple(np.rint(layer.world_to_data(world)).astype(int))
+    assert layer.data[at] == np.asarray(nib.load(nii).dataobj)[1, 2, 3]
+
+
+def test_sample_data_hooks():
+    t1, tissue = plugin.mni152_sample()
+    assert (t1[1]["name"], t1[2]) == (T1_NAME, "image")
+    assert (tissue[1]["name"], tissue[2]) == (TISSUE_NAME, "labels")
+    assert t1[0].shape == tissue[0].shape == (197, 233, 189)
+    np.testing.assert_allclose(t1[1]["affine"], tissue[1]["affine"])
+    (ct,) = plugin.ct_small_sample()
+    assert ct[1]["name"] == CT_SMALL_NAME
+    volume = ct[1]["metadata"]["volume"]
+    assert volume.modality == "CT" and volume.shape == (128, 128, 1)
+    # rescale intercept -1024 applied: air outside the body is about -1000 HU
+    assert -1100 < float(np.min(volume.data)) < -800
+
+
+@pytest.mark.qt
+def test_plain_napari_opens_a_volume_through_the_plugin(make_napari_viewer, tmp_path):
+    nii = tmp_path / "scan.nii.gz"
+    affine = _nifti(nii)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(nii), plugin="tessera")
+    np.testing.assert_allclose(layer.data_to_world([0, 0, 0]), (affine @ [5, 0, 0, 1.0])[:3])  # R flipped
+
+
+@pytest.mark.qt
+@pytest.mark.parametrize("title", [title for _, title, _ in DOCKS])
+def test_plain_napari_adds_each_dock_from_the_plugins_menu(make_napari_viewer, title):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("tessera", title)
+    assert type(widget) in {cls for cls, _, _ in DOCKS}

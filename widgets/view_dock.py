@@ -1,0 +1,394 @@
+"""The "View" dock: plane buttons, window/level presets and values, label opacity, segment statistics.
+
+Thin: planes come from `app.planes`, windows from `app.window_level`, statistics from `engines.segments`
+(run in a napari `thread_worker`, so a 197x233x189 volume never blocks the GUI).
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from napari.layers import Image, Labels, Layer
+from napari.qt.threading import create_worker
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.layers import SUBSAMPLE_VOXELS, layer_volume
+from app.notify import notify_failure, notify_warning
+from app.planes import current_plane, set_plane
+from app.window_level import (
+    CT_PRESETS,
+    dicom_window,
+    from_contrast_limits,
+    install_window_level_drag,
+    percentile_window,
+    set_window_level,
+    target_image_layer,
+)
+from engines.segments import SegmentStats, segment_statistics
+
+# (button text, app.planes plane name), left to right.
+PLANE_BUTTONS = (("Axial", "axial"), ("Coronal", "coronal"), ("Sagittal", "sagittal"), ("3D", "3d"))
+STATS_COLUMNS = ("Label", "Name", "Voxels", "Volume (mL)", "Mean ± SD")
+# Voxel grids of an image and a labels layer match when their affines agree to this (mm).
+GRID_TOLERANCE_MM = 1e-4
+
+
+def layer_affine(layer: Layer) -> np.ndarray:
+    """The (ndim+1)² matrix from `layer`'s data indices to world mm (affine, scale, rotate... together)."""
+    ndim = layer.ndim
+    origin = np.asarray(layer.data_to_world(np.zeros(ndim)), dtype=np.float64)
+    affine = np.eye(ndim + 1)
+    for axis, unit in enumerate(np.eye(ndim)):
+        affine[:ndim, axis] = np.asarray(layer.data_to_world(unit), dtype=np.float64) - origin
+    affine[:ndim, ndim] = origin
+    return affine
+
+
+def full_resolution(layer: Layer):
+    """The layer's full-resolution array (level 0 of a multiscale layer)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def label_names(layer: Labels) -> list[str] | dict[int, str] | None:
+    """Label names of `layer`: ``metadata["label_names"]``, its Volume's, or its "index"/"name" features."""
+    names = layer.metadata.get("label_names")
+    volume = layer_volume(layer)
+    if names is None and volume is not None:
+        names = volume.meta.get("label_names")
+    if names is None and {"index", "name"} <= set(layer.features.columns):
+        features = layer.features
+        names = dict(zip(features["index"].astype(int), features["name"].astype(str), strict=True))
+    return names
+
+
+class LayerChoice(QComboBox):
+    """A combo box of the viewer's layers of one type (top-most first), kept in step with the layer list.
+
+    Selecting a layer of that type in the layer list chooses it here too. `layer_changed` is emitted
+    whenever the chosen layer changes: by the user, by the selection, or because layers came and went.
+    """
+
+    layer_changed = Signal()
+
+    def __init__(self, viewer: napari.Viewer, layer_type: type[Layer], *, none_text: str | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._viewer, self._type, self._none_text = viewer, layer_type, none_text
+        self._current: Layer | None = None
+        for emitter in (viewer.layers.events.inserted, viewer.layers.events.removed,
+                        viewer.layers.events.moved):
+            emitter.connect(self.refresh)
+        viewer.layers.selection.events.active.connect(self._follow_selection)
+        self.currentIndexChanged.connect(self._picked)
+        self.refresh()
+        self._follow_selection()
+
+    def layer(self) -> Layer | None:
+        """The chosen layer, or None."""
+        return self._current
+
+    def set_layer(self, layer: Layer | None) -> None:
+        """Choose `layer` (which must be listed) or, with a `none_text`, None."""
+        for index in range(self.count()):
+            if self.itemData(index) is layer:
+                self.setCurrentIndex(index)
+                return
+        raise ValueError(f"{layer!r} is not a choice")
+
+    def refresh(self, event: object = None) -> None:
+        layers = [layer for layer in reversed(self._viewer.layers) if isinstance(layer, self._type)]
+        keep = self._current if self._current in layers else (layers[0] if layers else None)
+        self.blockSignals(True)
+        self.clear()
+        if self._none_text is not None:
+            self.addItem(self._none_text, None)
+        for layer in layers:
+            layer.events.name.connect(self.refresh)
+            self.addItem(layer.name, layer)
+        self.setCurrentIndex(next(i for i in range(self.count()) if self.itemData(i) is keep)
+                             if keep is not None else 0)
+        self.blockSignals(False)
+        self._picked()
+
+    def _follow_selection(self, event: object = None) -> None:
+        active = self._viewer.layers.selection.active
+        if isinstance(active, self._type) and active is not self._current and active in self._viewer.layers:
+            self.refresh()  # the selection event may come before the layer list's "inserted"
+            self.set_layer(active)
+
+    def _picked(self, index: int = -1) -> None:
+        chosen = self.currentData() if self.count() else None
+        if chosen is not self._current:
+            self._current = chosen
+            self.layer_changed.emit()
+
+
+class ViewDock(QWidget):
+    """Planes, window/level, label opacity and segment statistics for a napari viewer in RAS mm."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.stats_worker = None  # the latest statistics job (tests wait on it)
+        self._image: Image | None = None  # the image whose window the W/L controls show
+        self._labels: Labels | None = None  # the labels layer whose opacity the slider shows
+        install_window_level_drag(viewer)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._plane_box())
+        layout.addWidget(self._window_box())
+        layout.addWidget(self._labels_box(), stretch=1)
+
+        viewer.dims.events.order.connect(self._show_plane)
+        viewer.dims.events.ndisplay.connect(self._show_plane)
+        for emitter in (viewer.layers.selection.events.active, viewer.layers.events.inserted,
+                        viewer.layers.events.removed, viewer.layers.events.moved):
+            emitter.connect(self._follow_image)
+        self._show_plane()
+        self._follow_image()
+        self._follow_labels()
+
+    # -- planes ----------------------------------------------------------------------------------------
+
+    def _plane_box(self) -> QGroupBox:
+        box = QGroupBox("Plane")
+        row = QHBoxLayout(box)
+        self.plane_group = QButtonGroup(self)
+        self.plane_buttons: dict[str, QPushButton] = {}
+        for text, plane in PLANE_BUTTONS:
+            button = QPushButton(text)
+            button.setCheckable(True)
+            button.clicked.connect(lambda _checked=False, p=plane: set_plane(self.viewer, p))
+            self.plane_group.addButton(button)
+            self.plane_buttons[plane] = button
+            row.addWidget(button)
+        return box
+
+    def _show_plane(self, event: object = None) -> None:
+        plane = current_plane(self.viewer)
+        self.plane_group.setExclusive(False)  # "other" (a free dims order) checks no button
+        for name, button in self.plane_buttons.items():
+            button.setChecked(name == plane)
+        self.plane_group.setExclusive(True)
+
+    # -- window / level --------------------------------------------------------------------------------
+
+    def _window_box(self) -> QGroupBox:
+        box = QGroupBox("Window / level")
+        layout = QVBoxLayout(box)
+        self.image_label = QLabel("No image")
+        layout.addWidget(self.image_label)
+
+        self.width_spin = QDoubleSpinBox()
+        self.level_spin = QDoubleSpinBox()
+        for spin in (self.width_spin, self.level_spin):
+            spin.setDecimals(3)
+            spin.setRange(-1e9, 1e9)
+            spin.setKeyboardTracking(False)
+            spin.valueChanged.connect(self._window_edited)
+        self.width_spin.setMinimum(1e-3)
+        values = QFormLayout()
+        values.addRow("Width", self.width_spin)
+        values.addRow("Level", self.level_spin)
+        layout.addLayout(values)
+
+        grid = QGridLayout()
+        self.preset_buttons: dict[str, QPushButton] = {}
+        for n, (name, (width, level)) in enumerate(CT_PRESETS.items()):
+            button = QPushButton(name.capitalize())
+            button.setToolTip(f"CT {name}: width {width:g} / level {level:g} HU")
+            button.clicked.connect(lambda _checked=False, w=width, lv=level: self.apply_window(w, lv))
+            grid.addWidget(button, n // 4, n % 4)
+            self.preset_buttons[name] = button
+        layout.addLayout(grid)
+
+        row = QHBoxLayout()
+        self.dicom_button = QPushButton("DICOM window")
+        self.dicom_button.setToolTip("The window stored in the DICOM file")
+        self.dicom_button.clicked.connect(self.apply_dicom_window)
+        self.percentile_button = QPushButton("1st–99th percentile")
+        self.percentile_button.setToolTip("From a subsample of the image (MR and other uncalibrated data)")
+        self.percentile_button.clicked.connect(self.apply_percentile_window)
+        row.addWidget(self.dicom_button)
+        row.addWidget(self.percentile_button)
+        layout.addLayout(row)
+        hint = QLabel("Right-drag on the image: left/right = width, up/down = level")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        return box
+
+    def apply_window(self, width: float, level: float) -> None:
+        """Set the window of the image the W/L controls show."""
+        if self._image is not None:
+            set_window_level(self._image, width, level)
+
+    def apply_dicom_window(self) -> None:
+        """Use the window stored in the image's DICOM file."""
+        window = dicom_window(layer_volume(self._image)) if self._image is not None else None
+        if window is not None:
+            self.apply_window(*window)
+
+    def apply_percentile_window(self) -> None:
+        """Window the image from its 1st to its 99th percentile (strided subsample, as on opening)."""
+        if self._image is None:
+            return
+        try:
+            window = percentile_window(full_resolution(self._image), 1.0, 99.0, max_samples=SUBSAMPLE_VOXELS)
+        except ValueError as exc:  # no finite value in the image
+            notify_failure(exc)
+            return
+        self.apply_window(*window)
+
+    def _follow_image(self, event: object = None) -> None:
+        layer = target_image_layer(self.viewer)
+        if layer is not self._image:
+            if self._image is not None:
+                self._image.events.contrast_limits.disconnect(self._show_window)
+            self._image = layer
+            if layer is not None:
+                layer.events.contrast_limits.connect(self._show_window)
+        volume = layer_volume(layer) if layer is not None else None
+        modality = volume.modality if volume is not None else None
+        if layer is None:
+            self.image_label.setText("No image")
+        else:
+            self.image_label.setText(f"Image: {layer.name}" + (f" ({modality})" if modality else ""))
+        for button in self.preset_buttons.values():  # HU presets mean nothing for MR
+            button.setEnabled(layer is not None and modality in (None, "CT"))
+        self.dicom_button.setEnabled(dicom_window(volume) is not None)
+        self.percentile_button.setEnabled(layer is not None)
+        self.width_spin.setEnabled(layer is not None)
+        self.level_spin.setEnabled(layer is not None)
+        self._show_window()
+
+    def _show_window(self, event: object = None) -> None:
+        if self._image is None:
+            return
+        width, level = from_contrast_limits(self._image.contrast_limits)
+        low, high = self._image.contrast_limits_range
+        step = 10.0 ** np.floor(np.log10(max(high - low, 1e-3) / 200))  # ~200 clicks across the data
+        for spin, value in ((self.width_spin, width), (self.level_spin, level)):
+            spin.blockSignals(True)
+            spin.setSingleStep(step)
+            spin.setValue(value)
+            spin.blockSignals(False)
+
+    def _window_edited(self, value: float = 0.0) -> None:
+        self.apply_window(self.width_spin.value(), self.level_spin.value())
+
+    # -- labels: opacity and statistics ----------------------------------------------------------------
+
+    def _labels_box(self) -> QGroupBox:
+        box = QGroupBox("Labels")
+        layout = QVBoxLayout(box)
+        form = QFormLayout()
+        self.labels_choice = LayerChoice(self.viewer, Labels)
+        self.labels_choice.layer_changed.connect(self._follow_labels)
+        form.addRow("Labels", self.labels_choice)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.valueChanged.connect(self._opacity_edited)
+        form.addRow("Opacity", self.opacity_slider)
+        self.stats_image_choice = LayerChoice(self.viewer, Image, none_text="(no image)")
+        form.addRow("Image", self.stats_image_choice)
+        layout.addLayout(form)
+
+        row = QHBoxLayout()
+        self.stats_button = QPushButton("Segment statistics")
+        self.stats_button.setToolTip("Voxels, volume and image mean ± SD inside each label")
+        self.stats_button.clicked.connect(self.compute_statistics)
+        self.stats_status = QLabel("")
+        row.addWidget(self.stats_button)
+        row.addWidget(self.stats_status, stretch=1)
+        layout.addLayout(row)
+
+        self.stats_table = QTableWidget(0, len(STATS_COLUMNS))
+        self.stats_table.setHorizontalHeaderLabels(STATS_COLUMNS)
+        self.stats_table.verticalHeader().setVisible(False)
+        self.stats_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.stats_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        layout.addWidget(self.stats_table, stretch=1)
+        return box
+
+    def _follow_labels(self) -> None:
+        layer = self.labels_choice.layer()
+        if self._labels is not None:
+            self._labels.events.opacity.disconnect(self._show_opacity)
+        self._labels = layer
+        if layer is not None:
+            layer.events.opacity.connect(self._show_opacity)
+        self.opacity_slider.setEnabled(layer is not None)
+        self.stats_button.setEnabled(layer is not None)
+        self._show_opacity()
+
+    def _show_opacity(self, event: object = None) -> None:
+        if self._labels is not None:
+            self.opacity_slider.blockSignals(True)
+            self.opacity_slider.setValue(round(self._labels.opacity * 100))
+            self.opacity_slider.blockSignals(False)
+
+    def _opacity_edited(self, value: int) -> None:
+        if self._labels is not None:
+            self._labels.opacity = value / 100
+
+    def compute_statistics(self) -> None:
+        """Start the statistics of the chosen labels (and image) in a worker; the table fills on return."""
+        labels = self.labels_choice.layer()
+        if labels is None:
+            notify_warning("Choose a labels layer for the statistics first.")
+            return
+        image = self.stats_image_choice.layer()
+        affine = layer_affine(labels)
+        labels_data = full_resolution(labels)
+        image_data = None
+        if image is not None:
+            image_data = full_resolution(image)
+            if (tuple(image_data.shape) != tuple(labels_data.shape)
+                    or not np.allclose(layer_affine(image), affine, atol=GRID_TOLERANCE_MM)):
+                notify_warning(f"'{image.name}' and '{labels.name}' are not on the same voxel grid; "
+                               "choose the image the labels were drawn on, or no image.")
+                return
+        worker = create_worker(segment_statistics, labels_data, image_data, affine=affine,
+                               names=label_names(labels), _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda stats: self._show_statistics(worker, stats))
+        worker.errored.connect(lambda exc: self._statistics_failed(worker, exc))
+        self.stats_worker = worker
+        self.stats_status.setText(f"Computing statistics of '{labels.name}'…")
+        worker.start()
+
+    def _show_statistics(self, worker: object, stats: list[SegmentStats]) -> None:
+        if worker is not self.stats_worker:  # a newer request superseded this one
+            return
+        self.stats_status.setText(f"{len(stats)} labels")
+        self.stats_table.setRowCount(len(stats))
+        for row, s in enumerate(stats):
+            mean_sd = "" if s.mean is None else f"{s.mean:.4g} ± {s.sd:.4g}"
+            cells = (str(s.label), s.name or "", f"{s.voxels:,}", f"{s.volume_ml:.4g}", mean_sd)
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column != 1:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.stats_table.setItem(row, column, item)
+
+    def _statistics_failed(self, worker: object, exc: BaseException) -> None:
+        if worker is self.stats_worker:
+            self.stats_status.setText("")
+            notify_failure(exc)
