@@ -12,8 +12,10 @@ from engines.errors import InputError
 log = logging.getLogger("tessera")
 
 
-def failure_message(exc: BaseException, path: str | os.PathLike | None = None) -> str:
-    """One line naming the file and the problem: "Could not open PATH: PROBLEM".
+def failure_message(
+    exc: BaseException, path: str | os.PathLike | None = None, *, action: str = "open"
+) -> str:
+    """One line naming the file and the problem: "Could not ACTION PATH: PROBLEM".
 
     An `InputError` already says what is wrong with the input; any other exception is a failure we did
     not foresee, so its type is kept to help a bug report.
@@ -24,12 +26,12 @@ def failure_message(exc: BaseException, path: str | os.PathLike | None = None) -
     else:
         where = None if path is None else str(path)
         problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return f"Could not open {where}: {problem}" if where else problem
+    return f"Could not {action} {where}: {problem}" if where else problem
 
 
-def notify_failure(exc: BaseException, path: str | os.PathLike | None = None) -> str:
+def notify_failure(exc: BaseException, path: str | os.PathLike | None = None, *, action: str = "open") -> str:
     """Show `failure_message` as an error notification (and log it with the traceback); return it."""
-    message = failure_message(exc, path)
+    message = failure_message(exc, path, action=action)
     log.error(message, exc_info=None if isinstance(exc, InputError) else exc)
     show_error(message)
     return message

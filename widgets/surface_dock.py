@@ -12,7 +12,6 @@ from pathlib import Path
 import napari
 from napari.layers import Labels, Surface
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
@@ -156,7 +155,7 @@ class SurfaceDock(QWidget):
             mesh = Mesh(vertices=layer.vertices, faces=layer.faces, values=layer.vertex_values)
         worker = create_worker(write_mesh, mesh, path, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda written: self._exported(worker, written))
-        worker.errored.connect(lambda exc: self._export_failed(worker, exc))
+        worker.errored.connect(lambda exc: self._export_failed(worker, path, exc))
         self._busy(worker, f"Writing {path}…")
 
     def _exported(self, worker: object, path: Path) -> None:
@@ -164,10 +163,10 @@ class SurfaceDock(QWidget):
             self._busy(None, f"Saved {path}")
             notify_info(f"Surface saved to {path}")
 
-    def _export_failed(self, worker: object, exc: BaseException) -> None:
+    def _export_failed(self, worker: object, path: Path, exc: BaseException) -> None:
         if worker is self.worker:
             self._busy(None, "")
-            show_error(f"Could not export the surface: {exc}")
+            notify_failure(exc, path, action="export the surface to")
 
     # -- state -----------------------------------------------------------------------------------------
 
