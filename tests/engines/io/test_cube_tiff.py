@@ -1,0 +1,68 @@
+"""Multi-band TIFF cubes through tifffile: band axis, memory mapping, wavelengths, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from engines.errors import InputError
+from engines.io.cubes import read_cube, read_labels
+
+RNG = np.random.default_rng(5)
+CUBE = RNG.integers(0, 4000, size=(12, 10, 6)).astype(np.uint16)
+
+
+def test_contiguous_samples_with_wavelengths(tmp_path: Path) -> None:
+    path = tmp_path / "c.tif"
+    tifffile.imwrite(path, CUBE, photometric="minisblack", planarconfig="contig",
+                     metadata={"wavelengths_nm": [450, 500, 550, 600, 650, 700]})
+    cube = read_cube(path)
+    assert cube.meta["band_axis"] == 2 and cube.meta["lazy"]
+    np.testing.assert_array_equal(np.asarray(cube.data), CUBE)
+    assert cube.wavelengths_nm.tolist() == [450, 500, 550, 600, 650, 700]
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_band_planes(tmp_path: Path, compression: str | None) -> None:
+    path = tmp_path / "planes.tiff"
+    tifffile.imwrite(path, np.moveaxis(CUBE, -1, 0), photometric="minisblack", compression=compression)
+    cube = read_cube(path)
+    assert cube.meta["band_axis"] == 0
+    assert cube.meta["lazy"] is (compression is None)
+    assert cube.shape == CUBE.shape
+    np.testing.assert_array_equal(np.asarray(cube.data), CUBE)
+    assert cube.wavelengths_nm is None
+
+
+def test_gdal_band_metadata(tmp_path: Path) -> None:
+    items = "".join(f'<Item name="wavelength" sample="{i}">{0.45 + 0.05 * i:.2f}</Item>'
+                    f'<Item name="wavelength_units" sample="{i}">Micrometers</Item>' for i in range(6))
+    path = tmp_path / "gdal.tif"
+    tifffile.imwrite(path, np.moveaxis(CUBE, -1, 0), photometric="minisblack",
+                     extratags=[(42112, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>", True)])
+    np.testing.assert_allclose(read_cube(path).wavelengths_nm, [450, 500, 550, 600, 650, 700])
+
+
+def test_single_band_is_not_a_cube(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "flat.tif", CUBE[..., 0])
+    with pytest.raises(InputError, match="one 3-D image"):
+        read_cube(tmp_path / "flat.tif")
+
+
+def test_tiff_ground_truth_beside(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "c.tif", CUBE, photometric="minisblack", planarconfig="contig")
+    labels = RNG.integers(0, 5, size=CUBE.shape[:2]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "c_gt.tif", labels)
+    cube = read_cube(tmp_path / "c.tif")
+    np.testing.assert_array_equal(cube.labels, labels)
+    assert cube.class_names == [f"Class {c}" for c in range(1, int(labels.max()) + 1)]
+    np.testing.assert_array_equal(read_labels(tmp_path / "c_gt.tif")[0], labels)
+
+
+def test_not_a_tiff(tmp_path: Path) -> None:
+    (tmp_path / "bad.tif").write_bytes(b"\x00" * 64)
+    with pytest.raises(InputError, match="not a readable TIFF"):
+        read_cube(tmp_path / "bad.tif")
