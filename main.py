@@ -16,6 +16,8 @@ import sys
 # `func(args) -> int` is the exit code.
 COMMANDS: dict[str, str] = {
     "info": "engines.io.cli",
+    "hsi-bench": "engines.hyperspectral.cli",
+    "hsi-demo": "engines.hyperspectral.cli",
 }
 
 

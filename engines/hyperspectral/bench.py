@@ -1,0 +1,125 @@
+"""One run of the WHU-Hi protocol: split, fit, predict, score (used by `hsi-bench`, benchmark, dock)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import numpy as np
+
+from engines.cube import Cube
+from engines.errors import InputError
+from engines.hyperspectral.classifiers import GaussianMLClassifier, SVMClassifier
+from engines.hyperspectral.metrics import accuracy_report
+from engines.hyperspectral.protocol import Progress, Split, Stop, band_mask, make_split
+
+METHODS = ("svm", "gmlc", "cnn")
+
+
+def make_classifier(method: str, *, seed: int = 0, quick: bool = False):
+    """A fresh classifier for `method` ("svm", "gmlc" or "cnn")."""
+    if method == "svm":
+        return SVMClassifier(seed=seed, quick=quick)
+    if method == "gmlc":
+        return GaussianMLClassifier(seed=seed, quick=quick)
+    if method == "cnn":
+        from engines.hyperspectral.cnn import CNNClassifier  # torch only when asked for
+
+        return CNNClassifier(seed=seed, quick=quick)
+    raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def split_for(
+    cube: Cube,
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+    official: int | None = None,
+    train_file: str | os.PathLike | None = None,
+    test_file: str | os.PathLike | None = None,
+) -> Split:
+    """The split a run uses: explicit split files, official split N found beside the cube, or seeded."""
+    if official is not None:
+        found = cube.meta.get("splits", {}).get(official)
+        if not found or "train" not in found:
+            have = ", ".join(map(str, cube.meta.get("splits", {}))) or "none"
+            raise InputError(
+                f"no official split file Train{official}.mat beside the cube (found: {have})", cube.source
+            )
+        train_file, test_file = found["train"], found.get("test")
+    if train_file is not None:
+        return make_split(cube.labels, train_file=train_file, test_file=test_file, source=cube.source)
+    return make_split(cube.labels, per_class=per_class, seed=seed, source=cube.source)
+
+
+def run_protocol(
+    cube: Cube,
+    method: str,
+    split: Split,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    full_map: bool = False,
+    progress: Progress | None = None,
+    stop: Stop | None = None,
+) -> tuple[dict, np.ndarray]:
+    """Fit `method` on the split's training pixels and score it on its test pixels.
+
+    Parameters
+    ----------
+    cube : Cube
+        ``data`` (H, W, B); bad bands are left out.
+    method : {"svm", "gmlc", "cnn"}
+    split : Split
+    full_map : bool
+        Classify every pixel (for display), not only the test pixels.
+
+    Returns
+    -------
+    result : dict
+        ``method``, ``per_class_train``, ``OA``, ``AA``, ``kappa``, ``per_class_accuracy``, ``seconds``
+        (fit + predict), and ``fit_seconds``, ``predict_seconds``, ``confusion_matrix``, ``class_names``,
+        ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``.
+    class_map : ndarray of uint8, shape (H, W)
+        Predicted classes (0 where not predicted).
+    """
+    names = list(cube.class_names)
+    n_classes = len(names)
+    train_counts, test_counts = split.counts(n_classes)
+    if (train_counts > 0).sum() < 2:
+        raise InputError("the training set must hold at least two classes", cube.source)
+    if not (split.test > 0).any():
+        raise InputError("the test set is empty", cube.source)
+    keep = band_mask(cube.shape[2], cube.bad_bands)
+    clf = make_classifier(method, seed=seed, quick=quick)
+    t0 = time.perf_counter()
+    clf.fit(cube.data, split.train, keep, progress=progress, stop=stop)
+    t1 = time.perf_counter()
+    class_map = clf.predict(
+        cube.data, keep, mask=None if full_map else split.test > 0, progress=progress, stop=stop
+    )
+    t2 = time.perf_counter()
+    test = split.test > 0
+    scores = accuracy_report(split.test[test], class_map[test], names)
+    m = re.match(r"(\d+) random", split.description) or re.search(r"Train(\d+)", split.description)
+    result = {
+        "method": method,
+        "per_class_train": int(m.group(1)) if m else None,
+        "OA": scores["OA"],
+        "AA": scores["AA"],
+        "kappa": scores["kappa"],
+        "per_class_accuracy": scores["per_class_accuracy"],
+        "seconds": round(t2 - t0, 3),
+        "fit_seconds": round(t1 - t0, 3),
+        "predict_seconds": round(t2 - t1, 3),
+        "confusion_matrix": scores["confusion_matrix"],
+        "class_names": names,
+        "train_counts": train_counts.tolist(),
+        "test_counts": test_counts.tolist(),
+        "split": split.description,
+        "seed": seed,
+        "quick": quick,
+        "settings": clf.describe(),
+    }
+    return result, class_map

@@ -1,0 +1,74 @@
+"""What the Hyperspectral dock shows, computed without Qt: bands by wavelength, RGB composites, spectra."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engines.cube import Cube
+
+DEFAULT_RGB_NM = (640.0, 550.0, 460.0)
+
+
+def nearest_band(cube: Cube, wavelength_nm: float) -> int:
+    """Index of the band whose centre is nearest `wavelength_nm` (band index itself without wavelengths)."""
+    if cube.wavelengths_nm is None:
+        return int(np.clip(round(wavelength_nm), 0, cube.shape[2] - 1))
+    return int(np.argmin(np.abs(np.asarray(cube.wavelengths_nm) - wavelength_nm)))
+
+
+def band_label(cube: Cube, band: int) -> str:
+    """ "band 123 · 672.4 nm" (or just "band 123" without wavelengths); bands count from 1 for people."""
+    text = f"band {band + 1}/{cube.shape[2]}"
+    if cube.wavelengths_nm is not None:
+        text += f" · {float(cube.wavelengths_nm[band]):.1f} nm"
+    if cube.bad_bands is not None and cube.bad_bands[band]:
+        text += " (bad band)"
+    return text
+
+
+def scale(cube: Cube) -> float:
+    """Factor from stored values to reflectance (1 / the reflectance scale factor, or 1)."""
+    return 1.0 / float(cube.meta.get("reflectance_scale_factor", 1.0) or 1.0)
+
+
+def stretch(image: np.ndarray, percent: float = 2.0) -> np.ndarray:
+    """Linear stretch of each channel from its `percent` to its 100 - `percent` percentile onto 0..1.
+
+    image : (H, W) or (H, W, C); returns float32 of the same shape.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    chans = img[..., None] if img.ndim == 2 else img
+    lo = np.percentile(chans, percent, axis=(0, 1))
+    hi = np.percentile(chans, 100.0 - percent, axis=(0, 1))
+    out = np.clip((chans - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    return out[..., 0] if img.ndim == 2 else out
+
+
+def rgb_composite(
+    cube: Cube, wavelengths_nm: Sequence[float] = DEFAULT_RGB_NM, *, percent: float = 2.0
+) -> tuple[np.ndarray, list[int]]:
+    """(H, W, 3) float32 RGB from the bands nearest the three wavelengths, percentile-stretched per channel.
+
+    Returns the image and the three band indices used.
+    """
+    bands = [nearest_band(cube, w) for w in wavelengths_nm]
+    rgb = np.stack([np.asarray(cube.data[..., b], dtype=np.float32) for b in bands], axis=-1)
+    return stretch(rgb, percent), bands
+
+
+def pixel_spectrum(cube: Cube, row: int, col: int) -> np.ndarray:
+    """Reflectance spectrum (B,) float64 of one pixel."""
+    return np.asarray(cube.data[row, col], dtype=np.float64) * scale(cube)
+
+
+def region_spectrum(cube: Cube, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and standard deviation (B,) of the reflectance over the pixels where `mask` (H, W) is set,
+    and their number; reads only the rows the mask touches."""
+    mask = np.asarray(mask, bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        raise ValueError("the region holds no pixel of the cube")
+    values = np.concatenate([np.asarray(cube.data[r], dtype=np.float64)[mask[r]] for r in rows]) * scale(cube)
+    return values.mean(axis=0), values.std(axis=0), int(values.shape[0])

@@ -1,0 +1,58 @@
+"""What the dock shows, without Qt: nearest bands, labels, stretch, spectra in reflectance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.cube import Cube
+from engines.hyperspectral.display import (
+    band_label,
+    nearest_band,
+    pixel_spectrum,
+    region_spectrum,
+    rgb_composite,
+    stretch,
+)
+
+DATA = np.random.default_rng(0).integers(0, 10000, size=(6, 5, 4)).astype(np.uint16)
+CUBE = Cube(
+    DATA,
+    wavelengths_nm=np.array([450.0, 550.0, 650.0, 750.0]),
+    bad_bands=np.array([0, 0, 0, 1], bool),
+    meta={"reflectance_scale_factor": 10000.0},
+)
+
+
+def test_nearest_band_and_label() -> None:
+    assert [nearest_band(CUBE, nm) for nm in (640, 560, 300, 2000)] == [2, 1, 0, 3]
+    assert band_label(CUBE, 2) == "band 3/4 · 650.0 nm"
+    assert band_label(CUBE, 3).endswith("(bad band)")
+    assert nearest_band(Cube(DATA), 2.4) == 2 and band_label(Cube(DATA), 0) == "band 1/4"
+
+
+def test_stretch_maps_percentiles_to_0_and_1() -> None:
+    img = np.arange(100, dtype=np.float32).reshape(10, 10)
+    out = stretch(img, 10.0)
+    lo, hi = np.percentile(img, [10, 90])
+    np.testing.assert_allclose(out, np.clip((img - lo) / (hi - lo), 0, 1), atol=1e-6)
+    assert np.all(stretch(np.ones((3, 3))) == 0)  # flat: no division by zero
+
+
+def test_rgb_composite_uses_the_nearest_bands() -> None:
+    rgb, bands = rgb_composite(CUBE, (640, 550, 460), percent=0.0)
+    assert bands == [2, 1, 0] and rgb.shape == (6, 5, 3)
+    ch = DATA[..., 2].astype(np.float32)
+    np.testing.assert_allclose(rgb[..., 0], (ch - ch.min()) / (ch.max() - ch.min()), atol=1e-6)
+
+
+def test_spectra_in_reflectance() -> None:
+    np.testing.assert_allclose(pixel_spectrum(CUBE, 1, 2), DATA[1, 2] / 10000.0)
+    mask = np.zeros((6, 5), bool)
+    mask[2:4, 1:4] = True
+    mean, sd, n = region_spectrum(CUBE, mask)
+    assert n == 6
+    np.testing.assert_allclose(mean, DATA[mask].mean(0) / 10000.0)
+    np.testing.assert_allclose(sd, DATA[mask].std(0) / 10000.0)
+    with pytest.raises(ValueError, match="no pixel"):
+        region_spectrum(CUBE, np.zeros((6, 5), bool))

@@ -1,0 +1,124 @@
+"""The Hyperspectral dock: open a cube, bands with wavelengths, RGB, spectra, ground truth, Classify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.datasets.farmland import CLASS_NAMES, write_demo_scene
+from engines.hyperspectral.display import stretch
+from engines.io.cubes import read_cube
+from widgets.hyperspectral_dock import REGIONS_LAYER, HyperspectralDock
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture(scope="module")
+def scene_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return write_demo_scene(tmp_path_factory.mktemp("scene"), size=(40, 36), seed=0, splits=())
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def dock(viewer, qtbot, scene_files):
+    dock = HyperspectralDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Hyperspectral")
+    dock.load(str(scene_files["envi"]))
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=30_000)
+    return dock
+
+
+def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer, scene_files) -> None:
+    cube = read_cube(scene_files["envi"])
+    assert "SYNTHETIC" in dock.info.text() and "40 x 36 pixels, 270 bands" in dock.info.text()
+    dock.band_slider.setValue(135)
+    np.testing.assert_array_equal(dock.band_layer.data, np.asarray(cube.data[..., 135], np.float32))
+    assert dock.band_text.text() == f"band 136/270 · {cube.wavelengths_nm[135]:.1f} nm"
+    np.testing.assert_array_equal(dock.gt_layer.data, cube.labels)
+    legend = [dock.legend.item(i).text() for i in range(dock.legend.count())]
+    assert len(legend) == len(CLASS_NAMES) and legend[0].startswith("1  Corn")
+
+
+def test_rgb_composite_of_chosen_wavelengths(dock, scene_files) -> None:
+    cube = read_cube(scene_files["envi"])
+    for spin, nm in zip(dock.rgb_spins, (700.0, 550.0, 450.0), strict=True):
+        spin.setValue(nm)
+    dock.stretch_spin.setValue(5.0)
+    dock.show_rgb()
+    bands = [int(np.argmin(abs(cube.wavelengths_nm - nm))) for nm in (700, 550, 450)]
+    assert dock.rgb_layer.metadata["bands"] == bands and dock.rgb_layer.rgb
+    for i, b in enumerate(bands):  # each channel stretched on its own 5th..95th percentile
+        np.testing.assert_allclose(dock.rgb_layer.data[..., i], stretch(cube.data[..., b], 5.0), atol=1e-6)
+
+
+def test_pixel_spectra_and_region_statistics(dock, viewer, scene_files) -> None:
+    cube = read_cube(scene_files["envi"])
+    spectrum = dock.add_spectrum(5, 7)
+    np.testing.assert_allclose(spectrum, cube.data[5, 7] / 10000.0)
+    dock.add_spectrum(20, 30)
+    assert dock.pixels == [(5, 7), (20, 30)] and len(dock.axes.lines) == 2
+    assert dock.add_spectrum(99, 0) is None  # outside the cube
+    shapes = dock.regions_layer()
+    assert shapes.name == REGIONS_LAYER
+    shapes.add_rectangles(np.array([[2, 3], [10, 12]]))
+    ((mean, sd, n),) = dock.plot_regions()
+    mask = shapes.to_masks(mask_shape=(40, 36))[0]
+    values = cube.data[mask] / 10000.0
+    assert n == mask.sum() > 0
+    np.testing.assert_allclose(mean, values.mean(0))
+    np.testing.assert_allclose(sd, values.std(0))
+    dock.clear_spectra()
+    assert dock.pixels == [] and len(dock.axes.lines) == 0
+
+
+def test_classify_in_the_background(dock, viewer, qtbot) -> None:
+    dock.method_combo.setCurrentText("gmlc")
+    dock.per_class_spin.setValue(10)
+    dock.quick_box.setChecked(True)
+    command = dock.classify_command("map.tif")
+    assert command[2:4] == ["hsi-bench", dock.path] and "--events" in command and "--quick" in command
+    dock.classify()
+    assert not dock.classify_button.isEnabled()
+    qtbot.waitUntil(lambda: dock.classify_button.isEnabled(), timeout=120_000)
+    assert dock.result is not None and dock.result["method"] == "gmlc"
+    maps = [layer for layer in viewer.layers if layer.name.endswith("gmlc map")]
+    assert len(maps) == 1 and maps[0].data.shape == (40, 36)
+    assert "OA" in dock.status.text()
+
+
+def test_bad_file_is_a_notification(viewer, qtbot, tmp_path: Path) -> None:
+    dock = HyperspectralDock(viewer)
+    (tmp_path / "junk.mat").write_bytes(b"junk" * 50)
+    dock.load(str(tmp_path / "junk.mat"))
+    assert dock.info.text() == "Reading junk.mat…"
+    qtbot.waitUntil(lambda: dock.info.text() == "No cube open.", timeout=30_000)  # and a notification
+    assert dock.cube is None
+
+
+class _Event:
+    def __init__(self, position: tuple[float, ...]) -> None:
+        self.position, self.type = position, "mouse_press"
+
+
+def _drive(dock, event, moves: int) -> None:
+    gen = dock._on_mouse(dock.viewer, event)
+    next(gen)
+    for _ in range(moves):
+        event.type = "mouse_move"
+        next(gen)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_a_click_plots_that_pixel_and_a_drag_does_not(dock) -> None:
+    _drive(dock, _Event((12.2, 8.7)), moves=0)
+    assert dock.pixels == [(12, 9)]
+    _drive(dock, _Event((3.0, 4.0)), moves=3)  # panning
+    assert dock.pixels == [(12, 9)]

@@ -1,0 +1,455 @@
+"""The "Hyperspectral" dock: open a cube, browse its bands, RGB composites, spectra, ground truth, classify.
+
+A cube (ENVI, WHU-Hi .mat, TIFF; or the SYNTHETIC demo scene) is read with `engines.io.cubes.read_cube`
+in a worker thread. The dock shows one band at a time in an image layer (the slider names its wavelength),
+an RGB composite of three chosen wavelengths with a percentile stretch, the ground truth as a labels layer
+with a legend of class names, and a plot of spectra: the pixel under each click (several kept for
+comparison) and mean ± SD of each region drawn in the "spectral regions" shapes layer. "Classify" runs
+`main.py hsi-bench ... --events --save-map` as a background job (app.jobs) with progress and cancel, and
+adds the classification map as a labels layer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import napari
+import numpy as np
+import tifffile
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import create_worker
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.jobs import Job, main_command
+from app.notify import notify_failure, notify_info, notify_warning
+from engines.cube import Cube
+from engines.errors import InputError
+from engines.hyperspectral.display import (
+    DEFAULT_RGB_NM,
+    band_label,
+    pixel_spectrum,
+    region_spectrum,
+    rgb_composite,
+)
+from engines.io.cubes import read_cube
+
+OPEN_FILTER = "Hyperspectral cubes (*.hdr *.mat *.tif *.tiff);;All files (*)"
+REGIONS_LAYER = "spectral regions"
+MAX_PIXEL_SPECTRA = 8
+
+
+def _load_demo() -> tuple[Cube, str]:
+    from engines.datasets.farmland import demo_scene_files
+
+    path = str(demo_scene_files()["mat"])
+    return read_cube(path), path
+
+
+class HyperspectralDock(QWidget):
+    """Browse and classify one hyperspectral cube at a time."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.cube: Cube | None = None
+        self.path: str | None = None
+        self.band_layer: Image | None = None
+        self.rgb_layer: Image | None = None
+        self.gt_layer: Labels | None = None
+        self.worker = None  # the latest read (tests wait on it)
+        self.job: Job | None = None
+        self.result: dict | None = None
+        self.pixels: list[tuple[int, int]] = []
+        self._map_file: str | None = None
+
+        self.open_button = QPushButton("Open cube…")
+        self.open_button.clicked.connect(self.choose_file)
+        self.demo_button = QPushButton("Demo scene")
+        self.demo_button.setToolTip("The SYNTHETIC WHU-Hi-like farmland scene (PROSAIL crops + lab spectra)")
+        self.demo_button.clicked.connect(self.load_demo)
+        self.info = QLabel("No cube open.")
+        self.info.setWordWrap(True)
+
+        self.band_slider = QSlider(Qt.Orientation.Horizontal)
+        self.band_slider.setEnabled(False)
+        self.band_slider.valueChanged.connect(self.set_band)
+        self.band_text = QLabel("")
+
+        self.rgb_spins = []
+        for nm in DEFAULT_RGB_NM:
+            spin = QDoubleSpinBox()
+            spin.setRange(0.0, 100000.0)
+            spin.setDecimals(1)
+            spin.setSuffix(" nm")
+            spin.setValue(nm)
+            self.rgb_spins.append(spin)
+        self.stretch_spin = QDoubleSpinBox()
+        self.stretch_spin.setRange(0.0, 20.0)
+        self.stretch_spin.setValue(2.0)
+        self.stretch_spin.setSuffix(" %")
+        self.stretch_spin.setToolTip("Percentile clipped at each end of each channel")
+        self.rgb_button = QPushButton("Show RGB")
+        self.rgb_button.clicked.connect(self.show_rgb)
+
+        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
+        self.axes = self.figure.add_subplot(111)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(200)
+        self.pick_box = QCheckBox("Plot the pixel under each click")
+        self.pick_box.setChecked(True)
+        self.region_button = QPushButton("Region mean ± SD")
+        self.region_button.setToolTip(f"Mean ± SD of each shape drawn in the '{REGIONS_LAYER}' layer")
+        self.region_button.clicked.connect(self.plot_regions)
+        self.clear_button = QPushButton("Clear plot")
+        self.clear_button.clicked.connect(self.clear_spectra)
+
+        self.legend = QListWidget()
+        self.legend.setMaximumHeight(150)
+
+        self.method_combo = QComboBox()
+        self.method_combo.addItems(["svm", "gmlc", "cnn"])
+        self.method_combo.setToolTip(
+            "svm: RBF SVM; gmlc: Gaussian maximum likelihood; cnn: spectral-spatial CNN"
+        )
+        self.per_class_spin = QSpinBox()
+        self.per_class_spin.setRange(1, 100000)
+        self.per_class_spin.setValue(25)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.quick_box = QCheckBox("Quick (reduced training)")
+        self.classify_button = QPushButton("Classify")
+        self.classify_button.clicked.connect(self.classify)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        row = QHBoxLayout()
+        row.addWidget(self.open_button)
+        row.addWidget(self.demo_button)
+        rgb_row = QHBoxLayout()
+        for spin in self.rgb_spins:
+            rgb_row.addWidget(spin)
+        plot_row = QHBoxLayout()
+        plot_row.addWidget(self.region_button)
+        plot_row.addWidget(self.clear_button)
+        form = QFormLayout()
+        form.addRow("Method", self.method_combo)
+        form.addRow("Training pixels / class", self.per_class_spin)
+        form.addRow("Seed", self.seed_spin)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.classify_button)
+        run_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.info)
+        layout.addWidget(self.band_slider)
+        layout.addWidget(self.band_text)
+        layout.addWidget(QLabel("RGB composite (R, G, B)"))
+        layout.addLayout(rgb_row)
+        stretch_row = QHBoxLayout()
+        stretch_row.addWidget(QLabel("Stretch"))
+        stretch_row.addWidget(self.stretch_spin)
+        stretch_row.addWidget(self.rgb_button)
+        layout.addLayout(stretch_row)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.pick_box)
+        layout.addLayout(plot_row)
+        layout.addWidget(QLabel("Ground truth"))
+        layout.addWidget(self.legend)
+        layout.addLayout(form)
+        layout.addWidget(self.quick_box)
+        layout.addLayout(run_row)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        viewer.mouse_drag_callbacks.append(self._on_mouse)
+        self._draw_axes()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open hyperspectral cube", "", OPEN_FILTER)
+        if path:
+            self.load(path)
+
+    def load(self, path: str) -> None:
+        """Read `path` in a worker thread, then show it."""
+        worker = create_worker(lambda: (read_cube(path), path), _start_thread=False, _ignore_errors=True)
+        self._start_read(worker, f"Reading {Path(path).name}…", path)
+
+    def load_demo(self) -> None:
+        """Write (first time only) and read the SYNTHETIC demo scene in a worker thread."""
+        worker = create_worker(_load_demo, _start_thread=False, _ignore_errors=True)
+        self._start_read(worker, "Preparing the SYNTHETIC demo scene…", None)
+
+    def _start_read(self, worker, message: str, path: str | None) -> None:
+        self.worker = worker
+        self.info.setText(message)
+        worker.returned.connect(lambda out: self.worker is worker and self.show_cube(*out))
+        worker.errored.connect(lambda exc: self._read_failed(worker, exc, path))
+        worker.start()
+
+    def _read_failed(self, worker, exc: BaseException, path: str | None) -> None:
+        if worker is self.worker:
+            self.info.setText("No cube open." if self.cube is None else self.info.text())
+            notify_failure(exc, path)
+
+    def show_cube(self, cube: Cube, path: str) -> None:
+        """Make `cube` the dock's cube: band and ground-truth layers, legend, slider."""
+        self.cube, self.path = cube, path
+        name = Path(path).stem
+        h, w, b = cube.shape
+        synthetic = "SYNTHETIC " if "SYNTHETIC" in str(cube.meta.get("description", "")) + path else ""
+        wl = cube.wavelengths_nm
+        span = "" if wl is None else f", {wl[0]:.0f}-{wl[-1]:.0f} nm"
+        self.info.setText(
+            f"{synthetic}{name}: {h} x {w} pixels, {b} bands{span}"
+            + "".join(f"\n⚠ {m}" for m in cube.warnings)
+        )
+        for layer in (self.band_layer, self.rgb_layer, self.gt_layer):
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.band_slider.blockSignals(True)
+        self.band_slider.setRange(0, b - 1)
+        self.band_slider.setValue(b // 2)
+        self.band_slider.blockSignals(False)
+        self.band_slider.setEnabled(True)
+        self.band_layer = self.viewer.add_image(self._band(b // 2), name=f"{name} band", colormap="gray")
+        self.set_band(b // 2)
+        self.rgb_layer = None
+        self.gt_layer = None
+        if cube.labels is not None:
+            self.gt_layer = self.viewer.add_labels(cube.labels, name=f"{name} ground truth", opacity=0.4)
+        self._fill_legend()
+        self.clear_spectra()
+        self.status.setText("")
+
+    def _band(self, band: int) -> np.ndarray:
+        return np.asarray(self.cube.data[..., band], dtype=np.float32)
+
+    # -- bands and RGB -----------------------------------------------------------------------------------
+
+    def set_band(self, band: int) -> None:
+        """Show band `band` (0-based) in the band layer and name its wavelength."""
+        if self.cube is None or self.band_layer is None:
+            return
+        data = self._band(band)
+        self.band_layer.data = data
+        lo, hi = np.percentile(data, [1, 99])
+        self.band_layer.contrast_limits = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
+        self.band_text.setText(band_label(self.cube, band))
+
+    def show_rgb(self) -> None:
+        """Add (or update) the RGB composite of the three chosen wavelengths."""
+        if self.cube is None:
+            notify_warning("Open a cube first.")
+            return
+        rgb, bands = rgb_composite(
+            self.cube, [s.value() for s in self.rgb_spins], percent=self.stretch_spin.value()
+        )
+        name = f"{Path(self.path).stem} RGB"
+        if self.rgb_layer is not None and self.rgb_layer in self.viewer.layers:
+            self.rgb_layer.data = rgb
+        else:
+            self.rgb_layer = self.viewer.add_image(rgb, name=name, rgb=True)
+        self.rgb_layer.metadata["bands"] = bands
+
+    # -- spectra -----------------------------------------------------------------------------------------
+
+    def _x(self) -> tuple[np.ndarray, str]:
+        wl = self.cube.wavelengths_nm
+        return (np.arange(self.cube.shape[2]), "band") if wl is None else (np.asarray(wl), "wavelength (nm)")
+
+    def _draw_axes(self) -> None:
+        self.axes.set_xlabel("wavelength (nm)" if self.cube is None else self._x()[1])
+        self.axes.set_ylabel("reflectance")
+        self.canvas.draw_idle()
+
+    def clear_spectra(self) -> None:
+        self.pixels = []
+        self.axes.clear()
+        self._draw_axes()
+
+    def add_spectrum(self, row: int, col: int) -> np.ndarray | None:
+        """Plot the spectrum of pixel (row, col) beside the ones already plotted (the oldest go first)."""
+        if self.cube is None:
+            return None
+        h, w, _ = self.cube.shape
+        if not (0 <= row < h and 0 <= col < w):
+            return None
+        spectrum = pixel_spectrum(self.cube, row, col)
+        if len(self.pixels) >= MAX_PIXEL_SPECTRA:
+            self.axes.lines[0].remove()
+            self.pixels.pop(0)
+        self.pixels.append((row, col))
+        x, _ = self._x()
+        label = f"({row}, {col})"
+        if self.cube.labels is not None and self.cube.labels[row, col] > 0:
+            label += f" {self.cube.class_names[self.cube.labels[row, col] - 1]}"
+        self.axes.plot(x, spectrum, lw=1, label=label)
+        self.axes.legend(fontsize="x-small")
+        self._draw_axes()
+        return spectrum
+
+    def regions_layer(self) -> Shapes:
+        """The shapes layer whose shapes are the regions (created when missing)."""
+        for layer in self.viewer.layers:
+            if isinstance(layer, Shapes) and layer.name == REGIONS_LAYER:
+                return layer
+        return self.viewer.add_shapes(
+            name=REGIONS_LAYER, edge_color="yellow", face_color="transparent", ndim=2
+        )
+
+    def plot_regions(self) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Plot mean ± SD of every region drawn in the regions layer; returns (mean, sd, n) per region."""
+        if self.cube is None:
+            notify_warning("Open a cube first.")
+            return []
+        shapes = self.regions_layer()
+        if len(shapes.data) == 0:
+            notify_info(f"Draw rectangles or polygons in the '{REGIONS_LAYER}' layer, then press again.")
+            return []
+        h, w, _ = self.cube.shape
+        x, _ = self._x()
+        out = []
+        for i, mask in enumerate(shapes.to_masks(mask_shape=(h, w))):
+            if not mask.any():
+                continue
+            mean, sd, n = region_spectrum(self.cube, mask)
+            (line,) = self.axes.plot(x, mean, lw=1.5, label=f"region {i + 1} (n={n})")
+            self.axes.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+            out.append((mean, sd, n))
+        self.axes.legend(fontsize="x-small")
+        self._draw_axes()
+        return out
+
+    def _on_mouse(self, viewer, event):
+        """A click (press and release without dragging) on the cube plots that pixel's spectrum."""
+        if self.cube is None or self.band_layer is None or not self.pick_box.isChecked():
+            return
+        position = self.band_layer.world_to_data(event.position)
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if not dragged:
+            row, col = (int(np.rint(v)) for v in position[-2:])
+            self.add_spectrum(row, col)
+
+    # -- ground truth ----------------------------------------------------------------------------------
+
+    def _fill_legend(self) -> None:
+        self.legend.clear()
+        if self.cube is None or self.gt_layer is None:
+            return
+        counts = np.bincount(self.cube.labels.ravel(), minlength=len(self.cube.class_names) + 1)
+        colors = self.gt_layer.colormap.map(np.arange(1, len(self.cube.class_names) + 1))
+        for c, (name, rgba) in enumerate(zip(self.cube.class_names, colors, strict=True), start=1):
+            pix = QPixmap(12, 12)
+            pix.fill(QColor.fromRgbF(*[float(v) for v in rgba[:3]]))
+            self.legend.addItem(QListWidgetItem(QIcon(pix), f"{c}  {name}  ({counts[c]:,} px)"))
+
+    # -- classification --------------------------------------------------------------------------------
+
+    def classify_command(self, map_file: str) -> list[str]:
+        """The `main.py hsi-bench` command line the Classify button runs."""
+        args = [
+            "hsi-bench",
+            self.path,
+            "--method",
+            self.method_combo.currentText(),
+            "--per-class",
+            str(self.per_class_spin.value()),
+            "--seed",
+            str(self.seed_spin.value()),
+            "--events",
+            "--save-map",
+            map_file,
+        ]
+        if "ground_truth" in self.cube.meta:
+            args += ["--gt", str(self.cube.meta["ground_truth"])]
+        if self.quick_box.isChecked():
+            args.append("--quick")
+        return main_command(*args)
+
+    def classify(self) -> None:
+        """Run the protocol in a background process; the map is added when it is done."""
+        if self.cube is None or self.cube.labels is None:
+            notify_warning("Open a cube with ground truth first (its <name>_gt file beside it).")
+            return
+        if self.job is not None and self.job.running:
+            return
+        self._map_file = str(Path(tempfile.mkdtemp(prefix="tessera-hsi-")) / "classification.tif")
+        self.result = None
+        self.job = Job(self.classify_command(self._map_file), parent=self)
+        self.job.job_event.connect(self._on_event)
+        self.job.finished.connect(self._on_finished)
+        self.classify_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(True)
+        self.status.setText(f"Classifying with {self.method_combo.currentText()}…")
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+
+    def _on_event(self, event: dict) -> None:
+        if event["event"] == "progress":
+            self.progress_bar.setValue(int(100 * event["step"] / max(event["total"], 1)))
+            eta = event.get("eta_s")
+            self.status.setText(
+                f"{event.get('stage', 'working')}: {event['step']}/{event['total']}"
+                + ("" if eta is None else f" (about {eta:.0f} s left)")
+            )
+        elif event["event"] == "done":
+            self.result = event["result"]
+
+    def _on_finished(self, code: int, stderr_tail: str) -> None:
+        self.classify_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress_bar.setVisible(False)
+        if code != 0:
+            last = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else f"exit code {code}"
+            notify_failure(InputError(last.removeprefix("tessera: ")), action="classify")
+            self.status.setText("Classification failed.")
+            return
+        if self.result is None:
+            self.status.setText("Classification cancelled.")
+            return
+        r = self.result
+        class_map = tifffile.imread(r["map"])
+        self.viewer.add_labels(class_map, name=f"{Path(self.path).stem} {r['method']} map", opacity=0.6)
+        self.status.setText(
+            f"{r['method']}, {r['split']}: OA {100 * r['OA']:.2f} %, "
+            f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
+        )
