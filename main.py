@@ -16,6 +16,9 @@ import sys
 # `func(args) -> int` is the exit code.
 COMMANDS: dict[str, str] = {
     "info": "engines.io.cli",
+    "sr": "engines.superres.cli",
+    "sr-bench": "engines.superres.cli",
+    "sr-train": "engines.superres.cli",
     "hsi-bench": "engines.hyperspectral.cli",
     "hsi-demo": "engines.hyperspectral.cli",
 }

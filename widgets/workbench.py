@@ -11,6 +11,7 @@ from app.demo import open_demo
 from app.viewer import make_viewer, open_paths
 from widgets.hyperspectral_dock import HyperspectralDock
 from widgets.open_dock import OpenDock
+from widgets.superres_dock import SuperResolutionDock
 from widgets.surface_dock import SurfaceDock
 from widgets.view_dock import ViewDock
 
@@ -21,6 +22,7 @@ DOCKS = [
     (OpenDock, "Open", False),
     (ViewDock, "View", False),
     (SurfaceDock, "Surface", True),
+    (SuperResolutionDock, "Super-resolution", True),
     (HyperspectralDock, "Hyperspectral", True),
 ]
 
