@@ -33,7 +33,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -41,7 +40,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Job, main_command
+from app.job_panel import JobPanel
+from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
 from engines.cube import Cube
 from engines.errors import InputError
@@ -78,7 +78,6 @@ class HyperspectralDock(QWidget):
         self.rgb_layer: Image | None = None
         self.gt_layer: Labels | None = None
         self.worker = None  # the latest read (tests wait on it)
-        self.job: Job | None = None
         self.result: dict | None = None
         self.pixels: list[tuple[int, int]] = []
         self._map_file: str | None = None
@@ -140,14 +139,9 @@ class HyperspectralDock(QWidget):
         self.quick_box = QCheckBox("Quick (reduced training)")
         self.classify_button = QPushButton("Classify")
         self.classify_button.clicked.connect(self.classify)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.panel = JobPanel()
+        self.panel.job_event.connect(self._on_event)
+        self.panel.finished.connect(self._on_finished)
 
         row = QHBoxLayout()
         row.addWidget(self.open_button)
@@ -162,9 +156,6 @@ class HyperspectralDock(QWidget):
         form.addRow("Method", self.method_combo)
         form.addRow("Training pixels / class", self.per_class_spin)
         form.addRow("Seed", self.seed_spin)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.classify_button)
-        run_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.info)
@@ -184,9 +175,8 @@ class HyperspectralDock(QWidget):
         layout.addWidget(self.legend)
         layout.addLayout(form)
         layout.addWidget(self.quick_box)
-        layout.addLayout(run_row)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.status)
+        layout.addWidget(self.classify_button)
+        layout.addWidget(self.panel)
         layout.addStretch(1)
         viewer.mouse_drag_callbacks.append(self._on_mouse)
         self._draw_axes()
@@ -248,7 +238,7 @@ class HyperspectralDock(QWidget):
             self.gt_layer = self.viewer.add_labels(cube.labels, name=f"{name} ground truth", opacity=0.4)
         self._fill_legend()
         self.clear_spectra()
-        self.status.setText("")
+        self.panel.status.setText("")
 
     def _band(self, band: int) -> np.ndarray:
         return np.asarray(self.cube.data[..., band], dtype=np.float32)
@@ -404,52 +394,35 @@ class HyperspectralDock(QWidget):
         if self.cube is None or self.cube.labels is None:
             notify_warning("Open a cube with ground truth first (its <name>_gt file beside it).")
             return
-        if self.job is not None and self.job.running:
+        if self.panel.running:
             return
         self._map_file = str(Path(tempfile.mkdtemp(prefix="tessera-hsi-")) / "classification.tif")
         self.result = None
-        self.job = Job(self.classify_command(self._map_file), parent=self)
-        self.job.job_event.connect(self._on_event)
-        self.job.finished.connect(self._on_finished)
         self.classify_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(True)
-        self.status.setText(f"Classifying with {self.method_combo.currentText()}…")
-        self.job.start()
+        self.panel.start(self.classify_command(self._map_file),
+                         message=f"Classifying with {self.method_combo.currentText()}…")
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("Cancelling…")
+        self.panel.cancel()
 
     def _on_event(self, event: dict) -> None:
-        if event["event"] == "progress":
-            self.progress_bar.setValue(int(100 * event["step"] / max(event["total"], 1)))
-            eta = event.get("eta_s")
-            self.status.setText(
-                f"{event.get('stage', 'working')}: {event['step']}/{event['total']}"
-                + ("" if eta is None else f" (about {eta:.0f} s left)")
-            )
-        elif event["event"] == "done":
+        if event["event"] == "done":
             self.result = event["result"]
 
     def _on_finished(self, code: int, stderr_tail: str) -> None:
         self.classify_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress_bar.setVisible(False)
         if code != 0:
             last = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else f"exit code {code}"
             notify_failure(InputError(last.removeprefix("tessera: ")), action="classify")
-            self.status.setText("Classification failed.")
+            self.panel.status.setText("Classification failed.")
             return
         if self.result is None:
-            self.status.setText("Classification cancelled.")
+            self.panel.status.setText("Classification cancelled.")
             return
         r = self.result
         class_map = tifffile.imread(r["map"])
         self.viewer.add_labels(class_map, name=f"{Path(self.path).stem} {r['method']} map", opacity=0.6)
-        self.status.setText(
+        self.panel.status.setText(
             f"{r['method']}, {r['split']}: OA {100 * r['OA']:.2f} %, "
             f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
         )

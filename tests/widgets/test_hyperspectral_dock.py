@@ -89,7 +89,7 @@ def test_classify_in_the_background(dock, viewer, qtbot) -> None:
     assert dock.result is not None and dock.result["method"] == "gmlc"
     maps = [layer for layer in viewer.layers if layer.name.endswith("gmlc map")]
     assert len(maps) == 1 and maps[0].data.shape == (40, 36)
-    assert "OA" in dock.status.text()
+    assert "OA" in dock.panel.status.text()
 
 
 def test_bad_file_is_a_notification(viewer, qtbot, tmp_path: Path) -> None:
