@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -36,7 +35,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Job, main_command
+from app.job_panel import JobPanel
+from app.jobs import main_command
 from app.layers import layer_volume
 from app.notify import notify_failure, notify_info, notify_warning
 from app.settings import config_dir
@@ -94,7 +94,6 @@ class SuperResolutionDock(QWidget):
         super().__init__(parent)
         self.viewer = viewer
         self.worker = None  # the slice being computed
-        self.job: Job | None = None  # the background process (adapt or export volume)
         self._pending: dict | None = None  # the newest request waiting for the worker
         self._request_id = 0
         self._ranges: dict[int, tuple[float, float]] = {}  # id(source layer) -> network intensity range
@@ -104,7 +103,7 @@ class SuperResolutionDock(QWidget):
         self._last_key: tuple | None = None  # the latest request's slice, scales and model
         self.export_worker = None  # the latest slice export (tests wait on it)
         self._outputs: list[str] = []  # files the background job reported in its "done" event
-        self._job_text = ""
+        self._job_text = ""  # what the running job does, for its closing message
 
         self.image_choice = LayerChoice(viewer, Image)
         self.image_choice.layer_changed.connect(self.request)
@@ -152,12 +151,9 @@ class SuperResolutionDock(QWidget):
         self.adapt_button.setToolTip("Fine-tune the scrolling model on pairs made from this scan's own "
                                      "slices (self-supervised), in the background")
         self.adapt_button.clicked.connect(self.adapt)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 100)
-        self.job_label = QLabel("")
-        self.job_label.setWordWrap(True)
+        self.panel = JobPanel()  # the background process (adapt or export volume)
+        self.panel.job_event.connect(self._job_event)
+        self.panel.finished.connect(self._job_finished)
 
         form = QFormLayout()
         form.addRow("Image", self.image_choice)
@@ -179,11 +175,7 @@ class SuperResolutionDock(QWidget):
         adapt_row.addWidget(QLabel("steps"))
         adapt_row.addWidget(self.adapt_steps)
         job_layout.addLayout(adapt_row)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress_bar, stretch=1)
-        progress_row.addWidget(self.cancel_button)
-        job_layout.addLayout(progress_row)
-        job_layout.addWidget(self.job_label)
+        job_layout.addWidget(self.panel)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -200,7 +192,6 @@ class SuperResolutionDock(QWidget):
             emitter.connect(callback)
         self.destroyed.connect(lambda *_: self._teardown())
         self._scales_changed()
-        self._job_state(None)
 
     # -- controls --------------------------------------------------------------------------------------
 
@@ -248,8 +239,7 @@ class SuperResolutionDock(QWidget):
             emitter.disconnect(callback)
         if self.worker is not None:
             self.worker.quit()
-        if self.job is not None:
-            self.job.cancel()
+        self.panel.cancel()
 
     def _live_toggled(self, on: bool) -> None:
         if on:
@@ -513,56 +503,36 @@ class SuperResolutionDock(QWidget):
 
     def start_job(self, argv: list[str], text: str) -> None:
         """Run `argv` (a main.py command printing JSON-lines events) with progress and cancel."""
-        if self.job is not None:
+        if self.panel.running:
             notify_warning("A background job is running; cancel it or wait for it to finish.")
             return
-        job = Job(argv, parent=self)
-        job.job_event.connect(lambda event: self._job_event(job, event))
-        job.finished.connect(lambda code, tail: self._job_finished(job, code, tail))
         self._outputs = []
-        self._job_state(job, text)
-        job.start()
+        self._job_text = text
+        self._set_busy(True)
+        self.panel.start(argv, message=text + "…")
 
-    def cancel_job(self) -> None:
-        if self.job is not None:
-            self.job_label.setText("Cancelling…")
-            self.job.cancel()
-
-    def _job_event(self, job: Job, event: dict) -> None:
-        if event["event"] == "progress":
-            self.progress_bar.setValue(round(100 * event["step"] / max(1, event["total"])))
-            eta = event.get("eta_s")
-            self.job_label.setText(f"{self._job_text}: {event['step']}/{event['total']}"
-                                   + (f", about {eta:.0f} s left" if eta is not None else ""))
-        elif event["event"] == "done":
+    def _job_event(self, event: dict) -> None:
+        if event["event"] == "done":
             self._outputs = list(event.get("outputs") or [])
-        elif event["event"] == "error":
-            self.job_label.setText(event["message"])
 
-    def _job_finished(self, job: Job, code: int, tail: str) -> None:
-        self._job_state(None)
+    def _job_finished(self, code: int, tail: str) -> None:
+        self._set_busy(False)
+        status = self.panel.status
         if code != 0:
-            self.job_label.setText(f"Failed (exit {code}): {tail.strip().splitlines()[-1] if tail else ''}")
+            status.setText(f"Failed (exit {code}): {tail.strip().splitlines()[-1] if tail else ''}")
             notify_warning(f"{self._job_text} failed: {tail.strip()[-300:]}")
         elif not self._outputs:
-            self.job_label.setText(f"{self._job_text}: cancelled, nothing written")
-        elif "sr-train" in job.argv:
+            status.setText(f"{self._job_text}: cancelled, nothing written")
+        elif "sr-train" in self.panel.job.argv:
             adapted = self._outputs[0]
             self.model_combo.addItem(f"{Path(adapted).stem} (this scan)", adapted)
             self.model_combo.setCurrentIndex(self.model_combo.count() - 1)
-            self.job_label.setText(f"Adapted model in use: {adapted}")
+            status.setText(f"Adapted model in use: {adapted}")
         else:
-            self.job_label.setText(f"Saved {self._outputs[0]}")
+            status.setText(f"Saved {self._outputs[0]}")
             notify_info(f"Super-resolved volume saved to {self._outputs[0]}")
         self.job_done.emit(code)
 
-    def _job_state(self, job: Job | None, text: str = "") -> None:
-        self.job = job
-        if job is not None:
-            self._job_text = text
-            self.job_label.setText(text + "…")
-            self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(job is not None)
-        self.cancel_button.setVisible(job is not None)
-        self.adapt_button.setEnabled(job is None)
-        self.export_volume_button.setEnabled(job is None)
+    def _set_busy(self, busy: bool) -> None:
+        self.adapt_button.setEnabled(not busy)
+        self.export_volume_button.setEnabled(not busy)

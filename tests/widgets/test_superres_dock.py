@@ -189,9 +189,9 @@ def test_export_volume_runs_main_py_sr_in_the_background(viewer, dock, qtbot, tm
     codes = []
     dock.job_done.connect(codes.append)
     dock.export_volume()
-    assert dock.job is not None and dock.cancel_button.isVisibleTo(dock)
+    assert dock.panel.running and dock.panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: bool(codes), timeout=120_000)
-    assert codes == [0], dock.job_label.text()
+    assert codes == [0], dock.panel.status.text()
     img = nib.load(target)
     # file voxel order (A, S, R): axial = S sliced, A vertical x1.5, R horizontal x2
     assert img.shape == (36, 14, 44)
@@ -214,12 +214,13 @@ def test_adapt_fine_tunes_in_the_background_and_switches_the_model(viewer, dock,
     dock.job_done.connect(codes.append)
     dock.adapt_steps.setValue(10)  # the smallest run the dock offers
     dock.adapt()
-    assert "sr-train" in dock.job.argv and "--adapt" in dock.job.argv and str(scan) in dock.job.argv
+    argv = dock.panel.job.argv
+    assert "sr-train" in argv and "--adapt" in argv and str(scan) in argv
     qtbot.waitUntil(lambda: bool(codes), timeout=180_000)
-    assert codes == [0], dock.job_label.text()
+    assert codes == [0], dock.panel.status.text()
     adapted = dock.model_combo.currentData()
     assert adapted.endswith("sr_light_adapted.safetensors")
-    assert "Adapted model in use" in dock.job_label.text()
+    assert "Adapted model in use" in dock.panel.status.text()
 
 
 @pytest.mark.slow
@@ -232,12 +233,12 @@ def test_cancel_stops_the_adapt_job_without_switching_the_model(viewer, dock, qt
     dock.job_done.connect(codes.append)
     dock.adapt_steps.setValue(20000)
     dock.adapt()
-    dock.job.job_event.connect(lambda event: events.append(event["event"]))
+    dock.panel.job.job_event.connect(lambda event: events.append(event["event"]))
     qtbot.waitUntil(lambda: "start" in events, timeout=120_000)
-    dock.cancel_job()
+    dock.panel.cancel()
     qtbot.waitUntil(lambda: bool(codes), timeout=60_000)
-    assert codes == [0] and "cancelled" in dock.job_label.text()
-    assert dock.model_combo.currentData() == before and dock.job is None
+    assert codes == [0] and "cancelled" in dock.panel.status.text()
+    assert dock.model_combo.currentData() == before and not dock.panel.running
 
 
 def test_nans_in_the_slice_are_reported_in_the_dock(viewer, dock, qtbot):
