@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "sr": "engines.superres.cli",
     "sr-bench": "engines.superres.cli",
     "sr-train": "engines.superres.cli",
+    "partition-check": "engines.partition.cli",
+    "train-seg": "engines.partition.cli",
     "hsi-bench": "engines.hyperspectral.cli",
     "hsi-demo": "engines.hyperspectral.cli",
 }

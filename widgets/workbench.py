@@ -13,6 +13,7 @@ from widgets.hyperspectral_dock import HyperspectralDock
 from widgets.open_dock import OpenDock
 from widgets.superres_dock import SuperResolutionDock
 from widgets.surface_dock import SurfaceDock
+from widgets.train3d_dock import Train3DDock
 from widgets.view_dock import ViewDock
 
 # (dock class, title, tabbed): the order here is the order on screen. All sit on the right: Open on top,
@@ -22,6 +23,7 @@ DOCKS = [
     (OpenDock, "Open", False),
     (ViewDock, "View", False),
     (SurfaceDock, "Surface", True),
+    (Train3DDock, "Train 3D (partitioned)", True),
     (SuperResolutionDock, "Super-resolution", True),
     (HyperspectralDock, "Hyperspectral", True),
 ]

@@ -1,0 +1,192 @@
+"""On one CUDA GPU: one rank of the partitioned code against plain MONAI, and the ranks 512^3 and 1024^3 need.
+
+    .venv/bin/python benchmarks/partition_gpu.py                  # 256^3 and 448^3, the README table
+    .venv/bin/python benchmarks/partition_gpu.py --sizes 128,192  # a quick run on a small GPU
+
+Needs CUDA (it refuses clearly without). Issue 3's target: on one rank the partitioned code costs at
+most 5 % more time and memory than plain MONAI.
+
+Both variants train MONAI BasicUNet, features (16, 16, 32, 64, 128, 16), 4 classes, float32, Adam, on the
+same analytic phantom as benchmarks/partition_memory.py, one sample per step:
+- "monai": the network as built, MONAI's DiceCELoss(to_onehot_y=True, softmax=True);
+- "partitioned": partition_model(network, 1x1x1 mesh) in a one-rank NCCL process group, the partitioned
+  Dice+CE loss (engines.partition.loss) and the gradient all-reduce - the code each rank of a real run
+  executes, minus the halo exchanges a one-block mesh has none of.
+Memory is torch.cuda.max_memory_allocated during the steps (weights and the volume included; the CUDA
+context and the allocator's cached slack are not); time is the median step after the first, synchronised.
+A size that runs out of memory is recorded as such.
+
+From the partitioned peaks at the measured sizes, engines.partition.capacity fits fixed + per-voxel
+memory and prints the ranks (and mesh) 512^3 and 1024^3 volumes need on 80 GB and 141 GB GPUs, keeping
+10 % of each GPU free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+from benchmarks.partition_memory import CLASSES, WIDTH, phantom_block, train_steps  # noqa: E402
+from engines.partition.capacity import GIB, GPUS, MemoryModel, ranks_needed  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "partition_gpu.json"
+TARGET_OVERHEAD = 0.05
+TARGET_SIZES = (512, 1024)
+
+
+def _case(variant: str, size: int, steps: int, seed: int) -> dict:
+    """Train `steps` steps of one variant at size^3 on the current GPU; peak memory and step time."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    from engines.partition.convert import partition_model
+    from engines.partition.mesh import SpatialMesh
+    from engines.partition.models import build_model
+
+    device = torch.device("cuda")
+    torch.manual_seed(seed)
+    net = build_model("basicunet", out_channels=CLASSES, width=WIDTH).to(device)
+    mesh = SpatialMesh((1, 1, 1))
+    if variant == "partitioned":
+        net = partition_model(net, mesh, inplace=True)
+    image, labels = (t.to(device) for t in phantom_block((size,) * 3, (slice(0, size),) * 3))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        if variant == "partitioned":
+            times = train_steps(net, optimizer, image, labels, mesh, steps,
+                                synchronize=torch.cuda.synchronize)
+        else:
+            loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+            times = _monai_steps(net, optimizer, image, labels, loss_fn, steps)
+        result = {"peak_bytes": torch.cuda.max_memory_allocated(),
+                  "step_s": statistics.median(times[1:] or times), "step_s_all": [round(t, 4) for t in times]}
+    except torch.cuda.OutOfMemoryError:
+        result = {"peak_bytes": None, "step_s": None, "oom": True}
+    del net, optimizer, image, labels
+    torch.cuda.empty_cache()
+    return {"variant": variant, "size": size, **result}
+
+
+def _monai_steps(net, optimizer, image, labels, loss_fn, steps: int) -> list[float]:
+    """The plain MONAI training step, timed like partition_memory.train_steps."""
+    import time
+
+    import torch
+
+    times = []
+    for _ in range(steps):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(net(image), labels).backward()
+        optimizer.step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def capacity_table(model: MemoryModel, sizes: tuple[int, ...] = TARGET_SIZES) -> list[dict]:
+    """Ranks (and mesh) each volume size needs on each GPU class under `model` (None: no mesh fits)."""
+    rows = []
+    for size in sizes:
+        for gpu, capacity in GPUS.items():
+            found = ranks_needed((size,) * 3, model, capacity)
+            rows.append({"size": size, "gpu": gpu, "ranks": None if found is None else found[0],
+                         "mesh": None if found is None else "x".join(map(str, found[1])),
+                         "per_rank_gib": None if found is None
+                         else round(model.per_rank_bytes((size,) * 3, found[1]) / GIB, 1)})
+    return rows
+
+
+def markdown(cases: list[dict], model: MemoryModel, rows: list[dict], gpu_name: str) -> str:
+    """The README tables: overhead per size, then ranks needed."""
+    lines = ["| size | MONAI step (s) | partitioned step (s) | time overhead | MONAI peak (GiB) | "
+             "partitioned peak (GiB) | memory overhead |", "|---|---|---|---|---|---|---|"]
+    for size in sorted({c["size"] for c in cases}):
+        plain, part = (next(c for c in cases if c["size"] == size and c["variant"] == v)
+                       for v in ("monai", "partitioned"))
+        if plain.get("oom") or part.get("oom"):
+            plain_s, part_s = ("OOM" if c.get("oom") else f"{c['step_s']:.2f}" for c in (plain, part))
+            lines.append(f"| {size}³ | {plain_s} | {part_s} | - | - | - | - |")
+            continue
+        lines.append(f"| {size}³ | {plain['step_s']:.2f} | {part['step_s']:.2f} | "
+                     f"{part['step_s'] / plain['step_s'] - 1:+.1%} | {plain['peak_bytes'] / GIB:.1f} | "
+                     f"{part['peak_bytes'] / GIB:.1f} | "
+                     f"{part['peak_bytes'] / plain['peak_bytes'] - 1:+.1%} |")
+    lines += [f"\nOne {gpu_name}; BasicUNet (16, 16, 32, 64, 128, 16), 4 classes, float32, Adam; "
+              f"peak = torch.cuda.max_memory_allocated. Fit: {model.fixed_bytes / GIB:.2f} GiB + "
+              f"{model.bytes_per_voxel:.0f} bytes per voxel of a rank's block.\n",
+              "| volume | GPU | ranks needed | mesh | predicted peak per rank (GiB) |",
+              "|---|---|---|---|---|"]
+    for row in rows:
+        peak = "-" if row["per_rank_gib"] is None else row["per_rank_gib"]
+        lines.append(f"| {row['size']}³ | {row['gpu']} | {row['ranks'] or 'none fits'} | "
+                     f"{row['mesh'] or '-'} | {peak} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="256,448", help="volume edges to measure (default 256,448)")
+    parser.add_argument("--steps", type=int, default=4, help="steps per case; the first is not timed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    args = parser.parse_args(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        print("partition_gpu.py needs a CUDA GPU and a CUDA build of torch; this machine has none "
+              f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Run "
+              "benchmarks/partition_memory.py for the CPU benchmark.", file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if len(set(sizes)) < 2 or any(s % 16 for s in sizes):
+        parser.error("--sizes needs two or more different multiples of 16")
+    import torch.distributed as dist
+
+    with tempfile.TemporaryDirectory() as tmp:  # a one-rank NCCL group: the code path of a real run
+        store = dist.FileStore(str(Path(tmp) / "store"), 1)
+        dist.init_process_group("nccl", store=store, rank=0, world_size=1)
+        try:
+            cases = []
+            for size in sizes:
+                for variant in ("monai", "partitioned"):
+                    cases.append(_case(variant, size, args.steps, args.seed))
+                    print(f"{variant} {size}^3: {cases[-1]}", file=sys.stderr)
+        finally:
+            dist.destroy_process_group()
+    measured = [c for c in cases if c["variant"] == "partitioned" and not c.get("oom")]
+    if len({c["size"] for c in measured}) < 2:
+        print("fewer than two sizes fit this GPU: no per-voxel fit; try smaller --sizes", file=sys.stderr)
+        return 1
+    model = MemoryModel.fit([c["size"] ** 3 for c in measured], [c["peak_bytes"] for c in measured])
+    rows = capacity_table(model)
+    gpu_name = torch.cuda.get_device_name()
+    command = "python benchmarks/partition_gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {
+        "benchmark": "partition_gpu", "command": command.strip(), "gpu": gpu_name,
+        "gpu_bytes": torch.cuda.get_device_properties(0).total_memory, "torch": torch.__version__,
+        "python": platform.python_version(), "steps": args.steps, "seed": args.seed,
+        "target_overhead": TARGET_OVERHEAD, "cases": cases,
+        "fit": {"fixed_bytes": model.fixed_bytes, "bytes_per_voxel": model.bytes_per_voxel},
+        "ranks_needed": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(cases, model, rows, gpu_name))
+    print(f"\ncommand: {result['command']}\nresults: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

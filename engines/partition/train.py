@@ -1,0 +1,358 @@
+"""The partitioned segmentation training job: one process per rank, started by torchrun.
+
+`python main.py train-seg ...` checks everything, then runs torchrun, which starts this module's `main`
+on every rank (or run it yourself: ``python -m torch.distributed.run ... -m engines.partition.train ARGS``).
+Rank 0 prints the JSON-lines events of DESIGN §3. Each step takes a random crop (the same on every rank
+of a replica), each rank its block of it; SIGTERM or SIGINT makes every rank finish its step, rank 0
+checkpoint, and all exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import resource
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from engines.errors import InputError
+from engines.events import StopRequest, emit
+from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
+from engines.partition.convert import partition_model, required_multiple
+from engines.partition.grads import sum_gradients
+from engines.partition.launch import cpu_threads_per_rank
+from engines.partition.loss import dice_ce_loss, dice_scores
+from engines.partition.mesh import SpatialMesh, format_mesh, parse_mesh
+from engines.partition.models import MODELS, build_model
+from engines.partition.pad import pad_to_multiple, padded_shape
+from engines.partition.predict import predict_partitioned, write_labels
+
+PREDICTION = "prediction.nii.gz"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's options, shared by `main.py train-seg` and this module's own entry point."""
+    parser.add_argument("--image", required=True, help="image volume (any format engines.io reads)")
+    parser.add_argument("--labels", required=True, help="label volume on the image's grid, integers 0..C-1")
+    parser.add_argument("--ranks", type=int, default=None,
+                        help="processes in all (default: the mesh's blocks x replicas)")
+    parser.add_argument("--mesh", default="2x1x1",
+                        help="blocks along D, H, W, optionally xREPLICAS (2x2x1x2)")
+    parser.add_argument("--model", choices=MODELS, default="basicunet")
+    parser.add_argument("--width", type=int, default=8, help="channels of the first level (default 8)")
+    parser.add_argument("--steps", type=int, default=100, help="train until this step (default 100)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--crop", default="full",
+                        help="D,H,W of the random crop each step, or 'full' for the whole (padded) volume")
+    parser.add_argument("--out", required=True, help="folder for checkpoints and the prediction")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
+    parser.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                        help="auto: NCCL when every local rank has a GPU, else gloo on CPU")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="also checkpoint every K steps (default: only at the end and on stop)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-predict", dest="predict", action="store_false",
+                        help="skip predicting the whole volume at the end")
+    parser.add_argument("--collective-timeout", type=float, default=45,
+                        help="seconds a rank waits for a lost peer before failing (default 45)")
+
+
+@dataclass
+class TrainPlan:
+    """A checked training job: settings, data, and the checkpoint to resume from."""
+
+    config: dict[str, Any]  # what the checkpoint records; enough to rebuild the model and its inputs
+    image: np.ndarray  # (D, H, W) float32, normalised, padded to the block multiple
+    labels: np.ndarray  # (D, H, W) int64, padded with 0
+    affine: np.ndarray
+    mesh_shape: tuple[int, int, int]
+    data_parallel: int
+    crop: tuple[int, int, int]
+    resume: Checkpoint | None
+
+
+def resolve_backend(name: str, local_ranks: int) -> str:
+    """'gloo' or 'nccl' for `name` in auto/gloo/nccl; NCCL needs one GPU per local rank."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "auto":
+        return "nccl" if gpus >= local_ranks else "gloo"
+    if name == "nccl" and gpus < local_ranks:
+        raise InputError(f"--backend nccl needs one GPU per rank: {local_ranks} ranks on this node, "
+                         f"{gpus} GPUs")
+    return name
+
+
+def check_port_free(port: int) -> None:
+    """InputError if something on this machine already listens on `port` (127.0.0.1)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise InputError(f"port {port} is in use ({exc.strerror}); choose another --port or leave "
+                             f"it out") from exc
+
+
+def _integer_labels(labels: np.ndarray, path: str) -> np.ndarray:
+    whole = np.issubdtype(labels.dtype, np.integer) or (
+        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels)))
+        and np.array_equal(labels, np.round(labels)))
+    if not whole:
+        example = labels[labels != np.round(labels)].flat[0] if labels.size else ""
+        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
+                         f"such as {example}", path)
+    labels = labels.astype(np.int64)
+    if labels.min() < 0:
+        raise InputError(f"labels must be 0 or more; found {labels.min()}", path)
+    if labels.max() < 1:
+        raise InputError("labels hold a single class; segmentation needs at least two", path)
+    return labels
+
+
+def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str
+                ) -> tuple[int, int, int]:
+    if text == "full":
+        return padded_shape(shape, block)
+    try:
+        crop = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        crop = ()
+    if len(crop) != 3 or min(crop) < 1:
+        raise InputError(f"--crop must be D,H,W (three positive integers) or 'full'; got {text!r}")
+    for axis, (c, n, b) in enumerate(zip(crop, shape, block, strict=True)):
+        if c > n:
+            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} exceeds the volume's {n}")
+        if c % b:
+            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} is not a multiple of {b} (mesh "
+                             f"{mesh} x the model's downsampling); use {max(b, c // b * b)} or 'full'")
+    return crop  # type: ignore[return-value]
+
+
+def plan_training(args: argparse.Namespace, *, world_size: int | None = None) -> TrainPlan:
+    """Check every setting and the data before any process starts; read and normalise the volumes.
+
+    Raises
+    ------
+    InputError
+        Bad mesh or rank count, image/label shape or affine mismatch, labels that are not class
+        indices, a crop the mesh and the model's downsampling do not divide, a checkpoint conflict.
+    """
+    try:
+        mesh_shape, data_parallel = parse_mesh(args.mesh)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    needed = int(np.prod(mesh_shape)) * data_parallel
+    ranks = needed if args.ranks is None else args.ranks
+    if ranks != needed:
+        raise InputError(f"--ranks {ranks}, but mesh {args.mesh} has {int(np.prod(mesh_shape))} blocks x "
+                         f"{data_parallel} replicas = {needed} ranks")
+    if world_size is not None and world_size != needed:
+        raise InputError(f"mesh {args.mesh} needs {needed} ranks; torchrun started {world_size}")
+    for name, value, low in (("--steps", args.steps, 1), ("--width", args.width, 1),
+                             ("--checkpoint-every", args.checkpoint_every, 0)):
+        if value < low:
+            raise InputError(f"{name} must be at least {low}; got {value}")
+    if not args.lr > 0:
+        raise InputError(f"--lr must be positive; got {args.lr}")
+
+    from engines.io import read_volume
+
+    image_vol, label_vol = read_volume(args.image), read_volume(args.labels)
+    if image_vol.shape != label_vol.shape:
+        raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
+                         f"share a grid", args.labels)
+    if not np.allclose(image_vol.affine, label_vol.affine, atol=1e-3):
+        raise InputError("labels and image have different voxel-to-world affines: they must share a grid",
+                         args.labels)
+    if len(image_vol.shape) != 3:
+        raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", args.image)
+    labels = _integer_labels(np.asarray(label_vol.data), args.labels)
+    image = np.asarray(image_vol.data, dtype=np.float32)
+    classes = int(labels.max()) + 1
+
+    multiple = required_multiple(build_model(args.model, out_channels=classes, width=args.width))
+    block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
+    crop = _crop_shape(args.crop, image.shape, block, args.mesh)  # type: ignore[arg-type]
+
+    resume = _resume_checkpoint(args, classes)
+    mean, std = float(image.mean(dtype=np.float64)), float(image.std(dtype=np.float64)) or 1.0
+    config = {
+        "model": args.model, "width": args.width, "in_channels": 1, "classes": classes, "mesh": args.mesh,
+        "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed, "image": args.image,
+        "labels": args.labels, "image_shape": list(image.shape), "mean": mean, "std": std,
+        "multiple": list(multiple),
+    }
+    normalised = pad_to_multiple((image - np.float32(mean)) / np.float32(std), block,
+                                 value=float((0 - mean) / std))
+    return TrainPlan(config, normalised.astype(np.float32, copy=False), pad_to_multiple(labels, block),
+                     image_vol.affine, mesh_shape, data_parallel, crop, resume)
+
+
+def _resume_checkpoint(args: argparse.Namespace, classes: int) -> Checkpoint | None:
+    exists = (checkpoint_dir(args.out) / "checkpoint.json").exists()
+    if not args.resume:
+        if exists:
+            raise InputError("this folder already holds a checkpoint: pass --resume to continue it, or "
+                             "choose another --out", args.out)
+        return None
+    checkpoint = load_checkpoint(args.out)
+    saved = checkpoint.config
+    for key, value in (("model", args.model), ("width", args.width), ("classes", classes)):
+        if saved.get(key) != value:
+            raise InputError(f"the checkpoint was trained with {key} {saved.get(key)!r}, this run asks for "
+                             f"{value!r}", checkpoint.path)
+    if checkpoint.step >= args.steps:
+        raise InputError(f"the checkpoint is at step {checkpoint.step} already; ask for more --steps",
+                         checkpoint.path)
+    return checkpoint
+
+
+def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's block of the step's crop: image (1, 1, d, h, w) float32, labels (1, 1, d, h, w) int64."""
+    rng = np.random.default_rng([plan.config["seed"], step, mesh.replica])
+    origin = [int(rng.integers(0, n - c + 1)) for n, c in zip(plan.image.shape, plan.crop, strict=True)]
+    inner = mesh.block_slices(plan.crop)
+    region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, inner, strict=True))
+    image = torch.from_numpy(np.ascontiguousarray(plan.image[region]))[None, None]
+    labels = torch.from_numpy(np.ascontiguousarray(plan.labels[region]))[None, None]
+    return image.to(device), labels.to(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _gather(values: list[float], device: torch.device) -> torch.Tensor:
+    """(world, len(values)): every rank's values, on every rank."""
+    mine = torch.tensor(values, dtype=torch.float64, device=device)
+    parts = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, mine)
+    return torch.stack(parts).cpu()
+
+
+def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoint_every: int, out: str,
+          predict: bool) -> int:
+    """Run the steps on this rank (the process group is up); rank 0 reports. Returns the exit code."""
+    config = plan.config
+    mesh = SpatialMesh(plan.mesh_shape, data_parallel=plan.data_parallel)
+    leader = dist.get_rank() == 0
+    torch.manual_seed(config["seed"])
+    model = build_model(config["model"], out_channels=config["classes"], width=config["width"]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    step = 0
+    if plan.resume is not None:
+        model.load_state_dict(plan.resume.weights)
+        if plan.resume.optimizer is not None:
+            optimizer.load_state_dict(plan.resume.optimizer)
+        step = plan.resume.step
+    net = partition_model(model, mesh, inplace=True)
+    pids = [None] * dist.get_world_size()
+    dist.all_gather_object(pids, os.getpid())
+    if leader:
+        emit("start", ranks=mesh.world_size, mesh=format_mesh(mesh.shape, mesh.data_parallel),
+             model=config["model"], steps=config["steps"], first_step=step + 1, backend=dist.get_backend(),
+             device=device.type, image_shape=config["image_shape"], crop=list(plan.crop),
+             classes=config["classes"], pids=pids)
+    total = config["steps"]
+    while step < total:
+        step += 1
+        started = time.perf_counter()
+        x, y = _batch(plan, mesh, step, device)
+        logits = net(x)
+        loss = dice_ce_loss(logits, y, mesh)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        sum_gradients(net, mesh)
+        optimizer.step()
+        dice = dice_scores(logits.detach(), y, mesh)
+        elapsed = time.perf_counter() - started
+        status = _gather([float(loss.detach()), _peak_memory_mb(device), float(bool(stop))], device)
+        stopping = bool(status[:, 2].max())
+        if leader:
+            emit("progress", step=step, total=total)
+            emit("metric", step=step, loss=float(status[:, 0].mean()), dice=dice,
+                 step_time_s=round(elapsed, 4), peak_mem_mb=[round(v, 1) for v in status[:, 1].tolist()])
+            if stopping or step == total or (checkpoint_every and step % checkpoint_every == 0):
+                emit("checkpoint", step=step, path=str(save_checkpoint(out, net, optimizer, step, config)))
+        if stopping:
+            if leader:
+                emit("done", step=step, stopped=True, checkpoint=str(checkpoint_dir(out)))
+            return 0
+    prediction = None
+    if predict and mesh.replica == 0:
+        if leader:
+            emit("log", message="predicting the whole volume")
+        labels = predict_partitioned(net, plan.image, mesh, device)
+        if labels is not None:
+            shape = config["image_shape"]
+            prediction = write_labels(labels[: shape[0], : shape[1], : shape[2]], plan.affine,
+                                      Path(out) / PREDICTION)
+    if leader:
+        emit("done", step=step, stopped=False, checkpoint=str(checkpoint_dir(out)),
+             prediction=None if prediction is None else str(prediction))
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """One rank of the job, under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE set)."""
+    stop = StopRequest().install()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    backend = resolve_backend(args.backend, local_ranks)
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(cpu_threads_per_rank(local_ranks))
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.collective_timeout))
+    try:
+        plan = plan_training(args, world_size=dist.get_world_size())
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        return train(plan, stop, device, checkpoint_every=args.checkpoint_every, out=args.out,
+                     predict=args.predict)
+    finally:
+        dist.destroy_process_group()
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command-line options that reproduce `args` for `main` (what torchrun passes each rank)."""
+    argv = ["--image", args.image, "--labels", args.labels, "--mesh", args.mesh, "--model", args.model,
+            "--width", str(args.width), "--steps", str(args.steps), "--lr", repr(args.lr),
+            "--crop", args.crop, "--out", args.out, "--backend", args.backend,
+            "--checkpoint-every", str(args.checkpoint_every),
+            "--seed", str(args.seed), "--collective-timeout", repr(args.collective_timeout)]
+    if args.ranks is not None:
+        argv += ["--ranks", str(args.ranks)]
+    if args.resume:
+        argv.append("--resume")
+    if not args.predict:
+        argv.append("--no-predict")
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of each rank: ``python -m engines.partition.train ARGS`` under torchrun."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    parser = argparse.ArgumentParser(
+        prog="python -m engines.partition.train",
+        description="One rank of the partitioned training job (run by torchrun).")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return record(run_worker)(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

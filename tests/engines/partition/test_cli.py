@@ -1,0 +1,207 @@
+"""`partition-check` and `train-seg` from the command line: bad input refused before any process starts,
+JSON events, checkpoint on SIGTERM, a dead rank reported, --resume continuing the same loss curve."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import main
+from engines.partition.checkpoint import load_checkpoint
+
+ROOT = Path(main.__file__).resolve().parent
+AFFINE = np.array([[1.5, 0, 0, 10], [0, 1, 0, -5], [0, 0, 2, 3], [0, 0, 0, 1]], dtype=float)
+
+
+def _write(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> str:
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return str(path)
+
+
+@pytest.fixture
+def volumes(tmp_path):
+    """A 32x24x20 image with two nested balls and its 3-class labels."""
+    grid = np.mgrid[:32, :24, :20].astype(np.float32)
+    radius = np.sqrt(((grid - np.array([16, 12, 10], dtype=np.float32)[:, None, None, None]) ** 2).sum(0))
+    labels = (radius < 7).astype(np.uint8) + (radius < 3.5)
+    image = labels * 100 + np.random.default_rng(0).normal(0, 20, labels.shape)
+    return (_write(tmp_path / "image.nii.gz", image.astype(np.float32)),
+            _write(tmp_path / "labels.nii.gz", labels))
+
+
+def _train_args(volumes, out, *extra):
+    image, labels = volumes
+    return ["train-seg", "--image", image, "--labels", labels, "--ranks", "2", "--mesh", "2x1x1",
+            "--model", "unet",
+            "--width", "2", "--lr", "0.01", "--crop", "full", "--out", str(out), *extra]
+
+
+def _refused(capsys, argv, *fragments):
+    assert main.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the "starting ranks" event: nothing was launched
+    for fragment in fragments:
+        assert fragment in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_shape_and_affine_mismatch_are_refused(tmp_path, volumes, capsys):
+    image, _ = volumes
+    small = _write(tmp_path / "small.nii.gz", np.zeros((32, 24, 10), np.uint8))
+    _refused(capsys, _train_args((image, small), tmp_path / "o", "--steps", "1"), "small.nii.gz",
+             "(32, 24, 10)")
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 4
+    moved = _write(tmp_path / "moved.nii.gz", np.zeros((32, 24, 20), np.uint8), shifted)
+    _refused(capsys, _train_args((image, moved), tmp_path / "o", "--steps", "1"), "moved.nii.gz", "affine")
+
+
+def test_fractional_labels_are_refused(tmp_path, volumes, capsys):
+    image, _ = volumes
+    soft = _write(tmp_path / "soft.nii.gz", np.full((32, 24, 20), 0.5, np.float32))
+    _refused(capsys, _train_args((image, soft), tmp_path / "o", "--steps", "1"), "soft.nii.gz",
+             "whole numbers")
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    (["--mesh", "2x2x1"], ["--ranks 2", "2x2x1", "4 ranks"]),
+    (["--crop", "24,24,16"], ["24 along D is not a multiple of 16", "mesh 2x1x1"]),
+    (["--crop", "64,16,16"], ["64 along D exceeds the volume's 32"]),
+    (["--mesh", "2x2"], ["mesh must look like"]),
+])
+def test_bad_mesh_ranks_and_crops_are_refused(tmp_path, volumes, capsys, extra, fragments):
+    argv = _train_args(volumes, tmp_path / "o", "--steps", "1")
+    for option, value in zip(extra[::2], extra[1::2], strict=True):
+        argv[argv.index(option) + 1] = value
+    _refused(capsys, argv, *fragments)
+
+
+def test_a_port_in_use_is_refused(tmp_path, volumes, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = _train_args(volumes, tmp_path / "o", "--steps", "1", "--port", str(port))
+        _refused(capsys, argv, f"port {port}")
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path, volumes, capsys):
+    _refused(capsys, _train_args(volumes, tmp_path / "o", "--steps", "1", "--resume"), "no checkpoint")
+
+
+class _Job:
+    """`main.py ARGS` in a subprocess, its stdout events collected by a reader thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.events: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def next(self, name: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while (event := self.events.get(timeout=max(0.1, deadline - time.monotonic()))) is not None:
+            self.seen.append(event)
+            if event["event"] == name:
+                return event
+        raise AssertionError(f"no {name} event; saw {self.seen}; stderr:\n{self.proc.stderr.read()[-3000:]}")
+
+    def finish(self, timeout: float = 180) -> tuple[int, list[dict]]:
+        code = self.proc.wait(timeout=timeout)
+        while (event := self.events.get(timeout=10)) is not None:
+            self.seen.append(event)
+        return code, self.seen
+
+
+def _losses(events):
+    return [e["loss"] for e in events if e["event"] == "metric"]
+
+
+@pytest.mark.dist
+def test_sigterm_checkpoints_and_exits_0_within_10_s(tmp_path, volumes):
+    out = tmp_path / "run"
+    job = _Job(*_train_args(volumes, out, "--steps", "100000"))
+    job.next("progress")
+    job.proc.send_signal(signal.SIGTERM)
+    asked = time.monotonic()
+    code, events = job.finish(timeout=30)
+    assert time.monotonic() - asked < 10
+    assert code == 0
+    done = [e for e in events if e["event"] == "done"][-1]
+    assert done["stopped"] is True
+    last_step = [e for e in events if e["event"] == "progress"][-1]["step"]
+    assert done["step"] == last_step
+    assert load_checkpoint(out).step == last_step
+
+
+@pytest.mark.dist
+def test_a_dead_rank_stops_the_others_with_an_error_naming_it(tmp_path, volumes):
+    job = _Job(*_train_args(volumes, tmp_path / "run", "--steps", "100000"))
+    pids = job.next("start")["pids"]
+    job.next("progress")
+    os.kill(pids[1], signal.SIGKILL)
+    killed = time.monotonic()
+    code, events = job.finish(timeout=90)
+    assert time.monotonic() - killed < 60
+    assert code == 1
+    assert events[-1]["event"] == "error"
+    assert "rank 1 died (SIGKILL)" in events[-1]["message"]
+    for pid in pids:  # no rank left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.dist
+@pytest.mark.slow
+def test_resume_continues_the_same_loss_curve_and_predicts(tmp_path, volumes):
+    straight = _Job(*_train_args(volumes, tmp_path / "straight", "--steps", "6"))
+    code, events = straight.finish()
+    assert code == 0, straight.proc.stderr.read()
+    first = _Job(*_train_args(volumes, tmp_path / "split", "--steps", "3", "--no-predict"))
+    assert first.finish()[0] == 0
+    second = _Job(*_train_args(volumes, tmp_path / "split", "--steps", "6", "--resume"))
+    code, resumed = second.finish()
+    assert code == 0, second.proc.stderr.read()
+    assert next(e for e in resumed if e["event"] == "start")["first_step"] == 4
+    np.testing.assert_allclose(_losses(first.seen) + _losses(resumed), _losses(events), rtol=1e-6)
+    assert _losses(events)[-1] < _losses(events)[0]
+    prediction = nib.load(tmp_path / "straight" / "prediction.nii.gz")
+    np.testing.assert_allclose(prediction.affine, AFFINE)
+    assert prediction.shape == (32, 24, 20)
+    assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2}
+
+
+@pytest.mark.dist
+def test_partition_check_prints_the_json_and_exits_0(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "partition-check", "--ranks", "2",
+                             "--mesh",
+                             "1x1x2", "--model", "unet", "--dtype", "float64", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"ranks": 2, "mesh": "1x1x2", "model": "unet", "ok": True}.items() <= report.items()
+    assert report["max_abs_err_output"] < 1e-9 and report["max_rel_err_grad"] < 1e-9
+
+
+def test_partition_check_refuses_ranks_that_do_not_fill_the_mesh(capsys):
+    assert main.main(["partition-check", "--ranks", "3", "--mesh", "2x2x1"]) == 2
+    assert "needs 4 ranks" in capsys.readouterr().err
