@@ -26,8 +26,9 @@ the ranks share this machine's cores (threads per rank = cores / ranks, at least
 than cores the step time includes oversubscription.
 
 glibc keeps freed blocks below its (self-raising, up to 32 MiB) mmap threshold in the heap, which adds
-to RSS but not to tensor memory; `MALLOC_MMAP_THRESHOLD_=1048576` in the environment pins the threshold
-at 1 MiB, so activations go back to the system when freed (recorded in the JSON as malloc_env).
+to RSS but not to tensor memory. The ranks run as train-seg's CPU ranks do, with
+engines.partition.launch.CPU_RANK_ENV (MALLOC_MMAP_THRESHOLD_=1048576: freed activations go back to the
+system) unless the environment sets those variables itself (recorded in the JSON as malloc_env).
 """
 
 from __future__ import annotations
@@ -213,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         case = cases[-1]
         print(f"{ranks} rank(s): peak {case['max_peak_mib']:.0f} MiB per rank, step {case['step_s']:.2f} s",
               file=sys.stderr)
-    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}  # glibc tunables change RSS
-    command = " ".join(["flock /tmp/h/bench.lock", *(["env"] if malloc else []),
-                        *(f"{k}={v}" for k, v in malloc.items()),
+    from engines.partition.launch import CPU_RANK_ENV
+
+    user_malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}  # glibc tunables
+    malloc = {**CPU_RANK_ENV, **user_malloc}  # what the ranks ran with (engines.partition.launch)
+    command = " ".join([*(["env"] if user_malloc else []), *(f"{k}={v}" for k, v in user_malloc.items()),
                         ".venv/bin/python benchmarks/partition_memory.py",
                         *(argv if argv is not None else sys.argv[1:])])
     one, one_tensor = cases[0]["max_peak_mib"], cases[0]["max_tensor_peak_mib"]

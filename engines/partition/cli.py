@@ -128,12 +128,12 @@ def run_train(args: argparse.Namespace) -> int:
     from torch.distributed.run import config_from_args
     from torch.distributed.run import parse_args as torchrun_args
 
-    from engines.partition.launch import cpu_threads_per_rank
+    from engines.partition.launch import cpu_rank_env, cpu_threads_per_rank
     from engines.partition.train import check_port_free, plan_training, resolve_backend, worker_argv
 
     plan = plan_training(args)
     ranks = int(plan.data_parallel * plan.mesh_shape[0] * plan.mesh_shape[1] * plan.mesh_shape[2])
-    resolve_backend(args.backend, ranks)
+    backend = resolve_backend(args.backend, ranks)
     if args.port:
         check_port_free(args.port)
     del plan  # the ranks read the data themselves
@@ -148,7 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
     config, entrypoint, entry_args = config_from_args(launch_args)
     emit("log", message=f"starting {ranks} ranks (torchrun)")
     try:
-        elastic_launch(config, entrypoint)(*entry_args)
+        with cpu_rank_env(backend):
+            elastic_launch(config, entrypoint)(*entry_args)
     except ChildFailedError as exc:
         emit("error", message=describe_failures(exc.failures))
         return 1

@@ -9,17 +9,36 @@ under torchrun instead: see engines.partition.cli.)
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import queue as queue_module
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+# glibc keeps freed blocks below its self-raising mmap threshold (up to 32 MiB) in the heap, so a CPU rank's
+# RSS would keep every freed activation of that size; 1 MiB hands them back. A MALLOC_* value set by the
+# user wins (benchmarks/partition_memory.py measures both).
+CPU_RANK_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+
+
+@contextlib.contextmanager
+def cpu_rank_env(backend: str) -> Iterator[dict[str, str]]:
+    """Within the block, processes started for `backend` "gloo" inherit CPU_RANK_ENV (what the user has not
+    set themselves); yields what was added."""
+    added = {k: v for k, v in CPU_RANK_ENV.items() if backend == "gloo" and k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield added
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def _serve(rank: int, world_size: int, port: int, backend: str, threads: int, collective_timeout_s: float,
@@ -71,8 +90,9 @@ class RankPool:
                                    args=(rank, world_size, self._store.port, backend, threads,
                                          collective_timeout_s, self._tasks[rank], self._results))
                        for rank in range(world_size)]
-        for proc in self._procs:
-            proc.start()
+        with cpu_rank_env(backend):
+            for proc in self._procs:
+                proc.start()
         self.alive = True
 
     def run(self, fn: Callable, *args: Any, timeout_s: float = 300) -> list[Any]:
