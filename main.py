@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sr-train": "engines.superres.cli",
     "partition-check": "engines.partition.cli",
     "train-seg": "engines.partition.cli",
+    "predict-seg": "engines.partition.cli",
     "hsi-bench": "engines.hyperspectral.cli",
     "hsi-demo": "engines.hyperspectral.cli",
 }

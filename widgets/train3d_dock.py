@@ -5,8 +5,9 @@ steps, learning rate and crop. Start checks that the layers share a voxel grid, 
 unmodified files to NIfTI with their world affine (worker thread), then runs `main.py train-seg` as a
 background process (`app.jobs`). That process checks everything else with the job's own planning
 (`plan_training`: label values, ranks vs mesh, crop vs the model's downsampling, backend) before it starts
-any rank; a refusal comes back as a notification naming the layer. (The check runs there, not in a thread
-here, because importing torch into the GUI process holds the GIL for ~0.5 s.) While it trains: a live
+any rank; a refusal comes back as a notification naming the layer. (The check runs there, so this dock never
+needs torch: importing it in a thread would hold the GIL ~0.5 s, and in plain napari the dock stays light.
+The workbench loads torch once at start-up for the Super-resolution dock.) While it trains: a live
 loss / Dice plot, progress with ETA, peak memory per rank and the log. Cancel makes the job checkpoint and
 exit; "Resume" continues that checkpoint. When the job is done its OUT/prediction.nii.gz is added as a
 labels layer on the image's grid.

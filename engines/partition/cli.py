@@ -65,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="rendezvous port on 127.0.0.1 (default: one the system picks)")
     train.set_defaults(func=run_train)
 
+    predict = subparsers.add_parser(
+        "predict-seg", help="label a volume with a train-seg checkpoint (MONAI sliding window, one process)",
+        description="Apply a network trained by train-seg to a volume on the grid it was trained for and "
+                    "write the labels as NIfTI with the image's affine.",
+        epilog="example:\n  python main.py predict-seg --run runs/brain --image other_t1.nii.gz "
+               "--out other_tissue.nii.gz", formatter_class=argparse.RawDescriptionHelpFormatter)
+    predict.add_argument("--run", required=True, help="train-seg's output folder (its checkpoint)")
+    predict.add_argument("--image", required=True, help="volume to label (any format engines.io reads)")
+    predict.add_argument("--out", required=True, help="labels file to write (.nii or .nii.gz)")
+    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                         help="auto: the first GPU when there is one")
+    predict.set_defaults(func=run_predict)
+
 
 def run_check(args: argparse.Namespace) -> int:
     from engines.partition.check import check_worker
@@ -101,6 +114,25 @@ def run_check(args: argparse.Namespace) -> int:
                   f"kink at 0 took the other branch than in the whole-volume run (rounding); check the "
                   f"partitioning exactly with --dtype float64")
     return 0 if result["ok"] else 1
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from engines.partition.predict import predict_volume
+
+    if Path(args.out).resolve() == Path(args.image).resolve():
+        raise InputError("--out is the input image: choose another file (input files are never written)",
+                         args.out)
+    if not str(args.out).endswith((".nii", ".nii.gz")):
+        raise InputError("--out must be a NIfTI file (.nii or .nii.gz)", args.out)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda, but torch sees no GPU here")
+    gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = "cuda" if gpu else "cpu"
+    written = predict_volume(args.run, args.image, args.out, device=device)
+    print(f"labels written to {written}")
+    return 0
 
 
 def describe_failures(failures: dict) -> str:

@@ -24,22 +24,10 @@ def check_pool(layer: nn.MaxPool3d | nn.AvgPool3d) -> tuple[int, int, int]:
     return stride
 
 
-class PartitionedMaxPool3d(PartitionedModule, nn.MaxPool3d):
-    """nn.MaxPool3d (kernel == stride) on one block."""
+class _BlockPooling(PartitionedModule):
+    """Pooling with kernel == stride on one block: no halo; the block must be a multiple of the stride."""
 
-    @classmethod
-    def from_module(cls, module: nn.Module, mesh: SpatialMesh, path: str) -> nn.Module:
-        twin = super().from_module(module, mesh, path)
-        twin.block_stride = check_pool(twin)
-        return twin
-
-    def forward(self, x: torch.Tensor):  # type: ignore[override]
-        self.check_divisible(x, self.block_stride)
-        return super().forward(x)
-
-
-class PartitionedAvgPool3d(PartitionedModule, nn.AvgPool3d):
-    """nn.AvgPool3d (kernel == stride) on one block."""
+    block_stride: tuple[int, int, int]
 
     @classmethod
     def from_module(cls, module: nn.Module, mesh: SpatialMesh, path: str) -> nn.Module:
@@ -49,4 +37,12 @@ class PartitionedAvgPool3d(PartitionedModule, nn.AvgPool3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_divisible(x, self.block_stride)
-        return super().forward(x)
+        return super().forward(x)  # type: ignore[misc]
+
+
+class PartitionedMaxPool3d(_BlockPooling, nn.MaxPool3d):
+    """nn.MaxPool3d (kernel == stride) on one block."""
+
+
+class PartitionedAvgPool3d(_BlockPooling, nn.AvgPool3d):
+    """nn.AvgPool3d (kernel == stride) on one block."""

@@ -53,3 +53,25 @@ def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     assert result.shape == (18, 20, 9)
     np.testing.assert_allclose(result.affine, affine)
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
+
+
+def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
+    import main
+
+    _trained_folder(tmp_path, (16, 16, 8))
+    affine = np.diag([-1.0, 1.0, 2.0, 1.0])
+    image_path = tmp_path / "other.nii"
+    nib.save(nib.Nifti1Image(np.random.default_rng(2).normal(5, 2, (10, 12, 7)).astype(np.float32), affine),
+             str(image_path))
+    before = image_path.read_bytes()
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path),
+                      "--out", str(image_path)]) == 2
+    assert image_path.read_bytes() == before
+    out = tmp_path / "labels.nii.gz"
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path), "--out", str(out),
+                      "--device", "cpu"]) == 0
+    result = nib.load(out)
+    assert result.shape == (10, 12, 7)
+    np.testing.assert_allclose(result.affine, affine)
+    assert main.main(["predict-seg", "--run", str(tmp_path / "nowhere"), "--image", str(image_path),
+                      "--out", str(out)]) == 2
