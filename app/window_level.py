@@ -7,6 +7,7 @@ Radiology states a display window as width W and level (centre) L; napari as con
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import napari
 import numpy as np
@@ -50,6 +51,14 @@ def dicom_window(volume: Volume | None) -> tuple[float, float] | None:
     return (float(width), float(centre)) if width > 0 else None
 
 
+def strided_sample(data: Any, max_samples: int) -> np.ndarray:
+    """Every s-th voxel along each axis of `data` (numpy, memmap, dask, ...), with s chosen so that at most
+    about `max_samples` voxels are read."""
+    shape = data.shape
+    stride = max(1, int(np.ceil((np.prod(shape) / max_samples) ** (1 / len(shape)))))
+    return np.asarray(data[(slice(None, None, stride),) * len(shape)])
+
+
 def percentile_window(data, low: float = 1.0, high: float = 99.0, *, max_samples: int = 1_000_000
                       ) -> tuple[float, float]:
     """(width, level) spanning the `low`-`high` percentiles of `data`, from a strided subsample.
@@ -62,9 +71,7 @@ def percentile_window(data, low: float = 1.0, high: float = 99.0, *, max_samples
     low, high : float
         Percentiles in [0, 100].
     """
-    shape = np.asarray(data.shape)
-    stride = max(1, int(np.ceil((np.prod(shape) / max_samples) ** (1 / len(shape)))))
-    sample = np.asarray(data[(slice(None, None, stride),) * len(shape)], dtype=np.float64).ravel()
+    sample = np.asarray(strided_sample(data, max_samples), dtype=np.float64).ravel()
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         raise ValueError("no finite values to take percentiles of")

@@ -5,13 +5,18 @@ back at once, then the network's result replaces it. Only one slice is computed 
 aborts an older one at its next step and the older result is dropped, so scrolling never queues work.
 The result is an image layer whose affine is `engines.superres.infer.slice_volume`'s: it overlays the
 original in world millimetres. Fine-tuning ("Adapt to this scan") and whole-volume export run as
-`main.py sr-train` / `main.py sr` processes through `app.jobs.Job`, with progress and cancel.
+`main.py sr-train` / `main.py sr` processes through `app.jobs.Job`, with progress and cancel; they read
+the single file the layer shows unchanged, else a temporary NIfTI of the layer written in a worker thread
+(removed when the job ends).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +42,17 @@ from qtpy.QtWidgets import (
 
 from app.job_panel import JobPanel
 from app.jobs import main_command
-from app.layers import layer_volume
+from app.layers import canonical_view, layer_volume
 from app.notify import notify_failure, notify_info, notify_warning
 from app.settings import config_dir
+from app.window_level import strided_sample
 from engines.errors import InputError
 from engines.superres.data import intensity_range
 from engines.superres.geometry import check_scales
 from engines.superres.infer import PLANE_WORLD_AXES, bicubic, slice_volume, super_resolve, take_slice
 from engines.superres.weights import cached_model, shipped_models
 from engines.volume import Volume
-from widgets.view_dock import LayerChoice, full_resolution, layer_affine
+from widgets.view_dock import GRID_TOLERANCE_MM, LayerChoice, full_resolution, layer_affine
 
 SCROLL_MODEL = "sr_light"  # fast enough to follow the scroll
 REFINE_MODEL = "sr_full"  # better, a few times slower: on request
@@ -59,9 +65,30 @@ ADAPT_STEPS = 300
 NIFTI_FILTER = "NIfTI (*.nii.gz *.nii)"
 
 
-def _subsample(data: Any, max_voxels: int) -> np.ndarray:
-    stride = max(1, int(np.ceil((np.prod(data.shape) / max_voxels) ** (1 / len(data.shape)))))
-    return np.asarray(data[tuple(slice(None, None, stride) for _ in data.shape)], dtype=np.float32)
+def unchanged_source(layer: Image) -> str | None:
+    """The single file `layer` shows unchanged (so `main.py` reads back the same volume), else None.
+
+    The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and
+    `main.py` would read its largest), and the layer's data must be that Volume as `app.layers.image_layer`
+    placed it: same shape and affine as `canonical_view(volume)`.
+    """
+    volume = layer_volume(layer)
+    if volume is None or not volume.source or not os.path.isfile(volume.source):
+        return None
+    data, affine = canonical_view(volume)
+    layer_data = full_resolution(layer)
+    if tuple(data.shape) != tuple(layer_data.shape):
+        return None
+    return volume.source if np.allclose(affine, layer_affine(layer), atol=GRID_TOLERANCE_MM) else None
+
+
+def write_temporary(data: Any, affine: np.ndarray) -> str:
+    """Write `data` with `affine` to a new temporary NIfTI (uncompressed: quick); a worker thread's job."""
+    from engines.io.nifti import write_volume
+
+    path = Path(tempfile.mkdtemp(prefix="tessera_sr_")) / "volume.nii"
+    write_volume(Volume(data=np.asarray(data), affine=affine), path)
+    return str(path)
 
 
 def _steps(data: Any, axes: tuple[int, int, int], index: int, sx: float, sy: float, model: str,
@@ -72,7 +99,7 @@ def _steps(data: Any, axes: tuple[int, int, int], index: int, sx: float, sy: flo
     ("network", network result, ms).
     """
     if value_range is None:
-        value_range = intensity_range(_subsample(data, RANGE_SAMPLES))
+        value_range = intensity_range(strided_sample(data, RANGE_SAMPLES).astype(np.float32))
         yield ("range", value_range)
     t0 = time.perf_counter()
     plane = take_slice(data, axes, index)
@@ -102,8 +129,11 @@ class SuperResolutionDock(QWidget):
         self._shown: dict | None = None  # what the layers show: request, bicubic, network results
         self._last_key: tuple | None = None  # the latest request's slice, scales and model
         self.export_worker = None  # the latest slice export (tests wait on it)
+        self.source_worker = None  # writing a layer for a background job (tests wait on it)
+        self._temporary: str | None = None  # the file written for the job, removed when it ends
         self._outputs: list[str] = []  # files the background job reported in its "done" event
         self._job_text = ""  # what the running job does, for its closing message
+        self._job_error = ""  # the message of the job's last "error" event
 
         self.image_choice = LayerChoice(viewer, Image)
         self.image_choice.layer_changed.connect(self.request)
@@ -446,19 +476,46 @@ class SuperResolutionDock(QWidget):
         self.status.setText(f"Saved {path}")
         notify_info(f"Super-resolved slice saved to {path}")
 
-    def _source_file(self, layer: Image) -> str:
-        """A file `main.py` can read holding the layer's volume (its own file, else a temporary NIfTI)."""
-        volume = layer_volume(layer)
-        if volume is None:
-            raise InputError(f"'{layer.name}' was not opened by Tessera (no volume geometry to export)")
-        if volume.source and Path(volume.source).exists():
-            return volume.source
-        from engines.io.nifti import write_volume
+    def _with_source(self, layer: Image, then: Callable[[str], None]) -> None:
+        """Call `then(path)` with a file `main.py` reads as the layer's volume: the file it shows unchanged,
+        else a temporary NIfTI of its data and affine, written in a worker thread."""
+        path = unchanged_source(layer)
+        if path is not None:
+            then(path)
+            return
+        worker = create_worker(write_temporary, full_resolution(layer), layer_affine(layer),
+                               _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda written: self._source_written(worker, written, then))
+        worker.errored.connect(lambda exc: self._source_failed(worker, exc))
+        self.source_worker = worker
+        self._set_busy(True)
+        self.status.setText(f"Writing '{layer.name}' to a temporary file for the job…")
+        worker.start()
 
-        folder = Path(tempfile.mkdtemp(prefix="tessera_sr_"))
-        path = folder / "volume.nii"  # uncompressed: quick to write
-        write_volume(Volume(data=np.asarray(volume.data), affine=volume.affine), path)
-        return str(path)
+    def _source_written(self, worker: object, path: str, then: Callable[[str], None]) -> None:
+        if self._closed or worker is not self.source_worker:
+            shutil.rmtree(Path(path).parent, ignore_errors=True)
+            return
+        self._drop_temporary()
+        self._temporary = path
+        self.source_worker = None
+        self._set_busy(False)
+        self.status.setText("")
+        then(path)
+
+    def _source_failed(self, worker: object, exc: BaseException) -> None:
+        if worker is not self.source_worker:
+            return
+        self.source_worker = None
+        self._set_busy(False)
+        self.status.setText("")
+        notify_failure(exc, action="write a temporary copy for the job of")
+
+    def _drop_temporary(self) -> None:
+        """Remove the file written for the last job (and its folder)."""
+        if self._temporary is not None:
+            shutil.rmtree(Path(self._temporary).parent, ignore_errors=True)
+            self._temporary = None
 
     def export_volume(self) -> None:
         """Super-resolve every slice of the plane shown with `main.py sr` in a background process."""
@@ -468,7 +525,6 @@ class SuperResolutionDock(QWidget):
             # layer data axes are RAS-ordered (app.layers.canonical_view): name the plane by its normal
             plane = next(p for p, axes in PLANE_WORLD_AXES.items() if axes[0] == normal)
             sx, sy = (req["sx"], req["sy"]) if PLANE_WORLD_AXES[plane][1] == vert else (req["sy"], req["sx"])
-            source = self._source_file(req["layer"])
         except InputError as exc:
             self.status.setText(exc.problem)
             return
@@ -476,28 +532,26 @@ class SuperResolutionDock(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export super-resolved volume", name, NIFTI_FILTER)
         if not path:
             return
-        self.start_job(main_command("sr", source, "--scale", f"{sx:g}", "--scale-y", f"{sy:g}", "--plane",
-                                    plane, "--model", req["model"], "--out", path, "--progress"),
-                       f"Exporting {plane} ×{sx:g} / ×{sy:g} to {path}")
+        self._with_source(req["layer"], lambda source: self.start_job(
+            main_command("sr", source, "--scale", f"{sx:g}", "--scale-y", f"{sy:g}", "--plane", plane,
+                         "--model", req["model"], "--out", path, "--progress"),
+            f"Exporting {plane} ×{sx:g} / ×{sy:g} to {path}"))
 
     # -- adapt -----------------------------------------------------------------------------------------
 
     def adapt(self) -> None:
         """Fine-tune the scrolling model on this scan in a background `main.py sr-train --adapt` job."""
         layer = self.source()
-        try:
-            if layer is None:
-                raise InputError("choose an image layer to adapt the model to")
-            source = self._source_file(layer)
-        except InputError as exc:
-            self.status.setText(exc.problem)
+        if layer is None:
+            self.status.setText("choose an image layer to adapt the model to")
             return
         base = self.model_combo.currentData() or SCROLL_MODEL
         out = config_dir() / "superres" / f"adapted_{time.strftime('%Y%m%d_%H%M%S')}"
-        self.start_job(main_command("sr-train", "--adapt", source, "--init", base, "--out", str(out),
-                                    "--name", f"{Path(base).stem}_adapted", "--steps-l1",
-                                    str(self.adapt_steps.value()), "--log-every", "10"),
-                       f"Adapting {Path(base).stem} to '{layer.name}'")
+        self._with_source(layer, lambda source: self.start_job(
+            main_command("sr-train", "--adapt", source, "--init", base, "--out", str(out), "--name",
+                         f"{Path(base).stem}_adapted", "--steps-l1", str(self.adapt_steps.value()),
+                         "--log-every", "10"),
+            f"Adapting {Path(base).stem} to '{layer.name}'"))
 
     # -- background jobs -------------------------------------------------------------------------------
 
@@ -508,21 +562,29 @@ class SuperResolutionDock(QWidget):
             return
         self._outputs = []
         self._job_text = text
+        self._job_error = ""
         self._set_busy(True)
         self.panel.start(argv, message=text + "…")
 
     def _job_event(self, event: dict) -> None:
         if event["event"] == "done":
             self._outputs = list(event.get("outputs") or [])
+        elif event["event"] == "error":
+            self._job_error = str(event.get("message", ""))
 
     def _job_finished(self, code: int, tail: str) -> None:
         self._set_busy(False)
+        self._drop_temporary()
         status = self.panel.status
-        if code != 0:
-            status.setText(f"Failed (exit {code}): {tail.strip().splitlines()[-1] if tail else ''}")
-            notify_warning(f"{self._job_text} failed: {tail.strip()[-300:]}")
+        if self.panel.cancelled:
+            status.setText(f"{self._job_text}: cancelled")
+        elif code != 0:
+            lines = [line.strip() for line in tail.splitlines() if line.strip()]
+            problem = self._job_error or (lines[-1] if lines else "no message")
+            status.setText(f"Failed (exit {code}): {problem}")
+            notify_warning(f"{self._job_text} failed: {problem}")
         elif not self._outputs:
-            status.setText(f"{self._job_text}: cancelled, nothing written")
+            status.setText(f"{self._job_text}: stopped, nothing written")
         elif "sr-train" in self.panel.job.argv:
             adapted = self._outputs[0]
             self.model_combo.addItem(f"{Path(adapted).stem} (this scan)", adapted)

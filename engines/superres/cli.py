@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from engines.errors import InputError
@@ -103,6 +105,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_train)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths `a` and `b` name the same file (symlinks, '..' and hard links resolved)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def refuse_overwrite(source: str, out: str, *, folder: bool = False) -> None:
+    """InputError naming `source` if writing `out` (a file, or a folder written into) could modify it."""
+    if _same_file(source, out):
+        raise InputError("the output is this input file: writing it would overwrite your data; choose "
+                         "another output", source)
+    if folder and Path(out).resolve() in Path(source).resolve().parents:
+        raise InputError(f"this input lies inside the output folder {out}, which the job writes into; "
+                         "choose another output folder", source)
+
+
 # -- sr-train ------------------------------------------------------------------------------------------
 def train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig from --config, --adapt and the override flags."""
@@ -136,12 +158,14 @@ def train_config(args: argparse.Namespace) -> Any:
 
 def run_train(args: argparse.Namespace) -> int:
     from engines.events import StopRequest, emit
-    from engines.superres.train import train
+    from engines.superres.train import MNI152, train
 
     cfg = train_config(args)
     own_command = sys.argv[1:2] == ["sr-train"]
     command = "python main.py " + shlex.join(["sr-train", *sys.argv[2:]]) if own_command else ""
     try:
+        if cfg.data != MNI152:
+            refuse_overwrite(cfg.data, args.out, folder=True)
         train(cfg, args.out, resume=args.resume, command=command, stop=StopRequest().install())
     except InputError as exc:
         emit("error", message=str(exc))
@@ -162,6 +186,7 @@ def run_sr(args: argparse.Namespace) -> int:
     sx = args.scale
     sy = args.scale if args.scale_y is None else args.scale_y
     check_scales(sx, sy)
+    refuse_overwrite(args.input, args.out)
     on_slice = None
     if args.progress:
         stop = StopRequest().install()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from app.layers import image_layer
 from app.planes import set_plane
 from app.viewer import add_layers
 from engines.volume import Volume
-from widgets.superres_dock import REFINE_MODEL, SR_KEY, SuperResolutionDock
+from widgets.superres_dock import REFINE_MODEL, SR_KEY, SuperResolutionDock, unchanged_source
 from widgets.view_dock import layer_affine
 
 pytestmark = pytest.mark.qt
@@ -188,14 +192,17 @@ def test_export_volume_runs_main_py_sr_in_the_background(viewer, dock, qtbot, tm
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     codes = []
     dock.job_done.connect(codes.append)
-    dock.export_volume()
-    assert dock.panel.running and dock.panel.cancel_button.isEnabled()
+    dock.export_volume()  # the layer has no file: written to a temporary NIfTI first, then the job starts
+    qtbot.waitUntil(lambda: dock.panel.running, timeout=30_000)
+    assert dock.panel.cancel_button.isEnabled()
+    temporary = dock.panel.job.argv[dock.panel.job.argv.index("sr") + 1]
     qtbot.waitUntil(lambda: bool(codes), timeout=120_000)
+    assert not Path(temporary).exists()  # removed when the job ended
     assert codes == [0], dock.panel.status.text()
     img = nib.load(target)
-    # file voxel order (A, S, R): axial = S sliced, A vertical x1.5, R horizontal x2
-    assert img.shape == (36, 14, 44)
-    np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :3], axis=0), [0.8, 2.0, 0.45], rtol=1e-5)
+    # the layer's voxel order (R, A, S), written for the job: axial = S sliced, A vertical x1.5, R across x2
+    assert img.shape == (44, 36, 14)
+    np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :3], axis=0), [0.45, 0.8, 2.0], rtol=1e-5)
     assert np.linalg.norm(_world_centroid_file(img) - _world_centroid_file(nib.Nifti1Image(
         np.asarray(layer.metadata["volume"].data), AFFINE))) < 0.2
 
@@ -251,3 +258,67 @@ def test_nans_in_the_slice_are_reported_in_the_dock(viewer, dock, qtbot):
     dock.live_check.setChecked(True)
     qtbot.waitUntil(lambda: "NaN" in dock.status.text(), timeout=30_000)
     assert dock.layer is None  # nothing shown for a slice that could not be computed
+
+
+def test_only_a_single_file_the_layer_shows_unchanged_is_a_job_source(viewer, tmp_path):
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(_volume().data, AFFINE), scan)
+    (from_file,) = add_layers(viewer, [image_layer(_volume(source=str(scan)))])  # non-RAS: reordered view
+    assert unchanged_source(from_file) == str(scan)
+    (from_folder,) = add_layers(viewer, [image_layer(_volume(source=str(tmp_path)))])  # e.g. a DICOM folder
+    assert unchanged_source(from_folder) is None
+    from_file.translate = (0.0, 0.0, 5.0)  # moved in the world: no longer the file's geometry
+    assert unchanged_source(from_file) is None
+    (reshaped,) = add_layers(viewer, [image_layer(_volume(source=str(scan)))])
+    reshaped.data = np.asarray(reshaped.data)[:, :, :-1]  # e.g. cropped by another tool
+    assert unchanged_source(reshaped) is None
+
+
+def test_a_layer_without_its_file_is_written_in_a_worker_before_the_job_starts(viewer, dock, qtbot, tmp_path,
+                                                                               monkeypatch):
+    (layer,) = add_layers(viewer, [image_layer(_volume(source=str(tmp_path)))])  # the source is a folder
+    set_plane(viewer, "axial")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "o.nii.gz"), ""))
+    started = []
+    monkeypatch.setattr(dock, "start_job", lambda argv, text: started.append(argv))
+    dock.export_volume()
+    assert not started and dock.source_worker is not None  # the GUI thread only started the write
+    assert not dock.export_volume_button.isEnabled()
+    qtbot.waitUntil(lambda: bool(started), timeout=30_000)
+    argv = started[0]
+    source = argv[argv.index("sr") + 1]
+    assert source != str(tmp_path) and source.endswith(".nii")
+    written = nib.load(source)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(layer.data))
+    np.testing.assert_allclose(written.affine, layer_affine(layer), atol=1e-5)
+    assert dock.export_volume_button.isEnabled()
+
+
+def _start(dock, script: str) -> list[int]:
+    """Run `script` as the dock's background job; returns the list its exit code is appended to."""
+    codes = []
+    dock.job_done.connect(codes.append)
+    dock.start_job([sys.executable, "-c", script], "Testing")
+    return codes
+
+
+def test_a_failed_job_shows_its_error_event_else_its_last_stderr_line(dock, qtbot):
+    error = json.dumps({"event": "error", "message": "scan.nii: the image is constant"})
+    codes = _start(dock, f"import sys; print({error!r}); sys.stderr.write('Traceback\\nlong\\n'); "
+                                 "sys.exit(2)")
+    qtbot.waitUntil(lambda: bool(codes), timeout=30_000)
+    assert dock.panel.status.text() == "Failed (exit 2): scan.nii: the image is constant"
+    codes = _start(dock, "import sys; sys.stderr.write('first\\nlast line\\n  \\n'); sys.exit(1)")
+    qtbot.waitUntil(lambda: bool(codes), timeout=30_000)
+    assert dock.panel.status.text() == "Failed (exit 1): last line"
+    codes = _start(dock, "import sys; sys.stderr.write(' \\n\\t\\n'); sys.exit(1)")  # whitespace only
+    qtbot.waitUntil(lambda: bool(codes), timeout=30_000)
+    assert dock.panel.status.text() == "Failed (exit 1): no message"
+
+
+def test_a_cancelled_job_says_cancelled_whatever_its_exit_code(dock, qtbot):
+    codes = _start(dock, "import time; print('ready', flush=True); time.sleep(60)")  # dies on SIGTERM
+    qtbot.waitUntil(lambda: dock.panel.running, timeout=10_000)
+    dock.panel.cancel()
+    qtbot.waitUntil(lambda: bool(codes), timeout=30_000)
+    assert codes[0] != 0 and dock.panel.status.text() == "Testing: cancelled"

@@ -210,3 +210,33 @@ def test_sr_progress_prints_json_lines_events_for_the_job_runner(oblique_nifti, 
     progress = [e for e in events if e["event"] == "progress"]
     assert [e["step"] for e in progress] == list(range(1, SHAPE[0] + 1))  # coronal: slices along axis 0
     assert events[-1]["outputs"] == [str(out)] and out.exists()
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotdot", "symlink"])
+def test_sr_refuses_to_write_over_its_input(spelling, oblique_nifti, tmp_path, capsys):
+    before = oblique_nifti.read_bytes()
+    out = {"same": oblique_nifti, "dotdot": tmp_path / "sub" / ".." / oblique_nifti.name,
+           "symlink": tmp_path / "link.nii.gz"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "symlink":
+        out.symlink_to(oblique_nifti)
+    code, _, err = _run(capsys, "sr", str(oblique_nifti), "--scale", "2", "--out", str(out))
+    assert code == 2
+    assert str(oblique_nifti) in err and "overwrite" in err
+    assert oblique_nifti.read_bytes() == before
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_sr_train_adapt_refuses_an_output_that_is_or_holds_its_scan(inside, oblique_nifti, tmp_path, capsys):
+    scan = oblique_nifti
+    if inside:  # the scan sits in the folder the run writes its weights and checkpoint into
+        (tmp_path / "run").mkdir()
+        scan = tmp_path / "run" / "scan.nii.gz"
+        scan.write_bytes(oblique_nifti.read_bytes())
+    out = tmp_path / "run" if inside else scan
+    before = scan.read_bytes()
+    code, _, err = _run(capsys, "sr-train", "--adapt", str(scan), "--out", str(out), "--steps-l1", "1")
+    assert code == 2
+    assert str(scan) in err
+    assert scan.read_bytes() == before
+    assert [p.name for p in scan.parent.iterdir()] == [scan.name]  # nothing written beside it
