@@ -14,7 +14,8 @@ a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the 
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -24,6 +25,9 @@ from engines.errors import InputError
 from engines.io import VOLUME_EXTENSIONS, read_volume
 from engines.io.cubes import is_cube_path
 from engines.volume import Volume
+
+if TYPE_CHECKING:
+    from napari.layers import Layer
 
 WORLD_AXIS_LABELS = ("R", "A", "S")
 WORLD_UNITS = ("mm", "mm", "mm")
@@ -166,3 +170,39 @@ def read_layers(path: str, *, series_uid: str | None = None, as_labels: bool = F
                          "which shows its bands, composites and spectra", path)
     volume = read_volume(path, series_uid=series_uid)
     return [labels_layer(volume) if as_labels else image_layer(volume)]
+
+
+# Voxel grids of an image and a labels layer match when their affines agree to this (mm).
+GRID_TOLERANCE_MM = 1e-4
+
+
+def layer_affine(layer: Layer) -> np.ndarray:
+    """The (ndim+1)² matrix from `layer`'s data indices to world mm (affine, scale, rotate... together)."""
+    ndim = layer.ndim
+    origin = np.asarray(layer.data_to_world(np.zeros(ndim)), dtype=np.float64)
+    affine = np.eye(ndim + 1)
+    for axis, unit in enumerate(np.eye(ndim)):
+        affine[:ndim, axis] = np.asarray(layer.data_to_world(unit), dtype=np.float64) - origin
+    affine[:ndim, ndim] = origin
+    return affine
+
+
+def full_resolution(layer: Layer):
+    """The layer's full-resolution array (level 0 of a multiscale layer)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def unchanged_source(layer: Layer) -> str | None:
+    """The single file an image layer shows unchanged (so a job reading it sees the same volume), else None.
+
+    The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and a job
+    would read its largest), and the layer's data must be that Volume as `image_layer` placed it: the shape
+    and affine of `canonical_view(volume)`.
+    """
+    volume = layer_volume(layer)
+    if volume is None or not volume.source or not os.path.isfile(volume.source):
+        return None
+    data, affine = canonical_view(volume)
+    if tuple(data.shape) != tuple(full_resolution(layer).shape):
+        return None
+    return volume.source if np.allclose(affine, layer_affine(layer), atol=GRID_TOLERANCE_MM) else None

@@ -12,7 +12,6 @@ the single file the layer shows unchanged, else a temporary NIfTI of the layer w
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -42,7 +41,7 @@ from qtpy.QtWidgets import (
 
 from app.job_panel import JobPanel
 from app.jobs import main_command
-from app.layers import canonical_view, layer_volume
+from app.layers import full_resolution, layer_affine, unchanged_source
 from app.notify import notify_failure, notify_info, notify_warning
 from app.settings import config_dir
 from app.window_level import strided_sample
@@ -52,7 +51,7 @@ from engines.superres.geometry import check_scales
 from engines.superres.infer import PLANE_WORLD_AXES, bicubic, slice_volume, super_resolve, take_slice
 from engines.superres.weights import cached_model, shipped_models
 from engines.volume import Volume
-from widgets.view_dock import GRID_TOLERANCE_MM, LayerChoice, full_resolution, layer_affine
+from widgets.view_dock import LayerChoice
 
 SCROLL_MODEL = "sr_light"  # fast enough to follow the scroll
 REFINE_MODEL = "sr_full"  # better, a few times slower: on request
@@ -63,23 +62,6 @@ COMPARE_MODES = ("Network", "Split with bicubic", "Side by side with bicubic")
 RANGE_SAMPLES = 2**20
 ADAPT_STEPS = 300
 NIFTI_FILTER = "NIfTI (*.nii.gz *.nii)"
-
-
-def unchanged_source(layer: Image) -> str | None:
-    """The single file `layer` shows unchanged (so `main.py` reads back the same volume), else None.
-
-    The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and
-    `main.py` would read its largest), and the layer's data must be that Volume as `app.layers.image_layer`
-    placed it: same shape and affine as `canonical_view(volume)`.
-    """
-    volume = layer_volume(layer)
-    if volume is None or not volume.source or not os.path.isfile(volume.source):
-        return None
-    data, affine = canonical_view(volume)
-    layer_data = full_resolution(layer)
-    if tuple(data.shape) != tuple(layer_data.shape):
-        return None
-    return volume.source if np.allclose(affine, layer_affine(layer), atol=GRID_TOLERANCE_MM) else None
 
 
 def write_temporary(data: Any, affine: np.ndarray) -> str:

@@ -26,9 +26,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.layers import full_resolution, layer_affine
 from app.notify import notify_failure, notify_info, notify_warning
 from engines.surface import Mesh, labels_to_mesh, write_mesh
-from widgets.view_dock import LayerChoice, full_resolution, layer_affine
+from widgets.view_dock import LayerChoice
 
 EXPORT_FILTER = ("Surface mesh (*.stl *.obj *.vtp);;STL (*.stl);;Wavefront OBJ (*.obj);;"
                  "VTK PolyData (*.vtp)")

@@ -45,7 +45,7 @@ from qtpy.QtWidgets import (
 
 from app.job_panel import JobPanel
 from app.jobs import main_command
-from app.layers import labels_layer, layer_volume
+from app.layers import GRID_TOLERANCE_MM, full_resolution, labels_layer, layer_affine, unchanged_source
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
 from app.viewer import add_layers, make_layers, open_paths
@@ -54,7 +54,7 @@ from engines.io import read_volume, write_volume
 from engines.partition.models import MODELS
 from engines.volume import Volume
 from widgets.open_dock import FILE_FILTER
-from widgets.view_dock import GRID_TOLERANCE_MM, LayerChoice, full_resolution, label_names, layer_affine
+from widgets.view_dock import LayerChoice, label_names
 
 BACKEND_CHOICES = ("auto", "gloo", "nccl")
 MESH_CHOICES = ("2x1x1", "1x1x1", "2x2x1", "4x1x1", "2x2x2")
@@ -81,13 +81,9 @@ def volume_input(layer: Layer) -> VolumeInput:
     Labels layers are always written out: they may have been painted since they were read.
     """
     affine = layer_affine(layer)
-    data = full_resolution(layer)
-    volume = layer_volume(layer)
-    if (isinstance(layer, Image) and volume is not None and volume.source and os.path.isfile(volume.source)
-            and volume.shape == tuple(data.shape)
-            and np.allclose(volume.affine, affine, atol=GRID_TOLERANCE_MM)):
-        return VolumeInput(layer.name, affine, path=volume.source)
-    return VolumeInput(layer.name, affine, data=data)
+    if isinstance(layer, Image) and (path := unchanged_source(layer)) is not None:
+        return VolumeInput(layer.name, affine, path=path)
+    return VolumeInput(layer.name, affine, data=full_resolution(layer))
 
 
 def check_grids(image: VolumeInput, labels: VolumeInput, image_shape: tuple[int, ...],

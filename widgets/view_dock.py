@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.layers import SUBSAMPLE_VOXELS, layer_volume
+from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane, set_plane
 from app.window_level import (
@@ -47,26 +47,6 @@ from engines.segments import SegmentStats, segment_statistics
 # (button text, app.planes plane name), left to right.
 PLANE_BUTTONS = (("Axial", "axial"), ("Coronal", "coronal"), ("Sagittal", "sagittal"), ("3D", "3d"))
 STATS_COLUMNS = ("Label", "Name", "Voxels", "Volume (mL)", "Mean ± SD")
-# Voxel grids of an image and a labels layer match when their affines agree to this (mm).
-GRID_TOLERANCE_MM = 1e-4
-
-
-def layer_affine(layer: Layer) -> np.ndarray:
-    """The (ndim+1)² matrix from `layer`'s data indices to world mm (affine, scale, rotate... together)."""
-    ndim = layer.ndim
-    origin = np.asarray(layer.data_to_world(np.zeros(ndim)), dtype=np.float64)
-    affine = np.eye(ndim + 1)
-    for axis, unit in enumerate(np.eye(ndim)):
-        affine[:ndim, axis] = np.asarray(layer.data_to_world(unit), dtype=np.float64) - origin
-    affine[:ndim, ndim] = origin
-    return affine
-
-
-def full_resolution(layer: Layer):
-    """The layer's full-resolution array (level 0 of a multiscale layer)."""
-    return layer.data[0] if layer.multiscale else layer.data
-
-
 def label_names(layer: Labels) -> list[str] | dict[int, str] | None:
     """Label names of `layer`: ``metadata["label_names"]``, its Volume's, or its "index"/"name" features."""
     names = layer.metadata.get("label_names")

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QFileDialog
 
-from app.layers import image_layer
+from app.layers import image_layer, layer_affine, unchanged_source
 from app.planes import set_plane
 from app.viewer import add_layers
 from engines.volume import Volume
-from widgets.superres_dock import REFINE_MODEL, SR_KEY, SuperResolutionDock, unchanged_source
-from widgets.view_dock import layer_affine
+from widgets.superres_dock import REFINE_MODEL, SR_KEY, SuperResolutionDock
 
 pytestmark = pytest.mark.qt
 

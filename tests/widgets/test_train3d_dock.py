@@ -13,12 +13,11 @@ import pytest
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
-from app.layers import image_layer, labels_layer
+from app.layers import image_layer, labels_layer, layer_affine
 from app.viewer import add_layers, make_layers
 from engines.io import write_volume
 from engines.volume import Volume
 from widgets.train3d_dock import Train3DDock, job_problem, volume_input
-from widgets.view_dock import layer_affine
 
 pytestmark = pytest.mark.qt
 

@@ -9,12 +9,12 @@ from qtpy.QtCore import QEvent, QPoint, QPointF, Qt
 from qtpy.QtGui import QMouseEvent
 from qtpy.QtWidgets import QApplication
 
-from app.layers import image_layer, labels_layer
+from app.layers import image_layer, labels_layer, layer_affine
 from app.planes import PLANES, current_plane, set_plane
 from app.viewer import add_layers
 from app.window_level import CT_PRESETS, from_contrast_limits
 from engines.volume import Volume
-from widgets.view_dock import ViewDock, layer_affine
+from widgets.view_dock import ViewDock
 
 pytestmark = pytest.mark.qt
 
