@@ -9,6 +9,9 @@ interrupted run keeps what it measured; "complete" says whether it finished).
     nice -n 10 .venv/bin/python benchmarks/hsi_benchmark.py --speed-only \
         --out benchmarks/results/hsi_speed.json
     .venv/bin/python benchmarks/hsi_benchmark.py --quick                      # a reduced run
+    .venv/bin/python benchmarks/hsi_benchmark.py --summarise   # table again from the stored runs
+
+SD is the sample standard deviation (ddof=1) over the seeds; with one seed there is none.
 """
 
 from __future__ import annotations
@@ -66,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-speed", action="store_true", help="skip the full-scene timing")
     parser.add_argument("--speed-only", action="store_true", help="only the full-scene timing")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--summarise",
+        action="store_true",
+        help="run nothing: recompute the summary and table of --out from its stored runs, rewrite it, print",
+    )
     args = parser.parse_args(argv)
+    if args.summarise:
+        return summarise(Path(args.out))
     methods = [m for m in args.methods.split(",") if m]
     sizes = [] if args.speed_only else _ints(args.per_class)
     seeds = [args.seed] if args.seed is not None else _ints(args.seeds)
@@ -141,14 +151,36 @@ def _write(out: Path, doc: dict) -> None:
     out.write_text(json.dumps(doc, indent=1))
 
 
+def summarise(path: Path) -> int:
+    """Recompute `summary` and `markdown` of a results file from its `runs`; rewrite it and print."""
+    doc = json.loads(path.read_text())
+    runs = doc["runs"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    sizes = sorted({r["per_class_train"] for r in runs})
+    seeds = sorted({r["seed"] for r in runs})
+    doc["summary"] = _summary(runs, methods, sizes)
+    doc["markdown"] = _markdown(
+        doc["summary"], methods, sizes, seeds, tuple(doc["scene"]["size"]), doc["full_scene_prediction"]
+    )
+    path.write_text(json.dumps(doc, indent=1))  # the machine it was measured on stays as recorded
+    print(doc["markdown"])
+    print(f"\nsummarised {len(runs)} stored runs of: {doc['command']}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _summary(runs: list[dict], methods: list[str], sizes: list[int]) -> dict:
+    """{"method/n": {key: [mean, sample SD (None for one seed)]}} for OA, AA, kappa and fit seconds."""
     out: dict = {}
     for m in methods:
         for n in sizes:
             sel = [r for r in runs if r["method"] == m and r["per_class_train"] == n]
             if sel:
                 out[f"{m}/{n}"] = {
-                    k: [float(np.mean([r[k] for r in sel])), float(np.std([r[k] for r in sel]))]
+                    k: [
+                        float(np.mean([r[k] for r in sel])),
+                        float(np.std([r[k] for r in sel], ddof=1)) if len(sel) > 1 else None,
+                    ]
                     for k in ("OA", "AA", "kappa", "fit_seconds")
                 }
     return out
@@ -194,8 +226,8 @@ def _markdown(
     speed: list[dict],
 ) -> str:
     lines = [
-        f"SYNTHETIC farmland demo scene ({size[0]}x{size[1]}x270): overall accuracy % (mean ± SD over "
-        f"seeds {', '.join(map(str, seeds))}); AA % / kappa below",
+        f"SYNTHETIC farmland demo scene ({size[0]}x{size[1]}x270): overall accuracy % (mean ± sample "
+        f"SD over seeds {', '.join(map(str, seeds))}); AA % / kappa below",
         "",
         "| method | " + " | ".join(f"{n}/class" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
@@ -209,8 +241,9 @@ def _markdown(
             cells.append(
                 ""
                 if s is None
-                else f"{100 * s['OA'][0]:.2f} ± {100 * s['OA'][1]:.2f}<br>"
-                f"AA {100 * s['AA'][0]:.2f} / κ {s['kappa'][0]:.3f}"
+                else f"{100 * s['OA'][0]:.2f}"
+                + ("" if s["OA"][1] is None else f" ± {100 * s['OA'][1]:.2f}")
+                + f"<br>AA {100 * s['AA'][0]:.2f} / κ {s['kappa'][0]:.3f}"
             )
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     if speed:

@@ -1,10 +1,12 @@
 """The "Hyperspectral" dock: open a cube, browse its bands, RGB composites, spectra, ground truth, classify.
 
-A cube (ENVI, WHU-Hi .mat, TIFF; or the SYNTHETIC demo scene) is read with `engines.io.cubes.read_cube`
-in a worker thread. The dock shows one band at a time in an image layer (the slider names its wavelength),
-an RGB composite of three chosen wavelengths with a percentile stretch, the ground truth as a labels layer
-with a legend of class names, and a plot of spectra: the pixel under each click (several kept for
-comparison) and mean ± SD of each region drawn in the "spectral regions" shapes layer. "Classify" runs
+A cube (ENVI, WHU-Hi .mat, TIFF; or the SYNTHETIC demo scene, built once by `main.py hsi-demo --cached`
+in a background process) is read with `engines.io.cubes.read_cube` in a worker thread. The dock shows one
+band at a time in an image layer (the slider names its wavelength; bands are read in a worker thread, the
+newest slider value winning), an RGB composite of three chosen wavelengths with a percentile stretch
+(also read in a worker), the ground truth as a labels layer with a legend of class names, and a plot of
+spectra: the pixel under each click (several kept for comparison) and mean ± SD of each region drawn in
+the "spectral regions" shapes layer (read in a worker). "Classify" runs
 `main.py hsi-bench ... --events --save-map` as a background job (app.jobs) with progress and cancel, and
 adds the classification map as a labels layer.
 """
@@ -12,6 +14,7 @@ adds the classification map as a labels layer.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import napari
@@ -59,11 +62,63 @@ REGIONS_LAYER = "spectral regions"
 MAX_PIXEL_SPECTRA = 8
 
 
-def _load_demo() -> tuple[Cube, str]:
-    from engines.datasets.farmland import demo_scene_files
+def region_stats(cube: Cube, masks: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
+    """(index, mean, sd, n) of the spectra in each non-empty mask (R, H, W) (reads the cube's rows)."""
+    return [(i, *region_spectrum(cube, mask)) for i, mask in enumerate(masks) if mask.any()]
 
-    path = str(demo_scene_files()["mat"])
-    return read_cube(path), path
+
+def band_view(cube: Cube, band: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """Band `band` as float32 (H, W) and its 1st..99th percentile contrast limits (slow: a worker's job)."""
+    data = np.asarray(cube.data[..., band], dtype=np.float32)
+    lo, hi = (float(v) for v in np.percentile(data, [1, 99]))
+    return data, (lo, hi if hi > lo else lo + 1.0)
+
+
+def _open(cube: Cube, path: str) -> tuple[Cube, str, tuple[np.ndarray, tuple[float, float]]]:
+    """The cube, its path and the view of its middle band (the band shown first)."""
+    return cube, path, band_view(cube, cube.shape[2] // 2)
+
+
+class LatestReader:
+    """Runs `work(*request)` in a napari worker thread, one request at a time, newest first.
+
+    A request made while one runs replaces any request still waiting (stale ones are dropped, so
+    dragging the band slider reads only the band it ends on); `done(request, result)` gets each result
+    on the GUI thread and `failed(exc)` each error. `busy` is True until the last request is done.
+    """
+
+    def __init__(self, work: Callable, done: Callable, failed: Callable[[BaseException], None]) -> None:
+        self.work, self.done, self.failed = work, done, failed
+        self.worker = None
+        self._pending: tuple | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A request is running or waiting."""
+        return self.worker is not None or self._pending is not None
+
+    @property
+    def waiting(self) -> bool:
+        """A newer request waits for the running one."""
+        return self._pending is not None
+
+    def request(self, *request: object) -> None:
+        """Run `work(*request)` next (now when idle), replacing any request still waiting."""
+        self._pending = request
+        if self.worker is None:
+            self._next()
+
+    def _next(self) -> None:
+        request, self._pending = self._pending, None
+        if request is None:
+            self.worker = None
+            return
+        worker = create_worker(self.work, *request, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self.done(request, result))
+        worker.errored.connect(self.failed)
+        worker.finished.connect(self._next)
+        self.worker = worker
+        worker.start()
 
 
 class HyperspectralDock(QWidget):
@@ -80,7 +135,19 @@ class HyperspectralDock(QWidget):
         self.worker = None  # the latest read (tests wait on it)
         self.result: dict | None = None
         self.pixels: list[tuple[int, int]] = []
+        self._pixel_lines: list = []  # the Line2D of each plotted pixel, as `pixels`
         self._map_file: str | None = None
+        self._job: str | None = None  # what the panel runs: "demo" or "classify"
+        self._demo_path: str | None = None  # the cached demo scene, once its job has written it
+        # Band and RGB reads run off the GUI thread (a memory-mapped BIP cube reads a band in seconds).
+        self.band_reader = LatestReader(band_view, self._band_read, self._view_failed)
+        self.region_reader = LatestReader(region_stats, self._regions_read, self._view_failed)
+        self.region_stats: list[tuple[int, np.ndarray, np.ndarray, int]] = []
+        self.rgb_reader = LatestReader(
+            lambda cube, nms, percent: rgb_composite(cube, nms, percent=percent),
+            self._rgb_read,
+            self._view_failed,
+        )
 
         self.open_button = QPushButton("Open cube…")
         self.open_button.clicked.connect(self.choose_file)
@@ -190,13 +257,29 @@ class HyperspectralDock(QWidget):
 
     def load(self, path: str) -> None:
         """Read `path` in a worker thread, then show it."""
-        worker = create_worker(lambda: (read_cube(path), path), _start_thread=False, _ignore_errors=True)
+        worker = create_worker(lambda: _open(read_cube(path), path), _start_thread=False, _ignore_errors=True)
         self._start_read(worker, f"Reading {Path(path).name}…", path)
 
     def load_demo(self) -> None:
-        """Write (first time only) and read the SYNTHETIC demo scene in a worker thread."""
-        worker = create_worker(_load_demo, _start_thread=False, _ignore_errors=True)
-        self._start_read(worker, "Preparing the SYNTHETIC demo scene…", None)
+        """Read the SYNTHETIC demo scene; first have `main.py hsi-demo --cached` write (once) or find it.
+
+        Building the scene (PROSAIL, numba) holds the GIL for a while, so it runs in its own process.
+        """
+        if self._demo_path is not None and Path(self._demo_path).is_file():
+            self.load(self._demo_path)
+            return
+        if self.panel.running:
+            notify_warning("Wait for the running job to end (or cancel it).")
+            return
+        self._job = "demo"
+        self.demo_button.setEnabled(False)
+        self.classify_button.setEnabled(False)
+        self.info.setText("Preparing the SYNTHETIC demo scene…")
+        self.panel.start(self.demo_command(), message="Preparing the SYNTHETIC demo scene (built once)…")
+
+    def demo_command(self) -> list[str]:
+        """The `main.py hsi-demo` command line the Demo scene button runs."""
+        return main_command("hsi-demo", "--cached", "--events")
 
     def _start_read(self, worker, message: str, path: str | None) -> None:
         self.worker = worker
@@ -210,18 +293,24 @@ class HyperspectralDock(QWidget):
             self.info.setText("No cube open." if self.cube is None else self.info.text())
             notify_failure(exc, path)
 
-    def show_cube(self, cube: Cube, path: str) -> None:
-        """Make `cube` the dock's cube: band and ground-truth layers, legend, slider."""
-        self.cube, self.path = cube, path
-        name = Path(path).stem
+    def _describe(self) -> str:
+        """The open cube in words: name, size, bands, wavelength span, reader warnings."""
+        cube, path = self.cube, self.path
         h, w, b = cube.shape
         synthetic = "SYNTHETIC " if "SYNTHETIC" in str(cube.meta.get("description", "")) + path else ""
         wl = cube.wavelengths_nm
         span = "" if wl is None else f", {wl[0]:.0f}-{wl[-1]:.0f} nm"
-        self.info.setText(
-            f"{synthetic}{name}: {h} x {w} pixels, {b} bands{span}"
-            + "".join(f"\n⚠ {m}" for m in cube.warnings)
+        return f"{synthetic}{Path(path).stem}: {h} x {w} pixels, {b} bands{span}" + "".join(
+            f"\n⚠ {m}" for m in cube.warnings
         )
+
+    def show_cube(self, cube: Cube, path: str, view: tuple[np.ndarray, tuple[float, float]]) -> None:
+        """Make `cube` the dock's cube: band (`view`: its middle band, read) and ground-truth layers,
+        legend, slider."""
+        self.cube, self.path = cube, path
+        name = Path(path).stem
+        b = cube.shape[2]
+        self.info.setText(self._describe())
         for layer in (self.band_layer, self.rgb_layer, self.gt_layer):
             if layer is not None and layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -230,8 +319,11 @@ class HyperspectralDock(QWidget):
         self.band_slider.setValue(b // 2)
         self.band_slider.blockSignals(False)
         self.band_slider.setEnabled(True)
-        self.band_layer = self.viewer.add_image(self._band(b // 2), name=f"{name} band", colormap="gray")
-        self.set_band(b // 2)
+        data, limits = view
+        self.band_layer = self.viewer.add_image(
+            data, name=f"{name} band", colormap="gray", contrast_limits=limits
+        )
+        self.band_text.setText(band_label(cube, b // 2))
         self.rgb_layer = None
         self.gt_layer = None
         if cube.labels is not None:
@@ -240,34 +332,41 @@ class HyperspectralDock(QWidget):
         self.clear_spectra()
         self.panel.status.setText("")
 
-    def _band(self, band: int) -> np.ndarray:
-        return np.asarray(self.cube.data[..., band], dtype=np.float32)
-
     # -- bands and RGB -----------------------------------------------------------------------------------
 
     def set_band(self, band: int) -> None:
-        """Show band `band` (0-based) in the band layer and name its wavelength."""
+        """Show band `band` (0-based) in the band layer once read (in a worker) and name its wavelength."""
         if self.cube is None or self.band_layer is None:
             return
-        data = self._band(band)
-        self.band_layer.data = data
-        lo, hi = np.percentile(data, [1, 99])
-        self.band_layer.contrast_limits = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
-        self.band_text.setText(band_label(self.cube, band))
+        self.band_text.setText(band_label(self.cube, band) + " (reading…)")
+        self.band_reader.request(self.cube, band)
+
+    def _band_read(self, request: tuple[Cube, int], view: tuple[np.ndarray, tuple[float, float]]) -> None:
+        cube, band = request
+        if cube is not self.cube or self.band_layer is None:
+            return  # another cube was opened meanwhile
+        self.band_layer.data, self.band_layer.contrast_limits = view
+        if not self.band_reader.waiting:
+            self.band_text.setText(band_label(cube, band))
+
+    def _view_failed(self, exc: BaseException) -> None:
+        notify_failure(exc, self.path)
 
     def show_rgb(self) -> None:
-        """Add (or update) the RGB composite of the three chosen wavelengths."""
+        """Add (or update), once read in a worker, the RGB composite of the three chosen wavelengths."""
         if self.cube is None:
             notify_warning("Open a cube first.")
             return
-        rgb, bands = rgb_composite(
-            self.cube, [s.value() for s in self.rgb_spins], percent=self.stretch_spin.value()
-        )
-        name = f"{Path(self.path).stem} RGB"
+        self.rgb_reader.request(self.cube, [s.value() for s in self.rgb_spins], self.stretch_spin.value())
+
+    def _rgb_read(self, request: tuple, out: tuple[np.ndarray, list[int]]) -> None:
+        cube, rgb, bands = request[0], *out
+        if cube is not self.cube:
+            return
         if self.rgb_layer is not None and self.rgb_layer in self.viewer.layers:
             self.rgb_layer.data = rgb
         else:
-            self.rgb_layer = self.viewer.add_image(rgb, name=name, rgb=True)
+            self.rgb_layer = self.viewer.add_image(rgb, name=f"{Path(self.path).stem} RGB", rgb=True)
         self.rgb_layer.metadata["bands"] = bands
 
     # -- spectra -----------------------------------------------------------------------------------------
@@ -282,7 +381,7 @@ class HyperspectralDock(QWidget):
         self.canvas.draw_idle()
 
     def clear_spectra(self) -> None:
-        self.pixels = []
+        self.pixels, self._pixel_lines = [], []
         self.axes.clear()
         self._draw_axes()
 
@@ -294,15 +393,15 @@ class HyperspectralDock(QWidget):
         if not (0 <= row < h and 0 <= col < w):
             return None
         spectrum = pixel_spectrum(self.cube, row, col)
-        if len(self.pixels) >= MAX_PIXEL_SPECTRA:
-            self.axes.lines[0].remove()
+        if len(self.pixels) >= MAX_PIXEL_SPECTRA:  # the oldest pixel's line goes (never a region's)
+            self._pixel_lines.pop(0).remove()
             self.pixels.pop(0)
-        self.pixels.append((row, col))
         x, _ = self._x()
         label = f"({row}, {col})"
         if self.cube.labels is not None and self.cube.labels[row, col] > 0:
             label += f" {self.cube.class_names[self.cube.labels[row, col] - 1]}"
-        self.axes.plot(x, spectrum, lw=1, label=label)
+        self._pixel_lines.append(self.axes.plot(x, spectrum, lw=1, label=label)[0])
+        self.pixels.append((row, col))
         self.axes.legend(fontsize="x-small")
         self._draw_axes()
         return spectrum
@@ -316,28 +415,29 @@ class HyperspectralDock(QWidget):
             name=REGIONS_LAYER, edge_color="yellow", face_color="transparent", ndim=2
         )
 
-    def plot_regions(self) -> list[tuple[np.ndarray, np.ndarray, int]]:
-        """Plot mean ± SD of every region drawn in the regions layer; returns (mean, sd, n) per region."""
+    def plot_regions(self) -> None:
+        """Plot mean ± SD of every region drawn in the regions layer, once read in a worker
+        (`region_stats` then holds (region number, mean, sd, n) per region)."""
         if self.cube is None:
             notify_warning("Open a cube first.")
-            return []
+            return
         shapes = self.regions_layer()
         if len(shapes.data) == 0:
             notify_info(f"Draw rectangles or polygons in the '{REGIONS_LAYER}' layer, then press again.")
-            return []
+            return
         h, w, _ = self.cube.shape
+        self.region_reader.request(self.cube, shapes.to_masks(mask_shape=(h, w)))
+
+    def _regions_read(self, request: tuple, stats: list[tuple[int, np.ndarray, np.ndarray, int]]) -> None:
+        if request[0] is not self.cube:
+            return
         x, _ = self._x()
-        out = []
-        for i, mask in enumerate(shapes.to_masks(mask_shape=(h, w))):
-            if not mask.any():
-                continue
-            mean, sd, n = region_spectrum(self.cube, mask)
+        for i, mean, sd, n in stats:
             (line,) = self.axes.plot(x, mean, lw=1.5, label=f"region {i + 1} (n={n})")
             self.axes.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
-            out.append((mean, sd, n))
+        self.region_stats = stats
         self.axes.legend(fontsize="x-small")
         self._draw_axes()
-        return out
 
     def _on_mouse(self, viewer, event):
         """A click (press and release without dragging) on the cube plots that pixel's spectrum."""
@@ -396,25 +496,45 @@ class HyperspectralDock(QWidget):
             return
         if self.panel.running:
             return
+        self._job = "classify"
         self._map_file = str(Path(tempfile.mkdtemp(prefix="tessera-hsi-")) / "classification.tif")
         self.result = None
         self.classify_button.setEnabled(False)
-        self.panel.start(self.classify_command(self._map_file),
-                         message=f"Classifying with {self.method_combo.currentText()}…")
+        self.panel.start(
+            self.classify_command(self._map_file),
+            message=f"Classifying with {self.method_combo.currentText()}…",
+        )
 
     def cancel(self) -> None:
         self.panel.cancel()
 
     def _on_event(self, event: dict) -> None:
         if event["event"] == "done":
-            self.result = event["result"]
+            if self._job == "demo":
+                self._demo_path = event["result"]["mat"]
+            else:
+                self.result = event["result"]
 
     def _on_finished(self, code: int, stderr_tail: str) -> None:
         self.classify_button.setEnabled(True)
+        self.demo_button.setEnabled(True)
+        what = "Demo scene" if self._job == "demo" else "Classification"
+        if self._job == "demo" and (self.panel.cancelled or code != 0):
+            self.info.setText("No cube open." if self.cube is None else self._describe())
+        if self.panel.cancelled:  # SIGTERM may end it with any exit code; cancelling is not a failure
+            self.panel.status.setText(f"{what} cancelled.")
+            return
         if code != 0:
             last = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else f"exit code {code}"
-            notify_failure(InputError(last.removeprefix("tessera: ")), action="classify")
-            self.panel.status.setText("Classification failed.")
+            notify_failure(
+                InputError(last.removeprefix("tessera: ")),
+                action="build the demo scene" if self._job == "demo" else "classify",
+            )
+            self.panel.status.setText(f"{what} failed.")
+            return
+        if self._job == "demo":
+            self.panel.status.setText("")
+            self.load(self._demo_path)
             return
         if self.result is None:
             self.panel.status.setText("Classification cancelled.")

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 import spectral
 from sklearn.decomposition import PCA
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -36,7 +36,10 @@ class PixelClassifier:
     name = "pixel"
     block_rows = 16
 
-    def fit_pixels(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit_pixels(
+        self, x: np.ndarray, y: np.ndarray, *, progress: Progress | None = None, stop: Stop | None = None
+    ) -> None:
+        """Fit on spectra `x` (n, B) with classes `y` (n,); long fits report `progress` and obey `stop`."""
         raise NotImplementedError
 
     def predict_pixels(self, x: np.ndarray) -> np.ndarray:
@@ -57,7 +60,7 @@ class PixelClassifier:
         """Fit on the spectra of the pixels where `train` (H, W) > 0."""
         x, y = training_pixels(data, train, keep)
         report(progress, stop, "training", 0, 1)
-        self.fit_pixels(x, y)
+        self.fit_pixels(x, y, progress=progress, stop=stop)
         report(progress, stop, "training", 1, 1)
         return self
 
@@ -86,7 +89,9 @@ class SVMClassifier(PixelClassifier):
     """RBF-kernel SVM on standardised spectra; C and gamma chosen by stratified cross-validation.
 
     The grid (C in 1..1000, gamma in 2^-12..2^-4 for standardised spectra) is searched on the training
-    pixels only; with fewer than 2 training pixels in some class the default C=100, gamma='scale' is used.
+    pixels only, one (C, gamma) pair at a time so that a stop request ends the search between pairs; the
+    first pair with the best mean CV accuracy wins (as GridSearchCV picks). With fewer than 2 training
+    pixels in some class the default C=100, gamma='scale' is used.
     """
 
     name = "svm"
@@ -95,10 +100,12 @@ class SVMClassifier(PixelClassifier):
 
     def __init__(self, *, seed: int = 0, quick: bool = False, n_jobs: int = 1) -> None:
         self.seed, self.quick, self.n_jobs = seed, quick, n_jobs
-        self.model: Pipeline | GridSearchCV | None = None
+        self.model: Pipeline | None = None
         self.best_params: dict = {}
 
-    def fit_pixels(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit_pixels(
+        self, x: np.ndarray, y: np.ndarray, *, progress: Progress | None = None, stop: Stop | None = None
+    ) -> None:
         pipe = Pipeline(
             [("scale", StandardScaler()), ("svc", SVC(kernel="rbf", C=100.0, gamma="scale", cache_size=500))]
         )
@@ -107,15 +114,20 @@ class SVMClassifier(PixelClassifier):
             self.model = pipe.fit(x, y)
             self.best_params = {"C": 100.0, "gamma": "scale"}
             return
-        grid = {
-            "svc__C": self.C_GRID[1::2] if self.quick else self.C_GRID,
-            "svc__gamma": self.GAMMA_GRID[1::2] if self.quick else self.GAMMA_GRID,
-        }
-        search = GridSearchCV(
-            pipe, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed), n_jobs=self.n_jobs
-        )
-        self.model = search.fit(x, y)
-        self.best_params = {k.removeprefix("svc__"): v for k, v in search.best_params_.items()}
+        grid = [
+            (c, g)
+            for c in (self.C_GRID[1::2] if self.quick else self.C_GRID)
+            for g in (self.GAMMA_GRID[1::2] if self.quick else self.GAMMA_GRID)
+        ]
+        cv = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+        scores = []
+        for i, (c, g) in enumerate(grid):
+            pipe.set_params(svc__C=c, svc__gamma=g)
+            scores.append(cross_val_score(pipe, x, y, cv=cv, n_jobs=self.n_jobs).mean())
+            report(progress, stop, "grid search", i + 1, len(grid))
+        c, g = grid[int(np.argmax(scores))]
+        self.model = pipe.set_params(svc__C=c, svc__gamma=g).fit(x, y)
+        self.best_params = {"C": c, "gamma": g}
 
     def predict_pixels(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x)
@@ -141,7 +153,9 @@ class GaussianMLClassifier(PixelClassifier):
         self.pca: PCA | None = None
         self.classifier: spectral.GaussianClassifier | None = None
 
-    def fit_pixels(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit_pixels(
+        self, x: np.ndarray, y: np.ndarray, *, progress: Progress | None = None, stop: Stop | None = None
+    ) -> None:
         n_min = int(np.bincount(y)[np.unique(y)].min())
         d = int(np.clip(n_min // 3, 2, self.MAX_COMPONENTS))
         d = min(d, x.shape[1], x.shape[0] - 1)

@@ -6,6 +6,8 @@ import argparse
 import json
 import resource
 import sys
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 from engines.errors import InputError
@@ -72,7 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "imagery) with its ground truth and Train<N>/Test<N>.mat split files.",
         epilog="example: python main.py hsi-demo ./demo_scene --size 550 400 --seed 0",
     )
-    d.add_argument("folder", help="folder to write into (created if missing)")
+    d.add_argument("folder", nargs="?", help="folder to write into (created if missing)")
+    d.add_argument(
+        "--cached",
+        action="store_true",
+        help="instead of FOLDER, the demo cache ($TESSERA_CACHE or ~/.cache/tessera): written once, "
+        "then reused (what the GUI's Demo scene button loads)",
+    )
     d.add_argument(
         "--size",
         type=int,
@@ -82,8 +90,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rows and columns (default 550 400, as WHU-Hi LongKou)",
     )
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    out = d.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    out.add_argument(
+        "--events",
+        action="store_true",
+        help="print JSON-lines job events (for the GUI); 'done' gives the paths",
+    )
     d.set_defaults(func=run_demo)
+
+
+def _error_event(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """With --events, a failure is also an "error" event (DESIGN §3) before main.py reports it."""
+
+    @wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except Exception as exc:
+            if args.events:
+                message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+                emit("error", message=message)
+            raise
+
+    return wrapper
 
 
 def _load(args: argparse.Namespace):
@@ -97,6 +127,7 @@ def _load(args: argparse.Namespace):
     return read_cube(args.cube, gt=args.gt)
 
 
+@_error_event
 def run_bench(args: argparse.Namespace) -> int:
     """Run one protocol and print the result (text, one JSON document, or job events)."""
     from engines.hyperspectral.bench import run_protocol, split_for
@@ -202,15 +233,27 @@ def _print_table(r: dict) -> None:
         print(f"  {i:>3} " + "".join(f"{v:>{cell}}" for v in row))
 
 
+@_error_event
 def run_demo(args: argparse.Namespace) -> int:
-    """Write the demo scene's files and print where they are."""
-    from engines.datasets.farmland import write_demo_scene
-
+    """Write the demo scene's files (into FOLDER or the cache) and print where they are."""
     rows, cols = args.size
     if rows < 16 or cols < 16:
         raise InputError(f"--size must be at least 16 16, got {rows} {cols}")
-    paths = write_demo_scene(Path(args.folder), size=(rows, cols), seed=args.seed)
-    if args.json:
+    if (args.folder is None) == (not args.cached):
+        raise InputError("give either a FOLDER or --cached")
+    if args.events:
+        emit("start", size=[rows, cols], seed=args.seed)
+        emit("progress", stage="building the SYNTHETIC scene", step=0, total=1)
+    from engines.datasets.farmland import demo_scene_files, write_demo_scene
+
+    if args.cached:
+        paths = demo_scene_files((rows, cols), seed=args.seed)
+    else:
+        paths = write_demo_scene(Path(args.folder), size=(rows, cols), seed=args.seed)
+    if args.events:
+        emit("progress", stage="building the SYNTHETIC scene", step=1, total=1)
+        emit("done", result={k: str(v) for k, v in paths.items()})
+    elif args.json:
         print(json.dumps({k: str(v) for k, v in paths.items()}))
     else:
         print(f"SYNTHETIC farmland scene ({rows}x{cols}, seed {args.seed}) written:")

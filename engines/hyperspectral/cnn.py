@@ -22,6 +22,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 from torch.nn import functional as F
 
+from engines.errors import InputError
 from engines.hyperspectral.classifiers import training_pixels
 from engines.hyperspectral.protocol import Progress, Stop, report, row_blocks
 
@@ -204,6 +205,13 @@ class CNNClassifier:
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         x, y = training_pixels(data, train, keep)
+        need = sum(HybridSN.SPECTRAL_KERNELS) - 2  # principal components its 3-D convolutions span
+        if min(s.components, x.shape[0] - 1, x.shape[1]) < need <= s.components:
+            raise InputError(
+                f"the CNN needs at least {need + 1} training pixels in all and {need} usable bands (its 3-D "
+                f"convolutions span {need} principal components); got {x.shape[0]} pixels and "
+                f"{x.shape[1]} bands: train on more pixels per class, or use svm or gmlc"
+            )
         self._fit_pca(x)
         self.classes = np.unique(y)
         scene = self._scene_components(data, keep, progress, stop)

@@ -10,7 +10,7 @@ import pytest
 from engines.datasets.farmland import CLASS_NAMES, write_demo_scene
 from engines.hyperspectral.display import stretch
 from engines.io.cubes import read_cube
-from widgets.hyperspectral_dock import REGIONS_LAYER, HyperspectralDock
+from widgets.hyperspectral_dock import MAX_PIXEL_SPECTRA, REGIONS_LAYER, HyperspectralDock
 
 pytestmark = pytest.mark.qt
 
@@ -34,10 +34,18 @@ def dock(viewer, qtbot, scene_files):
     return dock
 
 
-def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer, scene_files) -> None:
+def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer, qtbot, scene_files) -> None:
     cube = read_cube(scene_files["envi"])
     assert "SYNTHETIC" in dock.info.text() and "40 x 36 pixels, 270 bands" in dock.info.text()
+    assert dock.band_text.text() == f"band 136/270 · {cube.wavelengths_nm[135]:.1f} nm"  # the middle band
+    np.testing.assert_array_equal(dock.band_layer.data, np.asarray(cube.data[..., 135], np.float32))
+    dock.band_slider.setValue(10)
+    assert dock.band_reader.busy  # read in a worker, not on the GUI thread
+    qtbot.waitUntil(lambda: not dock.band_reader.busy, timeout=10_000)
+    np.testing.assert_array_equal(dock.band_layer.data, np.asarray(cube.data[..., 10], np.float32))
+    assert dock.band_text.text() == f"band 11/270 · {cube.wavelengths_nm[10]:.1f} nm"
     dock.band_slider.setValue(135)
+    qtbot.waitUntil(lambda: not dock.band_reader.busy, timeout=10_000)
     np.testing.assert_array_equal(dock.band_layer.data, np.asarray(cube.data[..., 135], np.float32))
     assert dock.band_text.text() == f"band 136/270 · {cube.wavelengths_nm[135]:.1f} nm"
     np.testing.assert_array_equal(dock.gt_layer.data, cube.labels)
@@ -45,19 +53,20 @@ def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer
     assert len(legend) == len(CLASS_NAMES) and legend[0].startswith("1  Corn")
 
 
-def test_rgb_composite_of_chosen_wavelengths(dock, scene_files) -> None:
+def test_rgb_composite_of_chosen_wavelengths(dock, qtbot, scene_files) -> None:
     cube = read_cube(scene_files["envi"])
     for spin, nm in zip(dock.rgb_spins, (700.0, 550.0, 450.0), strict=True):
         spin.setValue(nm)
     dock.stretch_spin.setValue(5.0)
     dock.show_rgb()
+    qtbot.waitUntil(lambda: not dock.rgb_reader.busy, timeout=10_000)
     bands = [int(np.argmin(abs(cube.wavelengths_nm - nm))) for nm in (700, 550, 450)]
     assert dock.rgb_layer.metadata["bands"] == bands and dock.rgb_layer.rgb
     for i, b in enumerate(bands):  # each channel stretched on its own 5th..95th percentile
         np.testing.assert_allclose(dock.rgb_layer.data[..., i], stretch(cube.data[..., b], 5.0), atol=1e-6)
 
 
-def test_pixel_spectra_and_region_statistics(dock, viewer, scene_files) -> None:
+def test_pixel_spectra_and_region_statistics(dock, viewer, qtbot, scene_files) -> None:
     cube = read_cube(scene_files["envi"])
     spectrum = dock.add_spectrum(5, 7)
     np.testing.assert_allclose(spectrum, cube.data[5, 7] / 10000.0)
@@ -67,7 +76,10 @@ def test_pixel_spectra_and_region_statistics(dock, viewer, scene_files) -> None:
     shapes = dock.regions_layer()
     assert shapes.name == REGIONS_LAYER
     shapes.add_rectangles(np.array([[2, 3], [10, 12]]))
-    ((mean, sd, n),) = dock.plot_regions()
+    dock.plot_regions()
+    qtbot.waitUntil(lambda: not dock.region_reader.busy, timeout=10_000)
+    ((i, mean, sd, n),) = dock.region_stats
+    assert i == 0 and dock.axes.lines[-1].get_label() == f"region 1 (n={n})"
     mask = shapes.to_masks(mask_shape=(40, 36))[0]
     values = cube.data[mask] / 10000.0
     assert n == mask.sum() > 0
@@ -90,6 +102,71 @@ def test_classify_in_the_background(dock, viewer, qtbot) -> None:
     maps = [layer for layer in viewer.layers if layer.name.endswith("gmlc map")]
     assert len(maps) == 1 and maps[0].data.shape == (40, 36)
     assert "OA" in dock.panel.status.text()
+
+
+def test_cancel_is_not_a_failure(dock, viewer, qtbot) -> None:
+    """SIGTERM right after the start kills python before its handler is in place: exit code != 0."""
+    codes = []
+    dock.panel.finished.connect(lambda code, _: codes.append(code))
+    dock.method_combo.setCurrentText("svm")
+    dock.classify()
+    qtbot.waitUntil(lambda: dock.panel.job.running and dock.panel.job._process.processId() > 0)
+    dock.cancel()
+    qtbot.waitUntil(lambda: dock.classify_button.isEnabled(), timeout=60_000)
+    assert codes and codes[0] != 0
+    assert dock.panel.status.text() == "Classification cancelled."
+    assert dock.result is None and not any(layer.name.endswith("svm map") for layer in viewer.layers)
+
+
+def test_slider_reads_only_the_newest_band(dock, qtbot, monkeypatch) -> None:
+    """Dragging the slider: one read runs, the requests made meanwhile collapse to the newest."""
+    import widgets.hyperspectral_dock as module
+
+    read = []
+
+    def work(cube, band: int):
+        read.append(band)
+        return module.band_view(cube, band)
+
+    monkeypatch.setattr(dock.band_reader, "work", work)
+    for band in range(20, 30):
+        dock.band_slider.setValue(band)
+    qtbot.waitUntil(lambda: not dock.band_reader.busy, timeout=10_000)
+    assert read[0] == 20 and read[-1] == 29 and len(read) < 10
+    assert dock.band_text.text().startswith("band 30/270")
+    np.testing.assert_array_equal(dock.band_layer.data, np.asarray(dock.cube.data[..., 29], np.float32))
+
+
+def test_demo_scene_is_built_in_a_job_then_read(viewer, qtbot, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TESSERA_CACHE", str(tmp_path / "cache"))
+    dock = HyperspectralDock(viewer)
+    command = dock.demo_command()
+    assert command[2:] == ["hsi-demo", "--cached", "--events"]
+    monkeypatch.setattr(dock, "demo_command", lambda: [*command, "--size", "24", "20"])
+    dock.load_demo()
+    assert dock.panel.running and dock.worker is None  # a process builds it, not a thread of the GUI
+    assert not dock.demo_button.isEnabled()
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=120_000)
+    assert dock.cube.shape == (24, 20, 270) and "SYNTHETIC" in dock.info.text()
+    assert Path(dock.path).is_relative_to(tmp_path / "cache") and dock.demo_button.isEnabled()
+    job, layer = dock.panel.job, dock.band_layer
+    dock.load_demo()  # now cached: read at once, no second job
+    assert dock.panel.job is job and dock.worker is not None
+    qtbot.waitUntil(lambda: dock.band_layer is not layer, timeout=30_000)  # shown: the read is over
+
+
+def test_old_pixel_spectra_go_but_region_lines_stay(dock, qtbot) -> None:
+    dock.regions_layer().add_rectangles(np.array([[2, 3], [10, 12]]))
+    dock.plot_regions()
+    qtbot.waitUntil(lambda: not dock.region_reader.busy, timeout=10_000)
+    for i in range(MAX_PIXEL_SPECTRA + 2):
+        dock.add_spectrum(i, i)
+    assert dock.pixels == [(i, i) for i in range(2, MAX_PIXEL_SPECTRA + 2)]
+    labels = [line.get_label() for line in dock.axes.lines]
+    assert labels[0].startswith("region 1 (n=") and len(labels) == MAX_PIXEL_SPECTRA + 1
+    assert [label.split(" ")[0] for label in labels[1:]] == [
+        f"({i}," for i in range(2, MAX_PIXEL_SPECTRA + 2)
+    ]
 
 
 def test_bad_file_is_a_notification(viewer, qtbot, tmp_path: Path) -> None:

@@ -81,3 +81,33 @@ def test_cancel_during_prediction(small_scene, split) -> None:
             stop=lambda: len(stages) >= 2,
         )
     assert stages == [("predicting", 16), ("predicting", 32)]
+
+
+def test_svm_grid_search_picks_what_grid_search_cv_picks_and_stops_between_pairs(small_scene, split) -> None:
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    keep = np.ones(small_scene.shape[2], bool)
+    x, y = training_pixels(small_scene.data, split.train, keep)
+    stages = []
+    clf = SVMClassifier(seed=0, quick=True).fit(
+        small_scene.data, split.train, keep, progress=lambda s, i, n: stages.append((s, i, n))
+    )
+    assert [s for s in stages if s[0] == "grid search"] == [("grid search", i, 4) for i in (1, 2, 3, 4)]
+    pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC(kernel="rbf"))])
+    grid = {"svc__C": SVMClassifier.C_GRID[1::2], "svc__gamma": SVMClassifier.GAMMA_GRID[1::2]}
+    search = GridSearchCV(pipe, grid, cv=StratifiedKFold(3, shuffle=True, random_state=0)).fit(x, y)
+    assert clf.describe() == {k.removeprefix("svc__"): v for k, v in search.best_params_.items()}
+
+    pairs = []
+    with pytest.raises(Cancelled, match=r"grid search \(1/4\)"):
+        SVMClassifier(seed=0, quick=True).fit(
+            small_scene.data,
+            split.train,
+            keep,
+            progress=lambda s, i, n: pairs.append(i) if s == "grid search" else None,
+            stop=lambda: len(pairs) >= 1,
+        )
+    assert pairs == [1]

@@ -66,10 +66,62 @@ def test_bench_official_split_and_events(env: dict, tmp_path: Path) -> None:
     assert (tmp_path / "map.tif").is_file()
 
 
+def test_sigterm_during_the_svm_grid_search_exits_0_soon(env: dict) -> None:
+    import signal
+    import time
+
+    args = ["hsi-bench", "demo", "--method", "svm", "--per-class", "100", "--quick", "--events"]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event["event"] == "progress" and event["stage"] == "grid search":
+                break
+        proc.send_signal(signal.SIGTERM)
+        t = time.monotonic()
+        rest, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "cancelled: stopped during grid search" in stderr, stderr
+    assert time.monotonic() - t < 20 and '"done"' not in rest
+
+
 def test_bad_input_exits_2(env: dict, tmp_path: Path) -> None:
     (tmp_path / "x.mat").write_bytes(b"garbage" * 30)
     proc = _run(env, "hsi-bench", str(tmp_path / "x.mat"), "--method", "svm", "--json")
     assert proc.returncode == 2 and "not a MATLAB .mat file" in proc.stderr and proc.stdout == ""
+
+
+def test_failure_is_an_error_event(env: dict, tmp_path: Path) -> None:
+    (tmp_path / "x.mat").write_bytes(b"garbage" * 30)
+    proc = _run(env, "hsi-bench", str(tmp_path / "x.mat"), "--method", "svm", "--events")
+    assert proc.returncode == 2 and "not a MATLAB .mat file" in proc.stderr
+    last = json.loads(proc.stdout.splitlines()[-1])
+    assert last["event"] == "error" and "not a MATLAB .mat file" in last["message"]
+
+
+def test_demo_into_the_cache_with_events(env: dict, tmp_path: Path) -> None:
+    cached = {**env, "TESSERA_CACHE": str(tmp_path / "cache")}
+    args = ("hsi-demo", "--cached", "--events", "--size", "20", "16")
+    done = []
+    for _ in range(2):
+        proc = _run(cached, *args)
+        assert proc.returncode == 0, proc.stderr
+        events = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert [e["event"] for e in events] == ["start", "progress", "progress", "done"]
+        done.append((events[-1]["result"], Path(events[-1]["result"]["mat"]).stat().st_mtime_ns))
+    assert done[0] == done[1]  # written once, then found (same file, not rewritten)
+    assert Path(done[0][0]["mat"]).is_relative_to(tmp_path / "cache")
+    proc = _run(env, "hsi-demo", "--events")
+    assert proc.returncode == 2 and "give either a FOLDER or --cached" in proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["event"] == "error"
 
 
 def test_demo_writer(env: dict, tmp_path: Path) -> None:
@@ -95,5 +147,60 @@ def test_benchmark_script_summarises_seeds(env: dict, tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["complete"] and [r["seed"] for r in doc["runs"]] == [0, 1]
     oa = [r["OA"] for r in doc["runs"]]
-    assert doc["summary"]["gmlc/25"]["OA"] == pytest.approx([sum(oa) / 2, abs(oa[0] - oa[1]) / 2])
+    # mean and sample SD (ddof=1): for two values |a - b| / sqrt(2)
+    assert doc["summary"]["gmlc/25"]["OA"] == pytest.approx([sum(oa) / 2, abs(oa[0] - oa[1]) / 2**0.5])
     assert "| gmlc |" in proc.stdout and "--methods gmlc" in doc["command"]
+
+
+def test_benchmark_summary_from_stored_runs(env: dict, tmp_path: Path) -> None:
+    runs = [
+        {
+            "method": m,
+            "per_class_train": n,
+            "seed": seed,
+            "OA": oa,
+            "AA": oa - 0.01,
+            "kappa": oa - 0.1,
+            "fit_seconds": 1.0 + seed,
+        }
+        for m, n, seed, oa in [
+            ("svm", 25, 0, 0.80),
+            ("svm", 25, 1, 0.84),
+            ("svm", 25, 2, 0.89),
+            ("svm", 50, 0, 0.90),
+            ("cnn", 25, 0, 0.95),
+            ("cnn", 25, 1, 0.97),
+        ]
+    ]
+    out = tmp_path / "hsi.json"
+    out.write_text(
+        json.dumps(
+            {
+                "scene": {"size": [30, 20]},
+                "command": "x",
+                "runs": runs,
+                "summary": {},
+                "full_scene_prediction": [],
+                "machine": {"cpus": 99},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "hsi_benchmark.py"), "--summarise", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    oa = [0.80, 0.84, 0.89]
+    mean = sum(oa) / 3
+    sd = (sum((v - mean) ** 2 for v in oa) / 2) ** 0.5
+    assert doc["summary"]["svm/25"]["OA"] == pytest.approx([mean, sd])
+    assert doc["summary"]["svm/50"]["OA"] == [pytest.approx(0.90), None]  # one seed: no SD
+    assert doc["machine"] == {"cpus": 99} and doc["markdown"] in proc.stdout
+    rows = proc.stdout.splitlines()
+    assert "| svm | 84.33 ± 4.51<br>AA 83.33 / κ 0.743 | 90.00<br>AA 89.00 / κ 0.800 |" in rows
+    assert "| cnn | 96.00 ± 1.41<br>AA 95.00 / κ 0.860 |  |" in rows

@@ -95,3 +95,12 @@ def test_training_is_seeded_and_cancellable(small_scene) -> None:
             stop=lambda: len([s for s in steps if s[0] == "training"]) >= 2,
         )
     assert ("training", 2) in steps and ("training", 3) not in steps
+
+
+def test_too_few_training_pixels_is_an_input_error(small_scene) -> None:
+    from engines.errors import InputError
+
+    split = make_split(small_scene.labels, per_class=1, seed=0)  # 11 classes: 11 pixels, 10 components
+    keep = np.ones(small_scene.shape[2], bool)
+    with pytest.raises(InputError, match=r"needs at least 14 training pixels .* got 11 pixels and 270 bands"):
+        CNNClassifier(seed=0, settings=CNNSettings(steps=2, batch=8)).fit(small_scene.data, split.train, keep)
