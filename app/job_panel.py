@@ -64,7 +64,8 @@ class JobPanel(QWidget):
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())  # steady layout
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the job: it saves a checkpoint and exits")
+        self.cancel_button.setToolTip("Stop the job: it finishes its current step (a training job saves a "
+                                      "checkpoint) and exits")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.log_view = QPlainTextEdit()
@@ -105,12 +106,12 @@ class JobPanel(QWidget):
         return self.job
 
     def cancel(self) -> None:
-        """Ask the running job to stop (it checkpoints and exits 0)."""
+        """Ask the running job to stop (SIGTERM: it ends its step, a training job checkpoints, and exits)."""
         if self.running:
             self.cancelled = True
             self.job.cancel()
             self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling (the job saves a checkpoint first)…")
+            self.status.setText("Cancelling (the job finishes its current step first)…")
 
     def append_log(self, line: str) -> None:
         self.log_view.appendPlainText(line)
