@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 
@@ -11,26 +10,6 @@ from app.job_panel import JobPanel, format_eta
 from app.jobs import MAIN_PY
 
 pytestmark = pytest.mark.qt
-
-# Follows DESIGN §3: progress events, a log event, a plain line; checkpoints and exits 0 on SIGTERM.
-JOB = textwrap.dedent(
-    """
-    import sys, time
-    from engines.events import emit, StopRequest
-    stop = StopRequest().install()
-    total = int(sys.argv[1])
-    emit("log", message="warming up")
-    print("a plain line", flush=True)
-    for step in range(1, total + 1):
-        if stop:
-            emit("checkpoint", step=step - 1, path="ckpt")
-            sys.exit(0)
-        time.sleep(0.05)
-        emit("progress", step=step, total=total)
-    emit("done")
-    """
-)
-
 
 @pytest.mark.parametrize(("seconds", "text"), [
     (None, ""), (0.4, "about 0 s left"), (44.6, "about 45 s left"), (200, "about 3 min 20 s left"),
@@ -40,38 +19,36 @@ def test_format_eta(seconds, text) -> None:
     assert format_eta(seconds) == text
 
 
-def _start(panel: JobPanel, tmp_path, steps: str):
-    script = tmp_path / "job.py"
-    script.write_text(JOB)
+def _start(panel: JobPanel, script, steps: str):
     return panel.start([sys.executable, str(script), steps], message="Going…",
                        env={"PYTHONPATH": str(MAIN_PY.parent)})
 
 
-def test_progress_eta_and_log(qtbot, tmp_path) -> None:
+def test_progress_eta_and_log(qtbot, job_script) -> None:
     panel = JobPanel()
     qtbot.addWidget(panel)
     events = []
     panel.job_event.connect(events.append)
     with qtbot.waitSignal(panel.finished, timeout=20_000) as done:
-        _start(panel, tmp_path, "4")
+        _start(panel, job_script, "4")
         assert panel.status.text() == "Going…" and panel.cancel_button.isEnabled()
         with pytest.raises(RuntimeError, match="already running"):
-            _start(panel, tmp_path, "4")
+            _start(panel, job_script, "4")
     assert done.args[0] == 0
     assert [e["event"] for e in events if e["event"] == "progress"] == ["progress"] * 4
     assert panel.progress_bar.value() == 100 and panel.status.text() == "step 4/4, about 0 s left"
     log = panel.log_view.toPlainText().splitlines()
     assert log[0].startswith("$ ") and log[-1] == "[exit code 0]"
-    assert "warming up" in log and "a plain line" in log
+    assert "warming up" in log and "a plain log line" in log
     assert not panel.cancel_button.isEnabled() and not panel.running
 
 
-def test_cancel_stops_the_job_which_checkpoints(qtbot, tmp_path) -> None:
+def test_cancel_stops_the_job_which_checkpoints(qtbot, job_script) -> None:
     panel = JobPanel()
     qtbot.addWidget(panel)
     events = []
     panel.job_event.connect(events.append)
-    _start(panel, tmp_path, "1000")
+    _start(panel, job_script, "1000")
     qtbot.waitUntil(lambda: panel.progress_bar.value() > 0 or any(e["event"] == "progress" for e in events),
                     timeout=20_000)
     with qtbot.waitSignal(panel.finished, timeout=15_000) as done:

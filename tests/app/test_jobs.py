@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 
@@ -11,30 +10,7 @@ from app.jobs import Job, eta_seconds, main_command
 
 pytestmark = pytest.mark.qt
 
-# A tiny job that follows the DESIGN §3 protocol: it checkpoints and exits 0 on SIGTERM.
-JOB = textwrap.dedent(
-    """
-    import sys, time
-    from engines.events import emit, StopRequest
-    stop = StopRequest().install()
-    total = int(sys.argv[1])
-    emit("start", total=total)
-    print("a plain log line", flush=True)
-    for step in range(1, total + 1):
-        if stop:
-            emit("checkpoint", step=step - 1, path="ckpt")
-            sys.exit(0)
-        time.sleep(0.05)
-        emit("progress", step=step, total=total)
-        emit("metric", step=step, loss=1.0 / step)
-    emit("done")
-    """
-)
-
-
-def _job(tmp_path, *args, body=JOB):
-    script = tmp_path / "job.py"
-    script.write_text(body)
+def _job(script, *args):
     from app.jobs import MAIN_PY
 
     return Job([sys.executable, str(script), *args], env={"PYTHONPATH": str(MAIN_PY.parent)})
@@ -51,8 +27,8 @@ def test_main_command_runs_main_py_with_this_python():
     assert argv[0] == sys.executable and argv[1].endswith("main.py") and argv[2:] == ["info", "x.nii"]
 
 
-def test_events_logs_and_exit_code(qtbot, tmp_path):
-    job = _job(tmp_path, "4")
+def test_events_logs_and_exit_code(qtbot, job_script):
+    job = _job(job_script, "4")
     events, logs = [], []
     job.job_event.connect(events.append)
     job.log.connect(logs.append)
@@ -67,8 +43,8 @@ def test_events_logs_and_exit_code(qtbot, tmp_path):
     assert "a plain log line" in logs
 
 
-def test_cancel_sends_sigterm_and_job_checkpoints(qtbot, tmp_path):
-    job = _job(tmp_path, "1000")
+def test_cancel_sends_sigterm_and_job_checkpoints(qtbot, job_script):
+    job = _job(job_script, "1000")
     events = []
     job.job_event.connect(events.append)
     job.start()
@@ -80,7 +56,9 @@ def test_cancel_sends_sigterm_and_job_checkpoints(qtbot, tmp_path):
 
 
 def test_crash_reports_stderr_tail(qtbot, tmp_path):
-    job = _job(tmp_path, body="import sys\nprint('boom: bad thing', file=sys.stderr)\nsys.exit(3)\n")
+    script = tmp_path / "crash.py"
+    script.write_text("import sys\nprint('boom: bad thing', file=sys.stderr)\nsys.exit(3)\n")
+    job = _job(script)
     with qtbot.waitSignal(job.finished, timeout=20_000) as done:
         job.start()
     code, tail = done.args
