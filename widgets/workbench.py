@@ -8,7 +8,9 @@ import napari
 from qtpy.QtCore import QTimer
 
 from app.demo import open_demo
+from app.notify import notify_info
 from app.viewer import make_viewer, open_paths
+from engines.io.cubes import is_cube_path
 from widgets.hyperspectral_dock import HyperspectralDock
 from widgets.open_dock import OpenDock
 from widgets.superres_dock import SuperResolutionDock
@@ -30,15 +32,30 @@ DOCKS = [
 
 
 def open_workbench(files: Sequence[str] = (), demo: bool = False) -> napari.Viewer:
-    """Create the viewer, add the docks, then open `files` and/or the demo data."""
+    """Create the viewer, add the docks, then open `files` and/or the demo data.
+
+    Volumes open as layers; a hyperspectral cube (ENVI, .mat, TIFF) opens in the Hyperspectral dock, whose
+    tab is then brought to the front (it holds one cube at a time: the first one given).
+    """
     viewer = make_viewer()
-    docks = [viewer.window.add_dock_widget(dock_cls(viewer), name=title, area="right", tabify=tabbed)
-             for dock_cls, title, tabbed in DOCKS]
-    # View's tab in front once the window is laid out (napari shows the last tab added otherwise).
+    widgets = [dock_cls(viewer) for dock_cls, _, _ in DOCKS]
+    docks = [viewer.window.add_dock_widget(widget, name=title, area="right", tabify=tabbed)
+             for widget, (_, title, tabbed) in zip(widgets, DOCKS, strict=True)]
+    cubes = [f for f in files if is_cube_path(f)]
+    volumes = [f for f in files if f not in cubes]
+    # View's tab in front once the window is laid out (napari shows the last tab added otherwise), or the
+    # Hyperspectral dock's when a cube was given.
     front = [dock for dock, (_, _, tabbed) in zip(docks, DOCKS, strict=True) if not tabbed][-1]
+    if cubes:
+        hyperspectral = next(w for w in widgets if isinstance(w, HyperspectralDock))
+        hyperspectral.load(str(cubes[0]))
+        front = docks[widgets.index(hyperspectral)]
+        if len(cubes) > 1:
+            notify_info(f"The Hyperspectral dock holds one cube at a time: opened {cubes[0]}; open the "
+                        "others from the dock.")
     QTimer.singleShot(0, front.raise_)
     if demo:
         open_demo(viewer)
-    if files:
-        open_paths(viewer, files)
+    if volumes:
+        open_paths(viewer, volumes)
     return viewer

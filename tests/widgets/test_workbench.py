@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from qtpy.QtWidgets import QWidget
@@ -57,5 +58,23 @@ def test_demo_workbench_shows_docks_and_anatomy(qtbot, tmp_path):
         target = DOCS_SCREENSHOT if save_to_docs else tmp_path / "demo.png"
         imsave(target, shot, check_contrast=False)
         assert target.stat().st_size > 10_000
+    finally:
+        viewer.close()
+
+
+def test_a_cube_on_the_command_line_opens_in_the_hyperspectral_dock(qtbot, tmp_path):
+    from engines.datasets.farmland import write_demo_scene
+    from widgets.hyperspectral_dock import HyperspectralDock
+
+    files = write_demo_scene(tmp_path / "scene", size=(24, 20), seed=0, splits=())
+    nifti = tmp_path / "scan.nii"
+    nib.save(nib.Nifti1Image(np.arange(60, dtype=np.int16).reshape(3, 4, 5), np.eye(4)), str(nifti))
+    viewer = open_workbench([str(files["envi"]), str(nifti)])
+    try:
+        dock = viewer.window.dock_widgets["Hyperspectral"]
+        assert isinstance(dock, HyperspectralDock)
+        qtbot.waitUntil(lambda: dock.cube is not None and len(viewer.layers) >= 2, timeout=60_000)
+        assert dock.cube.shape == (24, 20, 270)
+        assert "scan" in [layer.name for layer in viewer.layers]  # the volume still opens as a layer
     finally:
         viewer.close()
