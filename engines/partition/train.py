@@ -72,7 +72,7 @@ class TrainPlan:
 
     config: dict[str, Any]  # what the checkpoint records; enough to rebuild the model and its inputs
     image: np.ndarray  # (D, H, W) float32, normalised, padded to the block multiple
-    labels: np.ndarray  # (D, H, W) int64, padded with 0
+    labels: np.ndarray  # (D, H, W) unsigned int (the smallest that holds the classes), padded with 0
     affine: np.ndarray
     mesh_shape: tuple[int, int, int]
     data_parallel: int
@@ -109,12 +109,12 @@ def _integer_labels(labels: np.ndarray, path: str) -> np.ndarray:
         example = labels[labels != np.round(labels)].flat[0] if labels.size else ""
         raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
                          f"such as {example}", path)
-    labels = labels.astype(np.int64)
-    if labels.min() < 0:
-        raise InputError(f"labels must be 0 or more; found {labels.min()}", path)
-    if labels.max() < 1:
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise InputError(f"labels must be 0 or more; found {low}", path)
+    if high < 1:
         raise InputError("labels hold a single class; segmentation needs at least two", path)
-    return labels
+    return labels.astype(np.min_scalar_type(high))  # uint8 for < 256 classes: every rank holds them all
 
 
 def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str
@@ -223,7 +223,7 @@ def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
     inner = mesh.block_slices(plan.crop)
     region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, inner, strict=True))
     image = torch.from_numpy(np.ascontiguousarray(plan.image[region]))[None, None]
-    labels = torch.from_numpy(np.ascontiguousarray(plan.labels[region]))[None, None]
+    labels = torch.from_numpy(np.ascontiguousarray(plan.labels[region], dtype=np.int64))[None, None]
     return image.to(device), labels.to(device)
 
 

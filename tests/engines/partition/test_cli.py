@@ -205,3 +205,22 @@ def test_partition_check_prints_the_json_and_exits_0(tmp_path):
 def test_partition_check_refuses_ranks_that_do_not_fill_the_mesh(capsys):
     assert main.main(["partition-check", "--ranks", "3", "--mesh", "2x2x1"]) == 2
     assert "needs 4 ranks" in capsys.readouterr().err
+
+
+def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_path, volumes):
+    import argparse
+
+    from engines.partition.train import add_arguments, plan_training
+
+    image, labels = volumes
+    float_labels = _write(tmp_path / "float_labels.nii.gz", nib.load(labels).get_fdata().astype(np.float32))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    plan = plan_training(parser.parse_args(["--image", image, "--labels", float_labels, "--mesh", "2x1x1",
+                                            "--model", "unet", "--width", "2", "--out", str(tmp_path / "o")]))
+    assert plan.labels.dtype == np.uint8  # every rank holds the whole label volume: 1 byte a voxel
+    assert plan.config["classes"] == 3 and plan.image.dtype == np.float32
+    assert plan.labels.shape == plan.image.shape
+    blocks = zip(plan.labels.shape, plan.config["multiple"], (2, 1, 1), strict=True)
+    assert all(n % (m * b) == 0 for n, m, b in blocks)
+    np.testing.assert_array_equal(plan.labels[:32, :24, :20], np.asarray(nib.load(labels).dataobj))
