@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +12,7 @@ from pathlib import Path
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.hyperspectral.protocol import Cancelled
+from engines.memory import peak_rss_mb
 
 QUICK_DEMO_SIZE = (138, 100)  # LongKou's aspect at 1/4 scale: what --quick runs on for `demo`
 # What `hsi-bench --json` prints (the issue's contract); `--events` gives the full result.
@@ -164,7 +164,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 0
     result["cube"] = args.cube
-    result["peak_memory_mb"] = peak_memory_mb()
+    result["peak_memory_mb"] = round(peak_rss_mb(), 1)
     if args.save_map:
         import tifffile
 
@@ -178,16 +178,6 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         _print_table(result)
     return 0
-
-
-def peak_memory_mb() -> float:
-    """This process's peak resident memory in MB (Linux VmHWM, which unlike ru_maxrss survives no exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / 1024.0, 1)
 
 
 def _throttled(show, steps: int):

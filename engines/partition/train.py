@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import resource
 import socket
 import sys
 import time
@@ -26,6 +25,7 @@ import torch.distributed as dist
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
+from engines.memory import peak_rss_mb
 from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.grads import sum_gradients
@@ -230,7 +230,7 @@ def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return peak_rss_mb()
 
 
 def _gather(values: list[float], device: torch.device) -> torch.Tensor:
