@@ -523,14 +523,19 @@ def cache_folder() -> Path:
 def demo_scene_files(size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0) -> dict[str, Path]:
     """The demo scene's files, written once into the cache and reused (see `write_demo_scene`).
 
-    Written to a temporary folder and renamed into place, so concurrent callers never see half a scene.
+    Written to a temporary folder and renamed into place, so concurrent callers never see half a scene;
+    a failed or interrupted build removes its temporary folder.
     """
     h, w = (int(v) for v in size)
     folder = cache_folder() / f"farmland-v{GENERATOR_VERSION}-{h}x{w}-seed{seed}"
     if not (folder / f"{SCENE_NAME}.mat").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-        write_demo_scene(tmp, size=(h, w), seed=seed)
+        try:
+            write_demo_scene(tmp, size=(h, w), seed=seed)
+        except BaseException:  # an error or a stop request: leave no half-written folder in the cache
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             tmp.rename(folder)
         except OSError:  # another process finished first

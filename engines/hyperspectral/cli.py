@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -231,15 +232,24 @@ def run_demo(args: argparse.Namespace) -> int:
         raise InputError(f"--size must be at least 16 16, got {rows} {cols}")
     if (args.folder is None) == (not args.cached):
         raise InputError("give either a FOLDER or --cached")
+
+    def stop(*_: object) -> None:  # SIGTERM (the dock's Cancel): unwind, so the build cleans up after itself
+        raise Cancelled("stopped while building the scene")
+
+    signal.signal(signal.SIGTERM, stop)
     if args.events:
         emit("start", size=[rows, cols], seed=args.seed)
         emit("progress", stage="building the SYNTHETIC scene", step=0, total=1)
-    from engines.datasets.farmland import demo_scene_files, write_demo_scene
+    try:
+        from engines.datasets.farmland import demo_scene_files, write_demo_scene
 
-    if args.cached:
-        paths = demo_scene_files((rows, cols), seed=args.seed)
-    else:
-        paths = write_demo_scene(Path(args.folder), size=(rows, cols), seed=args.seed)
+        if args.cached:
+            paths = demo_scene_files((rows, cols), seed=args.seed)
+        else:
+            paths = write_demo_scene(Path(args.folder), size=(rows, cols), seed=args.seed)
+    except Cancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 0
     if args.events:
         emit("progress", stage="building the SYNTHETIC scene", step=1, total=1)
         emit("done", result={k: str(v) for k, v in paths.items()})

@@ -204,3 +204,27 @@ def test_benchmark_summary_from_stored_runs(env: dict, tmp_path: Path) -> None:
     rows = proc.stdout.splitlines()
     assert "| svm | 84.33 ± 4.51<br>AA 83.33 / κ 0.743 | 90.00<br>AA 89.00 / κ 0.800 |" in rows
     assert "| cnn | 96.00 ± 1.41<br>AA 95.00 / κ 0.860 |  |" in rows
+
+
+def test_sigterm_while_building_the_demo_leaves_nothing_in_the_cache(env: dict, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "hsi-demo", "--cached", "--events", "--size", "300", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "TESSERA_CACHE": str(cache)},
+        cwd=ROOT,
+    )
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "progress":
+                break
+        time.sleep(1.0)  # into the build
+        proc.send_signal(signal.SIGTERM)
+        rest, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "cancelled: stopped while building the scene" in stderr, stderr
+    assert '"done"' not in rest
+    assert not cache.exists() or list(cache.iterdir()) == []  # no half-written farmland-v* folder
