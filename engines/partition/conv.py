@@ -66,14 +66,20 @@ def conv_geometry(layer: nn.Conv3d | nn.ConvTranspose3d, mesh: SpatialMesh) -> C
                         transposed, layer.groups, crop)
 
 
-class HaloConv3d(PartitionedModule, nn.Conv3d):
-    """nn.Conv3d on one block of a partitioned volume (same parameters, same state_dict keys)."""
+class _HaloConv(PartitionedModule):
+    """A convolution twin that knows its halo geometry on the mesh (worked out once, at conversion)."""
+
+    geometry: ConvGeometry
 
     @classmethod
     def from_module(cls, module: nn.Module, mesh: SpatialMesh, path: str) -> nn.Module:
         twin = super().from_module(module, mesh, path)
         twin.geometry = conv_geometry(twin, mesh)
         return twin
+
+
+class HaloConv3d(_HaloConv, nn.Conv3d):
+    """nn.Conv3d on one block of a partitioned volume (same parameters, same state_dict keys)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_divisible(x, self.stride)
@@ -82,14 +88,8 @@ class HaloConv3d(PartitionedModule, nn.Conv3d):
         return HaloConvFunction.apply(x, self.weight, self.bias, self.mesh, self.geometry)
 
 
-class HaloConvTranspose3d(PartitionedModule, nn.ConvTranspose3d):
+class HaloConvTranspose3d(_HaloConv, nn.ConvTranspose3d):
     """nn.ConvTranspose3d on one block of a partitioned volume (output block = stride x input block)."""
-
-    @classmethod
-    def from_module(cls, module: nn.Module, mesh: SpatialMesh, path: str) -> nn.Module:
-        twin = super().from_module(module, mesh, path)
-        twin.geometry = conv_geometry(twin, mesh)
-        return twin
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if output_size is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
+BENCHMARK = ROOT / "benchmarks" / "hsi_benchmark.py"
 KEYS = {"method", "per_class_train", "OA", "AA", "kappa", "per_class_accuracy", "seconds"}
 
 
@@ -19,9 +20,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {**os.environ, "TESSERA_CACHE": str(tmp_path_factory.mktemp("cache")), "OMP_NUM_THREADS": "1"}
 
 
-def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
+def _run(env: dict, *args: str, script: Path = ROOT / "main.py") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -135,14 +136,7 @@ def test_demo_writer(env: dict, tmp_path: Path) -> None:
 def test_benchmark_script_summarises_seeds(env: dict, tmp_path: Path) -> None:
     out = tmp_path / "hsi.json"
     args = ["--quick", "--methods", "gmlc", "--per-class", "25", "--seeds", "0,1", "--no-speed"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "hsi_benchmark.py"), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = _run(env, *args, "--out", str(out), script=BENCHMARK)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["complete"] and [r["seed"] for r in doc["runs"]] == [0, 1]
@@ -185,14 +179,7 @@ def test_benchmark_summary_from_stored_runs(env: dict, tmp_path: Path) -> None:
             }
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "hsi_benchmark.py"), "--summarise", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = _run(env, "--summarise", "--out", str(out), script=BENCHMARK)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     oa = [0.80, 0.84, 0.89]
