@@ -29,9 +29,11 @@ TRAIN_EPILOG = """example (2 ranks on this machine, CPU):
 
 Prints JSON-lines events (start, progress, metric, checkpoint, done, error). SIGTERM or Ctrl-C:
 the ranks finish the step, checkpoint and exit 0; --resume continues from OUT/checkpoint. At the end the
-whole volume is predicted (partitioned) into OUT/prediction.nii.gz.
+whole volume is predicted (partitioned) into OUT/prediction.nii.gz. The checked, normalised, padded volumes
+go to OUT/data/ first (reused while the files are unchanged); each rank reads only its blocks from there.
 
-several machines: run this on every node (same endpoint; --ranks = nodes x ranks per node):
+several machines: run this on every node (same endpoint; --ranks = nodes x ranks per node; OUT on a
+folder every node sees: rank 0 prepares OUT/data/ there while the others wait):
   python -m torch.distributed.run --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\
       --rdzv-endpoint node0.example:29500 -m engines.partition.train \\
       --image t1.nii.gz --labels tissue.nii.gz --ranks 8 --mesh 2x2x2 --crop full --out runs/big
@@ -168,8 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, ranks)
     if args.port:
         check_port_free(args.port)
-    del plan  # the ranks read the data themselves
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    del plan  # each rank reads its blocks from OUT/data/
     root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here
     os.environ.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_rank(ranks)))
     os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])

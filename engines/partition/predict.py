@@ -18,16 +18,17 @@ from engines.partition.pad import pad_to_multiple
 
 
 @torch.no_grad()
-def predict_partitioned(model: nn.Module, image: np.ndarray, mesh: SpatialMesh, device: torch.device | str
+def predict_partitioned(model: nn.Module, block: np.ndarray, mesh: SpatialMesh, device: torch.device | str
                         ) -> np.ndarray | None:
-    """Argmax labels of a partitioned model over a whole volume every rank of the replica holds.
+    """Argmax labels of a partitioned model over a whole volume, each rank of the replica giving its block.
 
     Parameters
     ----------
     model : nn.Module
         Partitioned over `mesh` (partition_model); put in eval mode for the call.
-    image : ndarray, shape (D, H, W)
-        Normalised like the training input, each extent a multiple of the mesh x the model's downsampling.
+    block : ndarray, shape (d, h, w)
+        This rank's block of the volume (mesh.block_slices), normalised like the training input; the
+        volume's extents are multiples of the mesh x the model's downsampling.
 
     Returns
     -------
@@ -36,8 +37,8 @@ def predict_partitioned(model: nn.Module, image: np.ndarray, mesh: SpatialMesh, 
     was_training = model.training
     model.eval()
     try:
-        block = torch.from_numpy(np.ascontiguousarray(mesh.block(image)))[None, None].to(device)
-        labels = model(block).argmax(1)[0].to(torch.uint8)
+        x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
+        labels = model(x).argmax(1)[0].to(torch.uint8)
     finally:
         model.train(was_training)
     whole = mesh.gather(labels) if mesh.distributed else labels

@@ -2,8 +2,9 @@
 
 `python main.py train-seg ...` checks everything, then runs torchrun, which starts this module's `main`
 on every rank (or run it yourself: ``python -m torch.distributed.run ... -m engines.partition.train ARGS``).
-Rank 0 prints the JSON-lines events of DESIGN §3. Each step takes a random crop (the same on every rank
-of a replica), each rank its block of it; SIGTERM or SIGINT makes every rank finish its step, rank 0
+Rank 0 prints the JSON-lines events of DESIGN §3. The volumes are prepared once in OUT/data/
+(engines.partition.data); each step takes a random crop (the same on every rank of a replica), and each rank
+reads just its block of it from there; SIGTERM or SIGINT makes every rank finish its step, rank 0
 checkpoint, and all exit 0.
 """
 
@@ -28,15 +29,17 @@ from engines.events import StopRequest, emit
 from engines.memory import peak_rss_mb
 from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
 from engines.partition.convert import partition_model, required_multiple
+from engines.partition.data import JobData, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
 from engines.partition.launch import cpu_threads_per_rank
 from engines.partition.loss import dice_ce_loss, dice_scores
 from engines.partition.mesh import SpatialMesh, format_mesh, parse_mesh
 from engines.partition.models import MODELS, build_model
-from engines.partition.pad import pad_to_multiple, padded_shape
+from engines.partition.pad import padded_shape
 from engines.partition.predict import predict_partitioned, write_labels
 
 PREDICTION = "prediction.nii.gz"
+PREPARE_WAIT_S = 3600  # how long ranks other than 0 wait for rank 0 to prepare the volumes (direct torchrun)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +74,7 @@ class TrainPlan:
     """A checked training job: settings, data, and the checkpoint to resume from."""
 
     config: dict[str, Any]  # what the checkpoint records; enough to rebuild the model and its inputs
-    image: np.ndarray  # (D, H, W) float32, normalised, padded to the block multiple
-    labels: np.ndarray  # (D, H, W) unsigned int (the smallest that holds the classes), padded with 0
-    affine: np.ndarray
+    data: JobData  # the normalised image and the labels, padded to the block multiple, read block by block
     mesh_shape: tuple[int, int, int]
     data_parallel: int
     crop: tuple[int, int, int]
@@ -101,22 +102,6 @@ def check_port_free(port: int) -> None:
                              f"it out") from exc
 
 
-def _integer_labels(labels: np.ndarray, path: str) -> np.ndarray:
-    whole = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels)))
-        and np.array_equal(labels, np.round(labels)))
-    if not whole:
-        example = labels[labels != np.round(labels)].flat[0] if labels.size else ""
-        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
-                         f"such as {example}", path)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0:
-        raise InputError(f"labels must be 0 or more; found {low}", path)
-    if high < 1:
-        raise InputError("labels hold a single class; segmentation needs at least two", path)
-    return labels.astype(np.min_scalar_type(high))  # uint8 for < 256 classes: every rank holds them all
-
-
 def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str
                 ) -> tuple[int, int, int]:
     if text == "full":
@@ -136,8 +121,11 @@ def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], 
     return crop  # type: ignore[return-value]
 
 
-def plan_training(args: argparse.Namespace, *, world_size: int | None = None) -> TrainPlan:
-    """Check every setting and the data before any process starts; read and normalise the volumes.
+def plan_training(args: argparse.Namespace, *, world_size: int | None = None, prepare: bool = True
+                  ) -> TrainPlan:
+    """Check every setting and the data before any rank starts; prepare the volumes in OUT/data/.
+
+    With `prepare` False (ranks other than 0) wait for the process that prepares them instead.
 
     Raises
     ------
@@ -163,40 +151,27 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None) ->
     if not args.lr > 0:
         raise InputError(f"--lr must be positive; got {args.lr}")
 
-    from engines.io import read_volume
-
-    image_vol, label_vol = read_volume(args.image), read_volume(args.labels)
-    if image_vol.shape != label_vol.shape:
-        raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
-                         f"share a grid", args.labels)
-    if not np.allclose(image_vol.affine, label_vol.affine, atol=1e-3):
-        raise InputError("labels and image have different voxel-to-world affines: they must share a grid",
-                         args.labels)
-    if len(image_vol.shape) != 3:
-        raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", args.image)
-    labels = _integer_labels(np.asarray(label_vol.data), args.labels)
-    image = np.asarray(image_vol.data, dtype=np.float32)
-    classes = int(labels.max()) + 1
-
-    multiple = required_multiple(build_model(args.model, out_channels=classes, width=args.width))
+    multiple = required_multiple(build_model(args.model, out_channels=2, width=args.width))
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
-    crop = _crop_shape(args.crop, image.shape, block, args.mesh)  # type: ignore[arg-type]
-
-    resume = _resume_checkpoint(args, classes)
-    mean, std = float(image.mean(dtype=np.float64)), float(image.std(dtype=np.float64)) or 1.0
+    resume = _resume_checkpoint(args)
+    if prepare:
+        data = prepare_data(args.image, args.labels, block, args.out)
+    else:
+        data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S)
+    crop = _crop_shape(args.crop, data.shape, block, args.mesh)
+    if resume is not None and resume.config.get("classes") != data.classes:
+        raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; these "
+                         f"labels have {data.classes}", resume.path)
     config = {
-        "model": args.model, "width": args.width, "in_channels": 1, "classes": classes, "mesh": args.mesh,
-        "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed, "image": args.image,
-        "labels": args.labels, "image_shape": list(image.shape), "mean": mean, "std": std,
-        "multiple": list(multiple),
+        "model": args.model, "width": args.width, "in_channels": 1, "classes": data.classes,
+        "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,
+        "image": args.image, "labels": args.labels, "image_shape": list(data.shape), "mean": data.mean,
+        "std": data.std, "multiple": list(multiple),
     }
-    normalised = pad_to_multiple((image - np.float32(mean)) / np.float32(std), block,
-                                 value=float((0 - mean) / std))
-    return TrainPlan(config, normalised.astype(np.float32, copy=False), pad_to_multiple(labels, block),
-                     image_vol.affine, mesh_shape, data_parallel, crop, resume)
+    return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
 
 
-def _resume_checkpoint(args: argparse.Namespace, classes: int) -> Checkpoint | None:
+def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
     exists = (checkpoint_dir(args.out) / "checkpoint.json").exists()
     if not args.resume:
         if exists:
@@ -205,7 +180,7 @@ def _resume_checkpoint(args: argparse.Namespace, classes: int) -> Checkpoint | N
         return None
     checkpoint = load_checkpoint(args.out)
     saved = checkpoint.config
-    for key, value in (("model", args.model), ("width", args.width), ("classes", classes)):
+    for key, value in (("model", args.model), ("width", args.width)):
         if saved.get(key) != value:
             raise InputError(f"the checkpoint was trained with {key} {saved.get(key)!r}, this run asks for "
                              f"{value!r}", checkpoint.path)
@@ -219,11 +194,12 @@ def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's block of the step's crop: image (1, 1, d, h, w) float32, labels (1, 1, d, h, w) int64."""
     rng = np.random.default_rng([plan.config["seed"], step, mesh.replica])
-    origin = [int(rng.integers(0, n - c + 1)) for n, c in zip(plan.image.shape, plan.crop, strict=True)]
+    shape = plan.data.image.shape
+    origin = [int(rng.integers(0, n - c + 1)) for n, c in zip(shape, plan.crop, strict=True)]
     inner = mesh.block_slices(plan.crop)
     region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, inner, strict=True))
-    image = torch.from_numpy(np.ascontiguousarray(plan.image[region]))[None, None]
-    labels = torch.from_numpy(np.ascontiguousarray(plan.labels[region], dtype=np.int64))[None, None]
+    image = torch.from_numpy(plan.data.image.read(region))[None, None]
+    labels = torch.from_numpy(plan.data.labels.read(region).astype(np.int64))[None, None]
     return image.to(device), labels.to(device)
 
 
@@ -289,15 +265,19 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
             if leader:
                 emit("done", step=step, stopped=True, checkpoint=str(checkpoint_dir(out)))
             return 0
-    prediction = None
+    labels = prediction = None
     if predict and mesh.replica == 0:
         if leader:
             emit("log", message="predicting the whole volume")
-        labels = predict_partitioned(net, plan.image, mesh, device)
-        if labels is not None:
-            shape = config["image_shape"]
-            prediction = write_labels(labels[: shape[0], : shape[1], : shape[2]], plan.affine,
-                                      Path(out) / PREDICTION)
+        block = plan.data.image.read(mesh.block_slices(plan.data.image.shape))
+        labels = predict_partitioned(net, block, mesh, device)
+    # Every rank's collectives are done before any leaves the group (NCCL tears down per communicator),
+    # and a slow write of the labels below cannot time out a peer's collective.
+    dist.barrier()
+    if labels is not None:
+        shape = config["image_shape"]
+        prediction = write_labels(labels[: shape[0], : shape[1], : shape[2]], plan.data.affine,
+                                  Path(out) / PREDICTION)
     if leader:
         emit("done", step=step, stopped=False, checkpoint=str(checkpoint_dir(out)),
              prediction=None if prediction is None else str(prediction))
@@ -316,10 +296,11 @@ def run_worker(args: argparse.Namespace) -> int:
     else:
         device = torch.device("cpu")
         torch.set_num_threads(cpu_threads_per_rank(local_ranks))
+    # Before joining the group: rank 0 may take minutes preparing the volumes while the others wait.
+    plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                         prepare=int(os.environ.get("RANK", 0)) == 0)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.collective_timeout))
     try:
-        plan = plan_training(args, world_size=dist.get_world_size())
-        Path(args.out).mkdir(parents=True, exist_ok=True)
         return train(plan, stop, device, checkpoint_every=args.checkpoint_every, out=args.out,
                      predict=args.predict)
     finally:

@@ -218,9 +218,11 @@ def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_pat
     add_arguments(parser)
     plan = plan_training(parser.parse_args(["--image", image, "--labels", float_labels, "--mesh", "2x1x1",
                                             "--model", "unet", "--width", "2", "--out", str(tmp_path / "o")]))
-    assert plan.labels.dtype == np.uint8  # every rank holds the whole label volume: 1 byte a voxel
-    assert plan.config["classes"] == 3 and plan.image.dtype == np.float32
-    assert plan.labels.shape == plan.image.shape
-    blocks = zip(plan.labels.shape, plan.config["multiple"], (2, 1, 1), strict=True)
+    data = plan.data
+    assert data.labels.dtype == np.uint8  # 1 byte a voxel on disk and in each rank's blocks
+    assert plan.config["classes"] == 3 and data.image.dtype == np.float32
+    assert data.labels.shape == data.image.shape
+    blocks = zip(data.labels.shape, plan.config["multiple"], (2, 1, 1), strict=True)
     assert all(n % (m * b) == 0 for n, m, b in blocks)
-    np.testing.assert_array_equal(plan.labels[:32, :24, :20], np.asarray(nib.load(labels).dataobj))
+    written = data.labels.read((slice(None),) * 3)
+    np.testing.assert_array_equal(written[:32, :24, :20], np.asarray(nib.load(labels).dataobj))

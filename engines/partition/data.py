@@ -1,0 +1,246 @@
+"""The training job's volumes on disk, read block by block, so that no rank holds the whole volume.
+
+`prepare_data` reads the image and labels once, checks them (same grid, labels that are class indices),
+normalises the image (zero mean, unit SD over the volume) and writes both, padded to the job's block
+multiple, as .npy files in OUT/data/ with a meta.json naming the source files (size, modification time) and
+the block. A later run or --resume on the same, unchanged files and block reuses them (`open_data`) without
+reading the sources again. Each rank then reads only the boxes it trains on (`BlockFile.read`: positioned
+reads of the box's rows, no memory map whose pages would pile up in the rank's RSS as random crops wander).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engines.errors import InputError
+from engines.partition.pad import padded_shape
+
+DATA, META, IMAGE, LABELS = "data", "meta.json", "image.npy", "labels.npy"
+FORMAT = 1  # bump when what prepare_data writes changes
+SLAB_VOXELS = 1 << 24  # voxels normalised and written at a time: bounds the temporaries to ~128 MB
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+class BlockFile:
+    """A C-ordered .npy volume whose boxes are read with positioned reads, without mapping the file.
+
+    Parameters
+    ----------
+    path : path
+        A .npy file written by numpy (version 1-3 header, C order, 3 dimensions).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version not in HEADER_READERS:
+                raise InputError(f".npy format version {version} is not one this job writes", self.path)
+            shape, fortran, dtype = HEADER_READERS[version](f)
+            self.offset = f.tell()
+        if fortran or len(shape) != 3:
+            raise InputError(f"expected a C-ordered 3D array; found shape {shape}, Fortran order {fortran}",
+                             self.path)
+        self.shape: tuple[int, int, int] = tuple(int(n) for n in shape)  # type: ignore[assignment]
+        self.dtype = np.dtype(dtype)
+
+    def read(self, box: Sequence[slice]) -> np.ndarray:
+        """The voxels of `box` (three slices with step 1 inside the volume), as a new C-ordered array.
+
+        One read per plane of the box: its rows from the first to the last, whole along W, then cut to the
+        box's W range (so a block of a mesh split along W costs the other blocks' share of those rows).
+        """
+        (d0, d1, _), (h0, h1, _), (w0, w1, _) = (s.indices(n) for s, n in zip(box, self.shape, strict=True))
+        _, height, width = self.shape
+        item = self.dtype.itemsize
+        out = np.empty((max(d1 - d0, 0), max(h1 - h0, 0), max(w1 - w0, 0)), self.dtype)
+        if not out.size:
+            return out
+        length = (h1 - h0) * width * item
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for i, d in enumerate(range(d0, d1)):
+                start = self.offset + (d * height + h0) * width * item
+                raw = os.pread(fd, length, start)
+                if len(raw) != length:
+                    raise InputError(f"the file ends early (plane {d} of {self.shape[0]})", self.path)
+                out[i] = np.frombuffer(raw, self.dtype).reshape(h1 - h0, width)[:, w0:w1]
+        finally:
+            os.close(fd)
+        return out
+
+
+@dataclass(frozen=True)
+class JobData:
+    """The prepared volumes of a training job and what was learnt reading them."""
+
+    image: BlockFile  # (D, H, W) float32, normalised, padded to the block multiple
+    labels: BlockFile  # (D, H, W) the smallest unsigned integer that holds the classes, padded with 0
+    shape: tuple[int, int, int]  # the image's own extent, before padding
+    affine: np.ndarray
+    mean: float
+    std: float
+    classes: int
+
+
+def data_dir(out: str | os.PathLike) -> Path:
+    """Where a training output folder keeps its prepared volumes."""
+    return Path(out) / DATA
+
+
+def source_identity(path: str | os.PathLike) -> dict:
+    """What tells whether a file (or a DICOM folder, file by file) changed: absolute path, size, mtime."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return {"path": str(path), "files": digest.hexdigest()}
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _key(image: str, labels: str, block: Sequence[int]) -> dict:
+    return {"format": FORMAT, "image": source_identity(image), "labels": source_identity(labels),
+            "block": [int(b) for b in block]}
+
+
+def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike) -> JobData | None:
+    """The prepared volumes in OUT/data/, when they were made from these unchanged files for `block`."""
+    folder = data_dir(out)
+    try:
+        meta = json.loads((folder / META).read_text())
+        key = _key(image, labels, block)
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key:
+        return None
+    return JobData(BlockFile(folder / IMAGE), BlockFile(folder / LABELS), tuple(meta["shape"]),
+                   np.asarray(meta["affine"], dtype=np.float64), meta["mean"], meta["std"], meta["classes"])
+
+
+def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
+                  timeout_s: float) -> JobData:
+    """`open_data` once another process (rank 0) has prepared the volumes; InputError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while (found := open_data(image, labels, block, out)) is None:
+        if time.monotonic() > deadline:
+            raise InputError(f"rank 0 did not prepare the training volumes here within {timeout_s:.0f} s; "
+                             f"with several machines OUT must be a folder every machine sees", data_dir(out))
+        time.sleep(0.2)
+    return found
+
+
+def integer_labels(labels: np.ndarray, path: str) -> np.dtype:
+    """The smallest unsigned dtype that holds `labels` if they are class indices 0..C-1, C >= 2.
+
+    Raises InputError otherwise (fractions, negatives, a single class)."""
+    whole = np.issubdtype(labels.dtype, np.integer) or (
+        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels)))
+        and np.array_equal(labels, np.round(labels)))
+    if not whole:
+        example = labels[labels != np.round(labels)].flat[0] if labels.size else ""
+        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
+                         f"such as {example}", path)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise InputError(f"labels must be 0 or more; found {low}", path)
+    if high < 1:
+        raise InputError("labels hold a single class; segmentation needs at least two", path)
+    return np.min_scalar_type(high)
+
+
+def _slabs(depth: int, plane: int) -> list[slice]:
+    step = max(1, SLAB_VOXELS // max(plane, 1))
+    return [slice(d, min(d + step, depth)) for d in range(0, depth, step)]
+
+
+def _mean_std(image: np.ndarray) -> tuple[float, float]:
+    """Mean and SD over the whole volume in float64, a slab at a time (no whole-volume temporary)."""
+    slabs = _slabs(image.shape[0], int(np.prod(image.shape[1:])))
+    total = sum(float(np.sum(image[s], dtype=np.float64)) for s in slabs)
+    mean = total / image.size
+    squares = sum(float(np.sum((np.asarray(image[s], np.float64) - mean) ** 2)) for s in slabs)
+    return mean, float(np.sqrt(squares / image.size))
+
+
+def _write(path: Path, shape: tuple[int, ...], dtype: np.dtype, fill: float, source: np.ndarray,
+           transform: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Write `source` (slab by slab, through `transform`) into a new .npy of `shape` padded with `fill`."""
+    tmp = path.with_suffix(".tmp.npy")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    try:
+        array[...] = fill
+        for s in _slabs(source.shape[0], int(np.prod(source.shape[1:]))):
+            array[s, : source.shape[1], : source.shape[2]] = transform(np.asarray(source[s]))
+        array.flush()
+    finally:
+        del array
+    os.replace(tmp, path)
+
+
+def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike) -> JobData:
+    """Check the volumes and write them to OUT/data/ for the ranks, unless an unchanged copy is there.
+
+    Parameters
+    ----------
+    image, labels : paths
+        Any format engines.io reads; the labels on the image's grid, integers 0..C-1.
+    block : (int, int, int)
+        The mesh's blocks x the network's downsampling: the volumes are padded (at the far end) to it.
+
+    Raises
+    ------
+    InputError
+        Shape or affine mismatch, not a 3D volume, labels that are not class indices, or too little disk.
+    """
+    if (found := open_data(image, labels, block, out)) is not None:
+        return found
+    from engines.io import read_volume
+
+    image_vol, label_vol = read_volume(image), read_volume(labels)
+    if image_vol.shape != label_vol.shape:
+        raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
+                         f"share a grid", labels)
+    if not np.allclose(image_vol.affine, label_vol.affine, atol=1e-3):
+        raise InputError("labels and image have different voxel-to-world affines: they must share a grid",
+                         labels)
+    if len(image_vol.shape) != 3:
+        raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", image)
+    label_data = np.asarray(label_vol.data)
+    label_dtype = integer_labels(label_data, labels)
+    pixels = np.asarray(image_vol.data)
+    padded = padded_shape(pixels.shape, block)
+
+    folder = data_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    needed = int(np.prod(padded)) * (4 + label_dtype.itemsize)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise InputError(f"the prepared training volumes need {needed / 2**30:.2f} GiB here; "
+                         f"{free / 2**30:.2f} GiB are free", folder)
+    (folder / META).unlink(missing_ok=True)  # what follows is not valid until the new meta.json is there
+    mean, std = _mean_std(pixels)
+    std = std or 1.0
+    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels,
+           lambda slab: (np.asarray(slab, np.float32) - np.float32(mean)) / np.float32(std))
+    _write(folder / LABELS, padded, label_dtype, 0, label_data, lambda slab: slab.astype(label_dtype))
+    classes = int(label_data.max()) + 1
+    meta = {"key": _key(image, labels, block), "shape": list(pixels.shape), "padded": list(padded),
+            "affine": np.asarray(image_vol.affine).tolist(), "mean": mean, "std": std, "classes": classes}
+    tmp = folder / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, folder / META)
+    found = open_data(image, labels, block, out)
+    assert found is not None, "meta.json was just written for these files"
+    return found

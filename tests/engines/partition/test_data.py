@@ -1,0 +1,165 @@
+"""The job's prepared volumes: written once, reused while the sources are unchanged, read box by box."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from engines.errors import InputError
+from engines.partition import data as data_module
+from engines.partition.data import BlockFile, open_data, prepare_data, wait_for_data
+
+AFFINE = np.diag([1.2, 0.9, 2.0, 1.0])
+
+
+def _write(path, array, affine=AFFINE):
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+    return str(path)
+
+
+@pytest.fixture
+def scan(tmp_path):
+    """An odd-sized 19x14x9 image (int16, like CT) and 4-class labels on its grid."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(-1000, 2000, (19, 14, 9)).astype(np.int16)
+    labels = rng.integers(0, 4, image.shape).astype(np.int32)
+    return _write(tmp_path / "image.nii.gz", image), _write(tmp_path / "labels.nii.gz", labels), image, labels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16])
+def test_a_box_read_equals_numpy_slicing(tmp_path, dtype):
+    volume = np.random.default_rng(0).normal(0, 50, (7, 11, 13)).astype(dtype)
+    np.save(tmp_path / "v.npy", volume)
+    file = BlockFile(tmp_path / "v.npy")
+    assert file.shape == volume.shape and file.dtype == volume.dtype
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        box = tuple(slice(int(a), int(a + rng.integers(1, n - a + 1)))
+                    for a, n in ((int(rng.integers(0, n)), n) for n in volume.shape))
+        np.testing.assert_array_equal(file.read(box), volume[box])
+    np.testing.assert_array_equal(file.read((slice(None),) * 3), volume)
+
+
+def test_a_box_read_touches_only_the_rows_of_its_planes(tmp_path, monkeypatch):
+    volume = np.arange(8 * 16 * 32, dtype=np.float32).reshape(8, 16, 32)
+    np.save(tmp_path / "v.npy", volume)
+    file = BlockFile(tmp_path / "v.npy")
+    read = []
+    real_pread = os.pread
+    monkeypatch.setattr(data_module.os, "pread", lambda fd, n, at: read.append(n) or real_pread(fd, n, at))
+    box = (slice(2, 6), slice(8, 16), slice(0, 16))  # a block of a 2x2x2 mesh
+    np.testing.assert_array_equal(file.read(box), volume[box])
+    assert len(read) == 4 and sum(read) == 4 * 8 * 32 * 4  # 4 planes x 8 rows x whole W, not the file
+
+
+def test_a_file_that_ends_early_is_named(tmp_path):
+    np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.float32))
+    file = BlockFile(tmp_path / "v.npy")
+    with open(tmp_path / "v.npy", "r+b") as f:
+        f.truncate(file.offset + 2 * 16 * 4)
+    with pytest.raises(InputError, match="ends early") as err:
+        file.read((slice(0, 4),) * 3)
+    assert err.value.path == str(tmp_path / "v.npy")
+
+
+def test_prepared_volumes_are_normalised_padded_and_compact(tmp_path, scan):
+    image_path, labels_path, image, labels = scan
+    data = prepare_data(image_path, labels_path, (4, 8, 2), tmp_path / "out")
+    assert data.shape == (19, 14, 9) and data.image.shape == (20, 16, 10) == data.labels.shape
+    assert data.classes == 4 and data.labels.dtype == np.uint8 and data.image.dtype == np.float32
+    np.testing.assert_allclose(data.affine, AFFINE)
+    whole = (slice(None),) * 3
+    got, got_labels = data.image.read(whole), data.labels.read(whole)
+    expected = (image.astype(np.float64) - image.mean()) / image.std()
+    np.testing.assert_allclose(got[:19, :14, :9], expected, atol=1e-5)
+    np.testing.assert_allclose(got[19:], -image.mean() / image.std(), rtol=1e-6)  # padding = raw 0
+    np.testing.assert_array_equal(got_labels[:19, :14, :9], labels)
+    assert not got_labels[19:].any() and not got_labels[:, 14:].any() and not got_labels[..., 9:].any()
+
+
+def test_unchanged_sources_are_not_read_again(tmp_path, scan, monkeypatch):
+    image_path, labels_path, _, _ = scan
+    first = prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+
+    def refuse(*_a, **_k):
+        raise AssertionError("read the sources again")
+
+    monkeypatch.setattr("engines.io.read_volume", refuse)
+    again = prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert again.mean == first.mean and again.image.path == first.image.path
+
+
+def test_a_changed_source_or_block_prepares_anew(tmp_path, scan):
+    image_path, labels_path, _, labels = scan
+    prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert open_data(image_path, labels_path, (2, 2, 2), tmp_path / "out") is None
+    relabelled = np.where(labels == 3, 1, labels).astype(np.int32)
+    time.sleep(0.01)
+    _write(labels_path, relabelled)
+    assert open_data(image_path, labels_path, (1, 1, 1), tmp_path / "out") is None
+    data = prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert data.classes == 3
+    np.testing.assert_array_equal(data.labels.read((slice(None),) * 3), relabelled)
+
+
+def test_sources_are_never_modified(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    paths = [Path(image_path), Path(labels_path)]
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in paths]
+    prepare_data(image_path, labels_path, (2, 2, 2), tmp_path / "out")
+    assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in paths] == before
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("shape", "must share a grid"), ("affine", "different voxel-to-world affines"),
+    ("fraction", "whole numbers"), ("negative", "0 or more"), ("single", "single class")])
+def test_bad_volumes_are_refused_naming_the_file_and_nothing_is_written(tmp_path, scan, problem, match):
+    image_path, _, _, labels = scan
+    bad = {"shape": labels[:-1], "affine": labels, "fraction": labels + np.float32(0.5),
+           "negative": labels.astype(np.int16) - 1, "single": np.zeros_like(labels)}[problem]
+    affine = np.diag([1.0, 1.0, 1.0, 1.0]) if problem == "affine" else AFFINE
+    bad_path = _write(tmp_path / "bad.nii.gz", bad, affine)
+    with pytest.raises(InputError, match=match) as err:
+        prepare_data(image_path, bad_path, (1, 1, 1), tmp_path / "out")
+    assert err.value.path == bad_path
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_little_disk_is_refused_before_writing(tmp_path, scan, monkeypatch):
+    image_path, labels_path, _, _ = scan
+    monkeypatch.setattr(data_module.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
+    with pytest.raises(InputError, match=r"need .* GiB here"):
+        prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert not list((tmp_path / "out" / "data").iterdir())
+
+
+def test_other_ranks_wait_for_rank_0(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    found = []
+    waiter = threading.Thread(target=lambda: found.append(
+        wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=60)))
+    waiter.start()
+    time.sleep(0.5)
+    assert not found
+    prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    waiter.join(timeout=10)
+    assert found and found[0].classes == 4
+
+
+def test_waiting_gives_up_with_a_message_about_shared_folders(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    with pytest.raises(InputError, match="every machine sees"):
+        wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=0.3)
+
+
+def test_a_dicom_folder_changes_identity_when_a_file_changes(tmp_path):
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "a.dcm").write_bytes(b"1")
+    first = data_module.source_identity(folder)
+    (folder / "b.dcm").write_bytes(b"2")
+    assert data_module.source_identity(folder) != first
