@@ -47,7 +47,7 @@ def _serve(rank: int, world_size: int, port: int, backend: str, threads: int, co
     try:
         torch.set_num_threads(threads)
         if backend == "nccl":
-            torch.cuda.set_device(rank % torch.cuda.device_count())
+            torch.cuda.set_device(rank)
         timeout = datetime.timedelta(seconds=collective_timeout_s)
         store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=timeout)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
@@ -72,7 +72,7 @@ class RankPool:
     ----------
     world_size : int
     backend : "gloo" or "nccl"
-        NCCL puts rank r on GPU r modulo the GPU count.
+        NCCL puts rank r on GPU r; it needs a GPU per rank.
     threads : int
         torch threads per rank.
     collective_timeout_s : float
@@ -81,6 +81,9 @@ class RankPool:
 
     def __init__(self, world_size: int, *, backend: str = "gloo", threads: int = 1,
                  collective_timeout_s: float = 60) -> None:
+        if backend == "nccl" and world_size > torch.cuda.device_count():
+            raise ValueError(f"NCCL needs one GPU per rank: {world_size} ranks, "
+                             f"{torch.cuda.device_count()} GPUs")
         ctx = mp.get_context("spawn")
         self.world_size = world_size
         self._results = ctx.Queue()

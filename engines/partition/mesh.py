@@ -145,11 +145,13 @@ class SpatialMesh:
         Returns
         -------
         Tensor, shape (..., D / mD, H / mH, W / mW)
-            This rank's block, on the device and with the dtype the volume had on `src`.
+            This rank's block, with the volume's dtype, on the volume's device (on this rank's GPU with NCCL).
         """
         src_rank = self.replica_ranks()[src]
         header = [None]
         if self.rank == src_rank:
+            if dist.get_backend(self.spatial_group) == "nccl":  # NCCL moves CUDA tensors only
+                volume = volume.to(self._device("cuda"))
             header = [(tuple(volume.shape), volume.dtype, str(volume.device))]
         dist.broadcast_object_list(header, src=src_rank, group=self.spatial_group)
         shape, dtype, device = header[0]
