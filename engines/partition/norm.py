@@ -93,7 +93,7 @@ class GlobalInstanceNorm3d(PartitionedModule, nn.InstanceNorm3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         uses_running = self.track_running_stats and not self.training
-        if self.mesh.spatial_size == 1 or uses_running:
+        if not self.mesh.split_axes or uses_running:  # one block: local = global
             return super().forward(x)
         y, mean, var = global_norm(x, self.weight, self.bias, groups=x.shape[1], batch=False, eps=self.eps,
                                    process_group=self.mesh.spatial_group)
@@ -107,7 +107,7 @@ class GlobalGroupNorm(PartitionedModule, nn.GroupNorm):
     """nn.GroupNorm with per-sample, per-group statistics over the whole volume."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mesh.spatial_size == 1:
+        if not self.mesh.split_axes:
             return super().forward(x)
         return global_norm(x, self.weight, self.bias, groups=self.num_groups, batch=False, eps=self.eps,
                            process_group=self.mesh.spatial_group)[0]
