@@ -7,6 +7,7 @@ The GUI's job runner parses them; the same lines are what a user sees running th
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -26,8 +27,16 @@ def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:
         raise ValueError("an error event needs 'message'")
     line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_to_json)
     out = stream or sys.stdout
-    out.write(line + "\n")
-    out.flush()
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        # The reader is gone (say, the GUI killed the launcher): keep working - the job still checkpoints -
+        # and send what stdout gets from now on to /dev/null, so no later write or the exit flush fails.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def parse(line: str) -> dict | None:

@@ -11,8 +11,10 @@ checkpoint, and all exit 0.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import os
+import signal
 import socket
 import sys
 import time
@@ -39,6 +41,7 @@ from engines.partition.pad import padded_shape
 from engines.partition.predict import predict_partitioned, write_labels
 
 PREDICTION = "prediction.nii.gz"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PREPARE_WAIT_S = 3600  # how long ranks other than 0 wait for rank 0 to prepare the volumes (direct torchrun)
 
 
@@ -61,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                         help="auto: NCCL when every local rank has a GPU, else gloo on CPU")
     parser.add_argument("--checkpoint-every", type=int, default=0,
-                        help="also checkpoint every K steps (default: only at the end and on stop)")
+                        help="also checkpoint every K steps (default 0: by time only, see below)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5,
+                        help="also checkpoint when this long has passed since the last one, so a crash loses "
+                             "at most that much (default 5; 0: only at the end, on stop and every K steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-predict", dest="predict", action="store_false",
                         help="skip predicting the whole volume at the end")
@@ -150,6 +156,8 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
             raise InputError(f"{name} must be at least {low}; got {value}")
     if not args.lr > 0:
         raise InputError(f"--lr must be positive; got {args.lr}")
+    if not args.checkpoint_minutes >= 0:
+        raise InputError(f"--checkpoint-minutes must be 0 or more; got {args.checkpoint_minutes}")
 
     multiple = required_multiple(build_model(args.model, out_channels=2, width=args.width))
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
@@ -217,8 +225,8 @@ def _gather(values: list[float], device: torch.device) -> torch.Tensor:
     return torch.stack(parts).cpu()
 
 
-def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoint_every: int, out: str,
-          predict: bool) -> int:
+def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoint_every: int,
+          checkpoint_minutes: float, out: str, predict: bool) -> int:
     """Run the steps on this rank (the process group is up); rank 0 reports. Returns the exit code."""
     config = plan.config
     mesh = SpatialMesh(plan.mesh_shape, data_parallel=plan.data_parallel)
@@ -241,6 +249,7 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
              device=device.type, image_shape=config["image_shape"], crop=list(plan.crop),
              classes=config["classes"], pids=pids)
     total = config["steps"]
+    saved_at = time.monotonic()
     while step < total:
         step += 1
         started = time.perf_counter()
@@ -259,8 +268,11 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
             emit("progress", step=step, total=total)
             emit("metric", step=step, loss=float(status[:, 0].mean()), dice=dice,
                  step_time_s=round(elapsed, 4), peak_mem_mb=[round(v, 1) for v in status[:, 1].tolist()])
-            if stopping or step == total or (checkpoint_every and step % checkpoint_every == 0):
+            due = (checkpoint_every and step % checkpoint_every == 0) or (
+                checkpoint_minutes and time.monotonic() - saved_at >= 60 * checkpoint_minutes)
+            if stopping or step == total or due:
                 emit("checkpoint", step=step, path=str(save_checkpoint(out, net, optimizer, step, config)))
+                saved_at = time.monotonic()
         if stopping:
             if leader:
                 emit("done", step=step, stopped=True, checkpoint=str(checkpoint_dir(out)))
@@ -284,9 +296,21 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
     return 0
 
 
+def _stop_with_launcher() -> None:
+    """Have the kernel send this rank SIGTERM (stop: finish the step, checkpoint, exit) when its launcher
+    dies - say, the GUI killed a train-seg that took too long to stop - instead of training on, orphaned."""
+    if not sys.platform.startswith("linux"):
+        return
+    launcher = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != launcher:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(args: argparse.Namespace) -> int:
     """One rank of the job, under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE set)."""
     stop = StopRequest().install()
+    _stop_with_launcher()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     backend = resolve_backend(args.backend, local_ranks)
@@ -301,7 +325,8 @@ def run_worker(args: argparse.Namespace) -> int:
                          prepare=int(os.environ.get("RANK", 0)) == 0)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.collective_timeout))
     try:
-        return train(plan, stop, device, checkpoint_every=args.checkpoint_every, out=args.out,
+        return train(plan, stop, device, checkpoint_every=args.checkpoint_every,
+                     checkpoint_minutes=args.checkpoint_minutes, out=args.out,
                      predict=args.predict)
     finally:
         dist.destroy_process_group()
@@ -313,6 +338,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--width", str(args.width), "--steps", str(args.steps), "--lr", repr(args.lr),
             "--crop", args.crop, "--out", args.out, "--backend", args.backend,
             "--checkpoint-every", str(args.checkpoint_every),
+            "--checkpoint-minutes", repr(args.checkpoint_minutes),
             "--seed", str(args.seed), "--collective-timeout", repr(args.collective_timeout)]
     if args.ranks is not None:
         argv += ["--ranks", str(args.ranks)]

@@ -49,3 +49,24 @@ def test_stop_request_is_set_by_sigterm():
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+
+
+def test_a_job_whose_reader_is_gone_keeps_working_and_exits_cleanly(tmp_path):
+    """A killed launcher takes the pipe's read end with it: the job must still reach its checkpoint."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    marker = tmp_path / "reached"
+    script = ("import sys\nfrom engines.events import emit\nsys.stdin.readline()\n"
+              "for i in range(2000):\n    emit('log', message='x' * 100)\n"
+              f"open({str(marker)!r}, 'w').write('done')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes before the job writes
+    proc.stdin.write(b"go\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    assert marker.read_text() == "done"
+    assert b"Error" not in proc.stderr.read()

@@ -97,6 +97,11 @@ def test_a_port_in_use_is_refused(tmp_path, volumes, capsys):
         _refused(capsys, argv, f"port {port}")
 
 
+def test_a_negative_checkpoint_interval_is_refused(tmp_path, volumes, capsys):
+    argv = _train_args(volumes, tmp_path / "o", "--steps", "1", "--checkpoint-minutes", "-1")
+    _refused(capsys, argv, "--checkpoint-minutes must be 0 or more")
+
+
 def test_resume_without_checkpoint_is_refused(tmp_path, volumes, capsys):
     _refused(capsys, _train_args(volumes, tmp_path / "o", "--steps", "1", "--resume"), "no checkpoint")
 
@@ -170,14 +175,43 @@ def test_a_dead_rank_stops_the_others_with_an_error_naming_it(tmp_path, volumes)
             os.kill(pid, 0)
 
 
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.dist
+def test_killing_the_launcher_stops_its_ranks_with_a_checkpoint(tmp_path, volumes):
+    """The GUI kills a train-seg that is slow to stop, and its stdout with it: the ranks must not train on,
+    orphaned, and what they learnt must be saved."""
+    out = tmp_path / "run"
+    argv = [sys.executable, str(ROOT / "main.py"), *_train_args(volumes, out, "--steps", "100000")]
+    proc = subprocess.Popen(argv, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    events = (json.loads(line) for line in proc.stdout if line.startswith("{"))
+    pids = next(e for e in events if e["event"] == "start")["pids"]
+    step = next(e for e in events if e["event"] == "progress")["step"]
+    proc.kill()
+    proc.stdout.close()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while any(map(_running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_running, pids))
+    assert load_checkpoint(out).step >= step
+
+
 @pytest.mark.dist
 @pytest.mark.slow
 def test_resume_continues_the_same_loss_curve_and_predicts(tmp_path, volumes):
     straight = _Job(*_train_args(volumes, tmp_path / "straight", "--steps", "6"))
     code, events = straight.finish()
     assert code == 0, straight.proc.stderr.read()
-    first = _Job(*_train_args(volumes, tmp_path / "split", "--steps", "3", "--no-predict"))
+    first = _Job(*_train_args(volumes, tmp_path / "split", "--steps", "3", "--no-predict",
+                              "--checkpoint-minutes", "1e-9"))
     assert first.finish()[0] == 0
+    assert [e["step"] for e in first.seen if e["event"] == "checkpoint"] == [1, 2, 3]  # time's always up
     second = _Job(*_train_args(volumes, tmp_path / "split", "--steps", "6", "--resume"))
     code, resumed = second.finish()
     assert code == 0, second.proc.stderr.read()
