@@ -1,48 +1,167 @@
-"""Labels for a whole volume from a trained network: partitioned over the job's ranks, or in one process
-with MONAI's sliding-window inference (when no ranks are at hand, or the volume is smaller than the
-mesh's blocks need), written as NIfTI with the image's affine."""
+"""Labels for a whole volume from a trained network: partitioned over the job's ranks window by window, or
+in one process with MONAI's sliding-window inference (predict-seg: another scan, no ranks at hand), written
+as NIfTI with the image's affine."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from engines.memory import available_memory_bytes, peak_rss_mb, reset_peak_rss
 from engines.partition.checkpoint import load_checkpoint
+from engines.partition.data import BlockFile
 from engines.partition.mesh import SpatialMesh
 from engines.partition.models import build_model
 from engines.partition.pad import pad_to_multiple
 
 
+def window_tiling(extent: int, window: int, margin: int) -> list[tuple[int, slice]]:
+    """Windows along one axis and the part of each whose labels are kept.
+
+    Windows of `window` voxels start every ``window - 2 * margin`` (the last flush with the volume's end);
+    each keeps what follows the previous one's part up to `margin` voxels before its own end (the last: up
+    to the end), so every voxel is labelled from a window in which it has at least `margin` voxels of
+    context on both sides, or the volume's border. Returns (start, kept) pairs, kept in global indices;
+    the kept parts tile ``range(extent)``.
+    """
+    if window >= extent:
+        return [(0, slice(0, extent))]
+    starts = [*range(0, extent - window, max(1, window - 2 * margin)), extent - window]
+    tiles, low = [], 0
+    for start in starts:
+        high = extent if start == starts[-1] else start + window - margin
+        tiles.append((start, slice(low, high)))
+        low = high
+    return tiles
+
+
+MEMORY_SHARE = 0.7  # of a rank's free memory that a prediction window may take
+
+
 @torch.no_grad()
-def predict_partitioned(model: nn.Module, block: np.ndarray, mesh: SpatialMesh, device: torch.device | str
-                        ) -> np.ndarray | None:
-    """Argmax labels of a partitioned model over a whole volume, each rank of the replica giving its block.
+def _window_bytes_per_voxel(model: nn.Module, image: BlockFile, window: Sequence[int], mesh: SpatialMesh,
+                            device: torch.device) -> float | None:
+    """Memory one no-gradient forward takes per voxel of this rank's block, measured on the first window
+    (its fixed costs included, so it overestimates for larger windows); None where it cannot be measured."""
+    x = torch.from_numpy(image.read(mesh.block_slices(window)))[None, None].to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        model(x).argmax(1)
+        used = torch.cuda.max_memory_allocated(device) - before
+    else:
+        before_mb = reset_peak_rss()
+        if before_mb is None:
+            return None
+        model(x).argmax(1)
+        used = (peak_rss_mb() - before_mb) * 2**20
+    return max(used, 1) / x[0, 0].numel()
+
+
+def _free_bytes(device: torch.device) -> int:
+    """Memory this rank may still use: its GPU's free memory, or its share of the machine's."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        return torch.cuda.mem_get_info(device)[0]
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return (available_memory_bytes() or 0) // local_ranks
+
+
+def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], block: Sequence[int],
+                      mesh: SpatialMesh, device: torch.device | str) -> tuple[int, int, int]:
+    """The largest window to predict with: the whole volume if its no-gradient forward fits every rank's
+    free memory (MEMORY_SHARE of it, at the memory per voxel measured on one crop-sized window), else the
+    volume's extents halved, the axis furthest above the crop first, down to the training crop at least.
+    The same on every rank of the replica (a collective over its spatial group).
+
+    Parameters
+    ----------
+    crop : (int, int, int)
+        The training crop: its step fitted, so a window of it does too.
+    block : (int, int, int)
+        The mesh x the model's downsampling: every window extent stays a multiple of it.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        per_voxel = _window_bytes_per_voxel(model, image, crop, mesh, device)
+    finally:
+        model.train(was_training)
+    budget = MEMORY_SHARE * _free_bytes(device)
+    window, halvings = list(image.shape), 0
+    while window != list(crop) and (per_voxel is None or
+                                    per_voxel * math.prod(window) / mesh.spatial_size > budget):
+        window = _halve(window, crop, block)
+        halvings += 1
+    if mesh.distributed:  # the most cautious rank decides
+        agreed = torch.tensor([halvings], dtype=torch.int64, device=device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=mesh.spatial_group)
+        window = list(image.shape)
+        for _ in range(int(agreed)):
+            window = _halve(window, crop, block)
+    return tuple(window)  # type: ignore[return-value]
+
+
+def _halve(window: list[int], crop: Sequence[int], block: Sequence[int]) -> list[int]:
+    axis = max(range(3), key=lambda a: window[a] / crop[a])
+    halved = list(window)
+    halved[axis] = max(int(crop[axis]), -(-window[axis] // 2 // block[axis]) * block[axis])
+    return halved if halved != window else list(crop)
+
+
+@torch.no_grad()
+def predict_partitioned(model: nn.Module, image: BlockFile, window: Sequence[int], mesh: SpatialMesh,
+                        device: torch.device | str) -> np.ndarray | None:
+    """Argmax labels of a whole volume, window by window, each window split over the replica's ranks.
+
+    A window the size of the training crop needs no more memory than training did (less: no gradients),
+    however large the volume; when the crop is the whole volume there is one window. Neighbouring windows
+    overlap by a quarter of the window (an eighth on each side), and each voxel's label comes from a window
+    where it has that much context (see window_tiling).
 
     Parameters
     ----------
     model : nn.Module
         Partitioned over `mesh` (partition_model); put in eval mode for the call.
-    block : ndarray, shape (d, h, w)
-        This rank's block of the volume (mesh.block_slices), normalised like the training input; the
-        volume's extents are multiples of the mesh x the model's downsampling.
+    image : BlockFile
+        The whole volume, normalised like the training input, padded to the mesh x the model's multiple.
+    window : (int, int, int)
+        Window extents, each a multiple of the mesh x the model's downsampling and at most the volume's.
 
     Returns
     -------
-    ndarray, shape (D, H, W), uint8 on the replica's first rank; None on the others.
+    ndarray, shape of `image`, uint8 on the replica's first rank; None on the others.
     """
+    tiles = [window_tiling(n, w, w // 8) for n, w in zip(image.shape, window, strict=True)]
+    inner = mesh.block_slices(window)
+    first = mesh.rank == mesh.replica_ranks()[0]
+    whole = np.zeros(image.shape, np.uint8) if first else None
     was_training = model.training
     model.eval()
     try:
-        x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
-        labels = model(x).argmax(1)[0].to(torch.uint8)
+        for corner in itertools.product(*tiles):
+            starts = [start for start, _ in corner]
+            box = tuple(slice(o + s.start, o + s.stop) for o, s in zip(starts, inner, strict=True))
+            x = torch.from_numpy(image.read(box))[None, None].to(device)
+            labels = model(x).argmax(1)[0].to(torch.uint8)
+            labels = mesh.gather(labels) if mesh.distributed else labels
+            if whole is not None:
+                kept = tuple(keep for _, keep in corner)
+                local = tuple(slice(k.start - o, k.stop - o) for k, o in zip(kept, starts, strict=True))
+                whole[kept] = labels.cpu().numpy()[local]
     finally:
         model.train(was_training)
-    whole = mesh.gather(labels) if mesh.distributed else labels
-    return None if whole is None else whole.cpu().numpy()
+    return whole
 
 
 def load_trained_model(out: str | os.PathLike, *, device: torch.device | str = "cpu"

@@ -38,7 +38,7 @@ from engines.partition.loss import dice_ce_loss, dice_scores
 from engines.partition.mesh import SpatialMesh, format_mesh, parse_mesh
 from engines.partition.models import MODELS, build_model
 from engines.partition.pad import padded_shape
-from engines.partition.predict import predict_partitioned, write_labels
+from engines.partition.predict import predict_partitioned, prediction_window, write_labels
 
 PREDICTION = "prediction.nii.gz"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -279,10 +279,12 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
             return 0
     labels = prediction = None
     if predict and mesh.replica == 0:
+        optimizer.zero_grad(set_to_none=True)  # the memory goes to the windows
+        block = [m * n for m, n in zip(config["multiple"], mesh.shape, strict=True)]
+        window = prediction_window(net, plan.data.image, plan.crop, block, mesh, device)
         if leader:
-            emit("log", message="predicting the whole volume")
-        block = plan.data.image.read(mesh.block_slices(plan.data.image.shape))
-        labels = predict_partitioned(net, block, mesh, device)
+            emit("log", message=f"predicting the whole volume in windows of {format_mesh(window)} voxels")
+        labels = predict_partitioned(net, plan.data.image, window, mesh, device)
     # Every rank's collectives are done before any leaves the group (NCCL tears down per communicator),
     # and a slow write of the labels below cannot time out a peer's collective.
     dist.barrier()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,29 @@ def test_peak_rises_by_what_was_touched_and_never_falls():
     assert 190 < during - before < 260  # the 200 MiB block, give or take the interpreter's own pages
     assert after > during - 1  # a high-water mark: freeing does not lower it (the kernel's counters are
     # synchronised lazily, so allow a few pages)
+
+
+RESET_PROBE = """
+import json, numpy as np
+from engines.memory import peak_rss_mb, reset_peak_rss
+block = np.ones(200 * 2**20, dtype=np.uint8)
+del block
+high = peak_rss_mb()
+now = reset_peak_rss()
+print(json.dumps([high, now, peak_rss_mb()]))
+"""
+
+
+def test_a_reset_brings_the_peak_down_to_the_current_rss():
+    out = subprocess.run([sys.executable, "-c", RESET_PROBE], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    high, now, after = json.loads(out.stdout)
+    assert high - now > 150  # the freed 200 MiB block no longer counts
+    assert abs(after - now) < 5
+
+
+def test_available_memory_is_a_plausible_share_of_the_machine():
+    from engines.memory import available_memory_bytes
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < available_memory_bytes() <= total

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
+
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from engines.partition.checkpoint import load_checkpoint, save_checkpoint
 from engines.partition.models import build_model
-from engines.partition.predict import predict_sliding_window, predict_volume
+from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling
 
 
 def _trained_folder(tmp_path, crop):
@@ -75,3 +80,116 @@ def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
     np.testing.assert_allclose(result.affine, affine)
     assert main.main(["predict-seg", "--run", str(tmp_path / "nowhere"), "--image", str(image_path),
                       "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("extent, window, margin", [(64, 64, 8), (64, 32, 4), (70, 32, 4), (33, 32, 4),
+                                                    (100, 16, 2), (48, 16, 0), (17, 16, 7)])
+def test_window_tiling_covers_the_axis_once_with_context_on_both_sides(extent, window, margin):
+    tiles = window_tiling(extent, window, margin)
+    owner = np.full(extent, -1)
+    for index, (start, kept) in enumerate(tiles):
+        assert 0 <= start <= extent - min(window, extent)
+        assert start <= kept.start < kept.stop <= start + window
+        owner[kept] = index
+        for v in (kept.start, kept.stop - 1):
+            assert v - start >= margin or start == 0
+            assert start + window - 1 - v >= margin or start + window >= extent
+    assert (owner >= 0).all()  # every voxel is labelled
+    assert sum(k.stop - k.start for _, k in tiles) == extent  # ... exactly once
+
+
+def windows_on_ranks(path: str, window: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The partitioned window-by-window labels on a 2x1x1 mesh, and the same windows run whole by the plain
+    network (with each voxel's margin between its two largest logits), on rank 0."""
+    from engines.partition.convert import partition_model
+    from engines.partition.data import BlockFile
+    from engines.partition.mesh import SpatialMesh
+    from engines.partition.predict import predict_partitioned
+
+    torch.manual_seed(0)
+    plain = build_model("unet", out_channels=3, width=2).eval()
+    mesh = SpatialMesh((2, 1, 1))
+    labels = predict_partitioned(partition_model(copy.deepcopy(plain), mesh), BlockFile(path), window, mesh,
+                                 "cpu")
+    if labels is None:
+        return None
+    volume = np.load(path)
+    expected, margin = np.zeros(volume.shape, np.uint8), np.zeros(volume.shape, np.float32)
+    tiles = [window_tiling(n, w, w // 8) for n, w in zip(volume.shape, window, strict=True)]
+    with torch.no_grad():
+        for corner in itertools.product(*tiles):
+            box = tuple(slice(start, start + w) for (start, _), w in zip(corner, window, strict=True))
+            logits = plain(torch.from_numpy(volume[box])[None, None])[0]
+            top = logits.topk(2, dim=0).values
+            kept = tuple(keep for _, keep in corner)
+            local = tuple(slice(k.start - b.start, k.stop - b.start) for k, b in zip(kept, box, strict=True))
+            expected[kept] = logits.argmax(0).numpy()[local]
+            margin[kept] = (top[0] - top[1]).numpy()[local]
+    return labels, expected, margin
+
+
+def test_partitioned_windows_label_the_volume_as_the_plain_network_does(tmp_path, ranks):
+    volume = np.random.default_rng(4).normal(0, 1, (48, 24, 24)).astype(np.float32)
+    np.save(tmp_path / "image.npy", volume)
+    labels, expected, margin = ranks(2).run(windows_on_ranks, str(tmp_path / "image.npy"), (32, 16, 16))[0]
+    assert labels.shape == volume.shape and labels.dtype == np.uint8
+    differ = labels != expected
+    assert not differ[margin > 1e-4].any()  # float32 summation order can only flip near-ties
+    assert differ.mean() < 1e-3
+    assert len(np.unique(expected)) == 3  # a network that says something
+
+
+def _window_for(budget_bytes: float, per_voxel: float, shape, crop, block, rank_scale=None):
+    """prediction_window on this rank with the memory figures given (a rank-dependent budget if asked)."""
+    import torch.distributed as dist
+
+    from engines.partition import predict as predict_module
+    from engines.partition.mesh import SpatialMesh
+
+    if rank_scale is not None:
+        budget_bytes *= rank_scale[dist.get_rank()]
+    measured = predict_module._free_bytes, predict_module._window_bytes_per_voxel
+    predict_module._free_bytes = lambda _device: budget_bytes / predict_module.MEMORY_SHARE
+    predict_module._window_bytes_per_voxel = lambda *_args: per_voxel
+    try:
+        mesh = SpatialMesh((2, 1, 1)) if dist.is_initialized() else SpatialMesh((1, 1, 1))
+        image = type("Image", (), {"shape": tuple(shape)})()
+        return predict_module.prediction_window(torch.nn.Identity(), image, crop, block, mesh, "cpu")
+    finally:
+        predict_module._free_bytes, predict_module._window_bytes_per_voxel = measured
+
+
+@pytest.mark.parametrize("budget_voxels, expected", [
+    (10**9, (224, 240, 192)),  # the whole volume fits
+    (224 * 128 * 192, (224, 128, 192)),  # H (240 / 64) is furthest above the crop: halved, rounded up to 16
+    (224 * 128 * 192 - 1, (112, 128, 192)),  # then D (224 / 64)
+    (0, (64, 64, 64)),  # nothing to spare: the training crop, whose step fitted
+])
+def test_the_window_is_the_largest_that_fits_down_to_the_crop(budget_voxels, expected):
+    assert _window_for(budget_voxels * 100.0, 100.0, (224, 240, 192), (64, 64, 64), (16, 16, 16)) == expected
+
+
+def test_every_window_stays_a_multiple_of_the_block_and_at_least_the_crop():
+    shape, crop, block = (320, 192, 96), (64, 32, 32), (32, 16, 16)
+    for budget in np.geomspace(1, 320 * 192 * 96, 25):
+        window = _window_for(budget, 1.0, shape, crop, block)
+        assert all(w % b == 0 and c <= w <= n for w, b, c, n in zip(window, block, crop, shape, strict=True))
+        assert math.prod(window) <= budget or window == crop
+
+
+def test_ranks_agree_on_the_most_cautious_window(ranks):
+    windows = ranks(2).run(_window_for, 224 * 240 * 192 * 1.0, 1.0, (224, 240, 192), (64, 64, 64),
+                           (32, 16, 16), (1.0, 0.3))
+    assert windows[0] == windows[1] != (224, 240, 192)  # rank 1's smaller budget decided for both
+
+
+def test_the_forward_memory_per_voxel_is_measured(tmp_path):
+    from engines.partition.data import BlockFile
+    from engines.partition.mesh import SpatialMesh
+    from engines.partition.predict import _window_bytes_per_voxel
+
+    np.save(tmp_path / "image.npy", np.zeros((64, 64, 64), np.float32))
+    model = build_model("basicunet", out_channels=3, width=4).eval()
+    per_voxel = _window_bytes_per_voxel(model, BlockFile(tmp_path / "image.npy"), (64, 64, 64),
+                                        SpatialMesh((1, 1, 1)), torch.device("cpu"))
+    assert 4 * 4 < per_voxel < 4 * 4 * 200  # more than one 4-channel float32 map, less than 200 of them
