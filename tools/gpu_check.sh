@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 3's checks on one CUDA GPU, in one go (about 6 minutes on an H200): the partitioned code on NCCL,
+# benchmarks/partition_gpu.py (the README's GPU table), and a short training + prediction on CUDA.
+#
+# Results go to $OUT (the device tool's output folder; /tmp/gpu_check elsewhere):
+#   gpu.txt, check_float32.json, check_float64.json, partition_gpu.json + .md, train_smoke.json, log.txt
+#
+# The GPU image has torch but not MONAI. Here, once, fetch its wheel into the ignored .whl/ folder
+# (Python 3.12 there), then run this with .whl carried:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .whl monai==1.6.1
+#   device run: command "bash tools/gpu_check.sh", carry [".whl"], timeout_s 540
+set -u
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site || exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, monai; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'monai', monai.__version__)"
+
+for dtype in float32 float64; do  # one GPU: one rank, but on NCCL with CUDA tensors
+    echo "== partition-check $dtype"
+    timeout 120 python3 main.py partition-check --ranks 1 --mesh 1x1x1 --model basicunet --backend nccl \
+        --dtype "$dtype" --json > "$OUT/check_$dtype.json"
+    echo "exit $?"; cat "$OUT/check_$dtype.json"
+done
+
+echo "== benchmarks/partition_gpu.py"
+timeout 300 python3 benchmarks/partition_gpu.py --out "$OUT/partition_gpu.json" | tee "$OUT/partition_gpu.md"
+echo "exit ${PIPESTATUS[0]}"
+
+echo "== tools/gpu_train_smoke.py"
+timeout 120 python3 tools/gpu_train_smoke.py > "$OUT/train_smoke.json"
+echo "exit $?"
+python3 -c "import json; d = json.load(open('$OUT/train_smoke.json')); print('window', d['window'], 'dice', d['dice'])"
