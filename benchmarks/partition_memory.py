@@ -34,13 +34,11 @@ system) unless the environment sets those variables itself (recorded in the JSON
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import itertools
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -68,10 +66,6 @@ def phantom_block(shape: tuple[int, int, int], slices: tuple[slice, slice, slice
     return image[None, None], labels[None, None]
 
 
-def _status_kib(field: str) -> int:
-    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
-
-
 def train_steps(net, optimizer, image, labels, mesh, steps: int, synchronize=lambda: None) -> list[float]:
     """`steps` training steps of a (partitioned) network on one block; the seconds each took."""
     from engines.partition.grads import sum_gradients
@@ -96,6 +90,7 @@ def bench_worker(mesh_shape: tuple[int, int, int], size: int, steps: int, seed: 
     import torch
     import torch.distributed as dist
 
+    from engines.memory import peak_rss_mb, release_free_heap, reset_peak_rss
     from engines.partition.convert import partition_model
     from engines.partition.mesh import SpatialMesh
     from engines.partition.models import build_model
@@ -109,16 +104,15 @@ def bench_worker(mesh_shape: tuple[int, int, int], size: int, steps: int, seed: 
     net.zero_grad(set_to_none=True)
     del image, labels
     gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    release_free_heap()
     dist.barrier()
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
-    baseline = _status_kib("VmRSS")
+    baseline = reset_peak_rss()  # VmHWM := current RSS (MiB)
 
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     shape = (size,) * 3
     image, labels = phantom_block(shape, mesh.block_slices(shape))
     times = train_steps(net, optimizer, image, labels, mesh, steps, synchronize=dist.barrier)
-    peak = _status_kib("VmHWM")
+    peak = peak_rss_mb()
     alive = [*net.parameters(), *(p.grad for p in net.parameters() if p.grad is not None), image, labels,
              *(t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t))]
     cpu = [torch.profiler.ProfilerActivity.CPU]
@@ -128,8 +122,8 @@ def bench_worker(mesh_shape: tuple[int, int, int], size: int, steps: int, seed: 
                      if e.self_cpu_memory_usage)
     tensor_peak = sum(t.numel() * t.element_size() for t in alive) + max(
         itertools.accumulate(change for _, change in changes), default=0)
-    return {"rank": mesh.rank, "baseline_mib": baseline / 1024, "peak_mib": (peak - baseline) / 1024,
-            "process_peak_mib": peak / 1024, "tensor_peak_mib": tensor_peak / 2**20, "step_s": times,
+    return {"rank": mesh.rank, "baseline_mib": baseline, "peak_mib": peak - baseline,
+            "process_peak_mib": peak, "tensor_peak_mib": tensor_peak / 2**20, "step_s": times,
             "threads": torch.get_num_threads()}
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 EVENTS = ("start", "progress", "metric", "checkpoint", "log", "done", "error")
@@ -56,11 +57,22 @@ class StopRequest:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
 
     def install(self) -> StopRequest:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._event.set())
+            signal.signal(sig, self._on_signal)
         return self
+
+    def on_signal(self, callback: Callable[[], None]) -> None:
+        """Also call `callback` from the signal handler (in the main thread, between two bytecodes of
+        whatever it was running: it must be safe to run there), each time a signal comes."""
+        self._callbacks.append(callback)
+
+    def _on_signal(self, *_: object) -> None:
+        self._event.set()
+        for callback in self._callbacks:
+            callback()
 
     def set(self) -> None:
         self._event.set()

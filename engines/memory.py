@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import resource
 from pathlib import Path
 
@@ -42,3 +43,12 @@ def available_memory_bytes() -> int | None:
     """What the machine can still give processes without swapping (MemAvailable), or None if unknown."""
     kib = _proc_kib("/proc/meminfo", "MemAvailable")
     return None if kib is None else kib * 1024
+
+
+def release_free_heap() -> bool:
+    """Return the C heap's free memory to the system (glibc's malloc_trim); False where that is not glibc."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True

@@ -164,14 +164,18 @@ def run_train(args: argparse.Namespace) -> int:
     from torch.distributed.run import parse_args as torchrun_args
 
     from engines.partition.launch import cpu_rank_env, cpu_threads_per_rank
+    from engines.partition.mesh import parse_mesh
     from engines.partition.train import check_port_free, plan_training, resolve_backend, worker_argv
 
-    plan = plan_training(args)
-    ranks = int(plan.data_parallel * plan.mesh_shape[0] * plan.mesh_shape[1] * plan.mesh_shape[2])
-    backend = resolve_backend(args.backend, ranks)
+    try:
+        mesh_shape, replicas = parse_mesh(args.mesh)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    ranks = replicas * mesh_shape[0] * mesh_shape[1] * mesh_shape[2]
+    backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
     if args.port:
         check_port_free(args.port)
-    del plan  # each rank reads its blocks from OUT/data/
+    plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
     root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here
     os.environ.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_rank(ranks)))
     os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])

@@ -36,7 +36,7 @@ class BlockFile:
     Parameters
     ----------
     path : path
-        A .npy file written by numpy (version 1-3 header, C order, 3 dimensions).
+        A .npy file written by numpy (format version 1.0 or 2.0, C order, 3 dimensions).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -69,14 +69,22 @@ class BlockFile:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             for i, d in enumerate(range(d0, d1)):
-                start = self.offset + (d * height + h0) * width * item
-                raw = os.pread(fd, length, start)
-                if len(raw) != length:
-                    raise InputError(f"the file ends early (plane {d} of {self.shape[0]})", self.path)
+                raw = self._read_exactly(fd, length, self.offset + (d * height + h0) * width * item, d)
                 out[i] = np.frombuffer(raw, self.dtype).reshape(h1 - h0, width)[:, w0:w1]
         finally:
             os.close(fd)
         return out
+
+    def _read_exactly(self, fd: int, length: int, start: int, plane: int) -> bytes:
+        """`length` bytes from `start`: a read may return fewer (over 2 GiB, network file systems)."""
+        parts, done = [], 0
+        while done < length:
+            part = os.pread(fd, length - done, start + done)
+            if not part:
+                raise InputError(f"the file ends early (plane {plane} of {self.shape[0]})", self.path)
+            parts.append(part)
+            done += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -97,17 +105,38 @@ def data_dir(out: str | os.PathLike) -> Path:
     return Path(out) / DATA
 
 
-def source_identity(path: str | os.PathLike) -> dict:
-    """What tells whether a file (or a DICOM folder, file by file) changed: absolute path, size, mtime."""
-    path = Path(path).resolve()
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            stat = item.stat()
-            digest.update(f"{item.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return {"path": str(path), "files": digest.hexdigest()}
+def _stamp(path: Path) -> str:
+    # Size, modification and change times, inode: a rewrite, a copy over it or a rename onto it shows,
+    # however coarse the file system's mtime (ctime is set by the kernel on every change).
     stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+
+
+def _detached_data(header: Path) -> Path | None:
+    """The voxel file a MetaImage (.mhd) or detached NRRD (.nhdr) header names, if it is one file."""
+    keys = {".mhd": "elementdatafile", ".nhdr": "datafile"}
+    key = keys.get(header.suffix.lower())
+    if key is None:
+        return None
+    for line in header.read_text(errors="replace").splitlines():
+        name, sep, value = line.partition("=" if header.suffix.lower() == ".mhd" else ":")
+        if sep and name.replace(" ", "").lower() == key:
+            value = value.strip()
+            return None if value.upper() in ("LOCAL", "LIST") or "%" in value else header.parent / value
+    return None
+
+
+def source_identity(path: str | os.PathLike) -> dict:
+    """What tells whether a volume's files changed: the absolute path and each file's size, times and
+    inode (a DICOM folder's every file; a .mhd/.nhdr header's voxel file too)."""
+    path = Path(path).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if not path.is_dir() and (data := _detached_data(path)) is not None and data.exists():
+        files.append(data)
+    digest = hashlib.sha256()
+    for item in files:
+        digest.update(f"{item.relative_to(path) if path.is_dir() else item}\0{_stamp(item)}\n".encode())
+    return {"path": str(path), "files": digest.hexdigest()}
 
 
 def _key(image: str, labels: str, block: Sequence[int]) -> dict:
@@ -125,15 +154,23 @@ def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathL
         return None
     if meta.get("key") != key:
         return None
-    return JobData(BlockFile(folder / IMAGE), BlockFile(folder / LABELS), tuple(meta["shape"]),
-                   np.asarray(meta["affine"], dtype=np.float64), meta["mean"], meta["std"], meta["classes"])
+    try:
+        files = BlockFile(folder / IMAGE), BlockFile(folder / LABELS)
+    except OSError:  # a volume deleted by hand: prepare again
+        return None
+    return JobData(*files, tuple(meta["shape"]), np.asarray(meta["affine"], dtype=np.float64), meta["mean"],
+                   meta["std"], meta["classes"])
 
 
 def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
-                  timeout_s: float) -> JobData:
-    """`open_data` once another process (rank 0) has prepared the volumes; InputError after `timeout_s`."""
+                  timeout_s: float, stop: Callable[[], bool] = lambda: False) -> JobData:
+    """`open_data` once another process (rank 0) has prepared the volumes; InputError after `timeout_s`,
+    or as soon as `stop()` is true (the job was asked to stop, e.g. because rank 0 failed)."""
     deadline = time.monotonic() + timeout_s
     while (found := open_data(image, labels, block, out)) is None:
+        if stop():
+            raise InputError("stopped while waiting for rank 0 to prepare the training volumes",
+                             data_dir(out))
         if time.monotonic() > deadline:
             raise InputError(f"rank 0 did not prepare the training volumes here within {timeout_s:.0f} s; "
                              f"with several machines OUT must be a folder every machine sees", data_dir(out))
@@ -149,7 +186,8 @@ def integer_labels(labels: np.ndarray, path: str) -> np.dtype:
         np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels)))
         and np.array_equal(labels, np.round(labels)))
     if not whole:
-        example = labels[labels != np.round(labels)].flat[0] if labels.size else ""
+        bad = labels[~np.isfinite(labels) | (labels != np.round(labels))]
+        example = bad.flat[0] if bad.size else ""
         raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
                          f"such as {example}", path)
     low, high = int(labels.min()), int(labels.max())
@@ -174,22 +212,39 @@ def _mean_std(image: np.ndarray) -> tuple[float, float]:
     return mean, float(np.sqrt(squares / image.size))
 
 
-def _write(path: Path, shape: tuple[int, ...], dtype: np.dtype, fill: float, source: np.ndarray,
+def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float, source: np.ndarray,
            transform: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Write `source` (slab by slab, through `transform`) into a new .npy of `shape` padded with `fill`."""
+    """Write `source` (slab by slab, through `transform`) as a new .npy of `shape` padded with `fill`.
+
+    Plain writes, not a memory map, so a disk that fills up raises OSError rather than SIGBUS; the file
+    appears under its name only when complete, and a failed one is removed.
+    """
     tmp = path.with_suffix(".tmp.npy")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
     try:
-        array[...] = fill
-        for s in _slabs(source.shape[0], int(np.prod(source.shape[1:]))):
-            array[s, : source.shape[1], : source.shape[2]] = transform(np.asarray(source[s]))
-        array.flush()
-    finally:
-        del array
-    os.replace(tmp, path)
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for s in _slabs(shape[0], shape[1] * shape[2]):
+                slab = np.full((s.stop - s.start, *shape[1:]), fill, dtype)
+                inside = source[s.start:min(s.stop, source.shape[0])]
+                slab[: len(inside), : source.shape[1], : source.shape[2]] = transform(np.asarray(inside))
+                f.write(slab.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike) -> JobData:
+def _free_disk(folder: Path) -> int:
+    """Free bytes where `folder` is, or would be once created."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            return shutil.disk_usage(place).free
+    return shutil.disk_usage(".").free
+
+
+def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike,
+                 check: Callable[[tuple[int, ...], int], None] = lambda shape, classes: None) -> JobData:
     """Check the volumes and write them to OUT/data/ for the ranks, unless an unchanged copy is there.
 
     Parameters
@@ -198,14 +253,57 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
         Any format engines.io reads; the labels on the image's grid, integers 0..C-1.
     block : (int, int, int)
         The mesh's blocks x the network's downsampling: the volumes are padded (at the far end) to it.
+    check : callable(shape, classes)
+        The caller's own checks of the volume's shape and class count (raising InputError), run after
+        reading and before anything is written.
 
     Raises
     ------
     InputError
-        Shape or affine mismatch, not a 3D volume, labels that are not class indices, or too little disk.
+        Shape or affine mismatch, not a 3D volume, labels that are not class indices, what `check`
+        refuses, or too little disk. Nothing is written then.
     """
     if (found := open_data(image, labels, block, out)) is not None:
         return found
+    from engines.io import read_volume
+
+    key = _key(image, labels, block)  # the files as they are before reading: a later change shows
+    image_vol, label_vol = read_volume(image), read_volume(labels)
+    if image_vol.shape != label_vol.shape:
+        raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
+                         f"share a grid", labels)
+    if not np.allclose(image_vol.affine, label_vol.affine, atol=1e-3):
+        raise InputError("labels and image have different voxel-to-world affines: they must share a grid",
+                         labels)
+    if len(image_vol.shape) != 3:
+        raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", image)
+    label_data = np.asarray(label_vol.data)
+    label_dtype = integer_labels(label_data, labels)
+    classes = int(label_data.max()) + 1
+    pixels = np.asarray(image_vol.data)
+    check(tuple(pixels.shape), classes)
+    padded = padded_shape(pixels.shape, block)
+
+    folder = data_dir(out)
+    needed = int(np.prod(padded)) * (4 + label_dtype.itemsize)
+    if needed > (free := _free_disk(folder)):
+        raise InputError(f"the prepared training volumes need {needed / 2**30:.2f} GiB here; "
+                         f"{free / 2**30:.2f} GiB are free", folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META).unlink(missing_ok=True)  # what follows is not valid until the new meta.json is there
+    mean, std = _mean_std(pixels)
+    std = std or 1.0
+    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels,
+           lambda slab: (np.asarray(slab, np.float32) - np.float32(mean)) / np.float32(std))
+    _write(folder / LABELS, padded, label_dtype, 0, label_data, lambda slab: slab.astype(label_dtype))
+    affine = np.asarray(image_vol.affine, dtype=np.float64)
+    meta = {"key": key, "shape": list(pixels.shape), "padded": list(padded), "affine": affine.tolist(),
+            "mean": mean, "std": std, "classes": classes}
+    tmp = folder / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, folder / META)
+    return JobData(BlockFile(folder / IMAGE), BlockFile(folder / LABELS), tuple(pixels.shape), affine, mean,
+                   std, classes)
     from engines.io import read_volume
 
     image_vol, label_vol = read_volume(image), read_volume(labels)

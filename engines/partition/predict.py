@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from engines.memory import available_memory_bytes, peak_rss_mb, reset_peak_rss
+from engines.memory import available_memory_bytes, peak_rss_mb, release_free_heap, reset_peak_rss
 from engines.partition.checkpoint import load_checkpoint
 from engines.partition.data import BlockFile
 from engines.partition.mesh import SpatialMesh
@@ -59,8 +59,9 @@ def _window_bytes_per_voxel(model: nn.Module, image: BlockFile, window: Sequence
         model(x).argmax(1)
         used = torch.cuda.max_memory_allocated(device) - before
     else:
-        before_mb = reset_peak_rss()
-        if before_mb is None:
+        # Training's freed activations stay in the C heap, where this forward would reuse them unseen:
+        # hand them back first, or the measure comes out near zero.
+        if not release_free_heap() or (before_mb := reset_peak_rss()) is None:
             return None
         model(x).argmax(1)
         used = (peak_rss_mb() - before_mb) * 2**20

@@ -4,13 +4,14 @@
 on every rank (or run it yourself: ``python -m torch.distributed.run ... -m engines.partition.train ARGS``).
 Rank 0 prints the JSON-lines events of DESIGN §3. The volumes are prepared once in OUT/data/
 (engines.partition.data); each step takes a random crop (the same on every rank of a replica), and each rank
-reads just its block of it from there; SIGTERM or SIGINT makes every rank finish its step, rank 0
-checkpoint, and all exit 0.
+reads just its block of it from there. SIGTERM or SIGINT (or the launcher's death): rank 0 checkpoints the
+last finished step at once, every rank finishes its step, rank 0 checkpoints that, and all exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import os
@@ -18,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,11 +129,12 @@ def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], 
     return crop  # type: ignore[return-value]
 
 
-def plan_training(args: argparse.Namespace, *, world_size: int | None = None, prepare: bool = True
-                  ) -> TrainPlan:
+def plan_training(args: argparse.Namespace, *, world_size: int | None = None, prepare: bool = True,
+                  stop: Callable[[], bool] = lambda: False) -> TrainPlan:
     """Check every setting and the data before any rank starts; prepare the volumes in OUT/data/.
 
-    With `prepare` False (ranks other than 0) wait for the process that prepares them instead.
+    With `prepare` False (ranks other than 0) wait for the process that prepares them instead, until
+    `stop()` says the job is being stopped.
 
     Raises
     ------
@@ -162,14 +165,19 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     multiple = required_multiple(build_model(args.model, out_channels=2, width=args.width))
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
     resume = _resume_checkpoint(args)
+
+    def check(shape: tuple[int, ...], classes: int) -> None:
+        _crop_shape(args.crop, shape, block, args.mesh)
+        if resume is not None and resume.config.get("classes") != classes:
+            raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; "
+                             f"these labels have {classes}", resume.path)
+
     if prepare:
-        data = prepare_data(args.image, args.labels, block, args.out)
+        data = prepare_data(args.image, args.labels, block, args.out, check)
     else:
-        data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S)
+        data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S, stop=stop)
+    check(data.shape, data.classes)  # again for volumes prepared earlier
     crop = _crop_shape(args.crop, data.shape, block, args.mesh)
-    if resume is not None and resume.config.get("classes") != data.classes:
-        raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; these "
-                         f"labels have {data.classes}", resume.path)
     config = {
         "model": args.model, "width": args.width, "in_channels": 1, "classes": data.classes,
         "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,
@@ -225,6 +233,44 @@ def _gather(values: list[float], device: torch.device) -> torch.Tensor:
     return torch.stack(parts).cpu()
 
 
+class _Saver:
+    """Rank 0's checkpoints of the last finished step: at the usual points, and at once when the job is asked
+    to stop in the middle of a step (from the signal handler), so that a step longer than the launcher
+    waits before killing the ranks (torchrun: 30 s; the dock: 10 s) loses only itself."""
+
+    def __init__(self, out: str, net: torch.nn.Module, optimizer: torch.optim.Optimizer, config: dict,
+                 step: int) -> None:
+        self.out, self.net, self.optimizer, self.config = out, net, optimizer, config
+        self.finished = self.saved = step
+        self._busy = False  # weights, optimizer state or the checkpoint files are being changed
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """The weights change within: a stop request waits for the end-of-step checkpoint instead."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+
+    def save(self) -> Path:
+        """Checkpoint the last finished step (unless that is on disk already); the checkpoint folder."""
+        with self.changing():
+            if self.saved < self.finished:
+                save_checkpoint(self.out, self.net, self.optimizer, self.finished, self.config)
+                self.saved = self.finished
+        return checkpoint_dir(self.out)
+
+    def on_stop(self) -> None:
+        """From the SIGTERM/SIGINT handler: save now, between two of the step's operations."""
+        if self._busy or self.saved >= self.finished:
+            return
+        try:
+            self.save()
+        except Exception as exc:  # the end-of-step checkpoint may still come: say why this one failed
+            print(f"checkpoint on stop failed: {exc}", file=sys.stderr)
+
+
 def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoint_every: int,
           checkpoint_minutes: float, out: str, predict: bool) -> int:
     """Run the steps on this rank (the process group is up); rank 0 reports. Returns the exit code."""
@@ -250,6 +296,9 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
              classes=config["classes"], pids=pids)
     total = config["steps"]
     saved_at = time.monotonic()
+    saver = _Saver(out, net, optimizer, config, step)
+    if leader:
+        stop.on_signal(saver.on_stop)
     while step < total:
         step += 1
         started = time.perf_counter()
@@ -259,7 +308,9 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         sum_gradients(net, mesh)
-        optimizer.step()
+        with saver.changing():
+            optimizer.step()
+            saver.finished = step
         dice = dice_scores(logits.detach(), y, mesh)
         elapsed = time.perf_counter() - started
         status = _gather([float(loss.detach()), _peak_memory_mb(device), float(bool(stop))], device)
@@ -271,7 +322,7 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
             due = (checkpoint_every and step % checkpoint_every == 0) or (
                 checkpoint_minutes and time.monotonic() - saved_at >= 60 * checkpoint_minutes)
             if stopping or step == total or due:
-                emit("checkpoint", step=step, path=str(save_checkpoint(out, net, optimizer, step, config)))
+                emit("checkpoint", step=step, path=str(saver.save()))
                 saved_at = time.monotonic()
         if stopping:
             if leader:
@@ -285,9 +336,10 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
         if leader:
             emit("log", message=f"predicting the whole volume in windows of {format_mesh(window)} voxels")
         labels = predict_partitioned(net, plan.data.image, window, mesh, device)
-    # Every rank's collectives are done before any leaves the group (NCCL tears down per communicator),
-    # and a slow write of the labels below cannot time out a peer's collective.
-    dist.barrier()
+        # The replica's collectives are all done before any of its ranks leaves the group (NCCL tears
+        # down per communicator), and a slow write of the labels below cannot time out a peer's collective.
+        # (Other replicas predict nothing: they leave at once, never waiting out the prediction.)
+        dist.barrier(group=mesh.spatial_group)
     if labels is not None:
         shape = config["image_shape"]
         prediction = write_labels(labels[: shape[0], : shape[1], : shape[2]], plan.data.affine,
@@ -324,7 +376,7 @@ def run_worker(args: argparse.Namespace) -> int:
         torch.set_num_threads(cpu_threads_per_rank(local_ranks))
     # Before joining the group: rank 0 may take minutes preparing the volumes while the others wait.
     plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)),
-                         prepare=int(os.environ.get("RANK", 0)) == 0)
+                         prepare=int(os.environ.get("RANK", 0)) == 0, stop=stop.__bool__)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.collective_timeout))
     try:
         return train(plan, stop, device, checkpoint_every=args.checkpoint_every,

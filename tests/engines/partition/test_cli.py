@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 import main
 from engines.partition.checkpoint import load_checkpoint
@@ -52,6 +53,7 @@ def _refused(capsys, argv, *fragments):
     assert main.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # not even the "starting ranks" event: nothing was launched
+    assert not (Path(argv[argv.index("--out") + 1]) / "data").exists()  # nor anything prepared
     for fragment in fragments:
         assert fragment in captured.err
     assert "Traceback" not in captured.err
@@ -260,3 +262,40 @@ def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_pat
     assert all(n % (m * b) == 0 for n, m, b in blocks)
     written = data.labels.read((slice(None),) * 3)
     np.testing.assert_array_equal(written[:32, :24, :20], np.asarray(nib.load(labels).dataobj))
+
+
+def stopped_mid_step(folder: str) -> None:
+    """One rank trains a phantom; in step 3 it gets SIGTERM and, right after, SIGKILL - as when a launcher
+    loses patience with a long step. Only a checkpoint taken from the signal handler can survive."""
+    from engines.events import StopRequest
+    from engines.partition import train as train_module
+    from engines.partition.data import BlockFile, JobData
+
+    grid = np.mgrid[:32, :16, :16].astype(np.float32)
+    labels = (np.sqrt(((grid - 8) ** 2).sum(0)) < 6).astype(np.uint8)
+    np.save(Path(folder) / "image.npy", labels.astype(np.float32))
+    np.save(Path(folder) / "labels.npy", labels)
+    files = BlockFile(Path(folder) / "image.npy"), BlockFile(Path(folder) / "labels.npy")
+    data = JobData(*files, (32, 16, 16), np.eye(4), 0.0, 1.0, 2)
+    config = {"model": "unet", "width": 2, "in_channels": 1, "classes": 2, "mesh": "1x1x1", "steps": 10,
+              "lr": 0.01, "crop": [32, 16, 16], "seed": 0, "image": "-", "labels": "-",
+              "image_shape": [32, 16, 16], "mean": 0.0, "std": 1.0, "multiple": [8, 8, 8]}
+    real_loss, calls = train_module.dice_ce_loss, []
+
+    def loss(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_loss(*args)
+
+    train_module.dice_ce_loss = loss
+    plan = train_module.TrainPlan(config, data, (1, 1, 1), 1, (32, 16, 16), None)
+    train_module.train(plan, StopRequest().install(), torch.device("cpu"), checkpoint_every=0,
+                       checkpoint_minutes=0, out=folder, predict=False)
+
+
+def test_a_stop_in_the_middle_of_a_step_checkpoints_the_last_finished_step_at_once(tmp_path, ranks):
+    with pytest.raises(RuntimeError, match="died"):
+        ranks(1).run(stopped_mid_step, str(tmp_path))
+    assert load_checkpoint(tmp_path).step == 2

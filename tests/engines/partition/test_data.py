@@ -134,7 +134,7 @@ def test_too_little_disk_is_refused_before_writing(tmp_path, scan, monkeypatch):
     monkeypatch.setattr(data_module.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
     with pytest.raises(InputError, match=r"need .* GiB here"):
         prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
-    assert not list((tmp_path / "out" / "data").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 def test_other_ranks_wait_for_rank_0(tmp_path, scan):
@@ -156,10 +156,80 @@ def test_waiting_gives_up_with_a_message_about_shared_folders(tmp_path, scan):
         wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=0.3)
 
 
-def test_a_dicom_folder_changes_identity_when_a_file_changes(tmp_path):
+def test_a_dicom_folder_changes_identity_when_a_file_is_added_or_rewritten(tmp_path):
     folder = tmp_path / "series"
     folder.mkdir()
     (folder / "a.dcm").write_bytes(b"1")
     first = data_module.source_identity(folder)
     (folder / "b.dcm").write_bytes(b"2")
-    assert data_module.source_identity(folder) != first
+    second = data_module.source_identity(folder)
+    (folder / "a.dcm").write_bytes(b"3")  # same size, and maybe the same mtime on a coarse file system
+    assert len({str(first), str(second), str(data_module.source_identity(folder))}) == 3
+
+
+@pytest.mark.parametrize("header, line", [("scan.mhd", "ElementDataFile = scan.raw"),
+                                          ("scan.nhdr", "data file: scan.raw")])
+def test_a_detached_header_changes_identity_when_its_voxel_file_changes(tmp_path, header, line):
+    (tmp_path / header).write_text(f"NDims = 3\n{line}\n")
+    (tmp_path / "scan.raw").write_bytes(b"\0" * 64)
+    first = data_module.source_identity(tmp_path / header)
+    (tmp_path / "scan.raw").write_bytes(b"\1" * 64)
+    assert data_module.source_identity(tmp_path / header) != first
+
+
+def test_a_source_rewritten_while_being_prepared_is_prepared_again(tmp_path, scan, monkeypatch):
+    image_path, labels_path, _, labels = scan
+    real = data_module._mean_std
+
+    def rewrite_during(pixels):
+        _write(labels_path, np.where(labels == 3, 0, labels).astype(np.int32))
+        return real(pixels)
+
+    monkeypatch.setattr(data_module, "_mean_std", rewrite_during)
+    prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert open_data(image_path, labels_path, (1, 1, 1), tmp_path / "out") is None  # recorded as it was
+
+
+def test_the_callers_check_refuses_before_anything_is_written(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    seen = []
+
+    def check(shape, classes):
+        seen.append((shape, classes))
+        raise InputError("crop too large")
+
+    with pytest.raises(InputError, match="crop too large"):
+        prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", check)
+    assert seen == [((19, 14, 9), 4)] and not (tmp_path / "out").exists()
+
+
+def test_a_deleted_volume_is_prepared_again(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")
+    (tmp_path / "out" / "data" / "image.npy").unlink()
+    assert open_data(image_path, labels_path, (1, 1, 1), tmp_path / "out") is None
+    assert prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out").image.path.exists()
+
+
+def test_short_reads_are_continued(tmp_path, monkeypatch):
+    volume = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    np.save(tmp_path / "v.npy", volume)
+    real_pread = os.pread
+    monkeypatch.setattr(data_module.os, "pread", lambda fd, n, at: real_pread(fd, max(1, n // 3), at))
+    np.testing.assert_array_equal(BlockFile(tmp_path / "v.npy").read((slice(1, 3), slice(2, 6), slice(0, 8))),
+                                  volume[1:3, 2:6])
+
+
+def test_waiting_ends_when_the_job_is_stopped(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    started = time.monotonic()
+    with pytest.raises(InputError, match="stopped while waiting"):
+        wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=60, stop=lambda: True)
+    assert time.monotonic() - started < 5
+
+
+def test_infinite_label_values_are_refused_by_name(tmp_path):
+    labels = np.zeros((4, 4, 4), np.float32)
+    labels[1, 2, 3] = np.inf
+    with pytest.raises(InputError, match=r"whole numbers .* such as inf"):
+        data_module.integer_labels(labels, "labels.nii")
