@@ -28,10 +28,11 @@ TRAIN_EPILOG = """example (2 ranks on this machine, CPU):
       --model basicunet --steps 200 --lr 1e-3 --crop 96,96,96 --out runs/brain
 
 Prints JSON-lines events (start, progress, metric, checkpoint, done, error). Checkpoints every 5 minutes
-(--checkpoint-minutes) and at the end. SIGTERM or Ctrl-C, or the launcher's death: the ranks finish the step,
-checkpoint and exit 0; --resume continues from OUT/checkpoint. At the end the whole volume is predicted
-(partitioned) into OUT/prediction.nii.gz. The checked, normalised, padded volumes go to OUT/data/ first
-(reused while the files are unchanged); each rank reads only its blocks from there.
+(--checkpoint-minutes) and at the end. SIGTERM or Ctrl-C, or the launcher's death: the last finished step
+is checkpointed at once, the ranks finish the step, checkpoint it and exit 0; --resume continues from
+OUT/checkpoint. At the end the whole volume is predicted (partitioned, in windows if it does not fit) into
+OUT/prediction.nii.gz. The checked, normalised, padded volumes go to OUT/data/ first (reused while the
+files are unchanged); each rank reads only its blocks from there.
 
 several machines: run this on every node (same endpoint; --ranks = nodes x ranks per node; OUT on a
 folder every node sees: rank 0 prepares OUT/data/ there while the others wait):
