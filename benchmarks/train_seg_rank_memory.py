@@ -1,7 +1,7 @@
 """Per-rank peak memory of `train-seg` as the volume grows and the crop stays: a rank holds its blocks only.
 
     .venv/bin/python benchmarks/train_seg_rank_memory.py                 # 128^3 and 384^3, the README line
-    .venv/bin/python benchmarks/train_seg_rank_memory.py --sizes 64,96   # a quick run
+    .venv/bin/python benchmarks/train_seg_rank_memory.py --quick         # 64^3 and 96^3, a smoke test
 
 For each size, a SYNTHETIC volume (nested balls with noise, 3 classes, float32 image, uint8 labels) is
 written as uncompressed NIfTI and `main.py train-seg` trains BasicUNet (width 8) on it with 2 ranks
@@ -62,9 +62,10 @@ def run_job(image: Path, labels: Path, out: Path) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="128,384", help="volume edges (default 128,384)")
+    parser.add_argument("--quick", action="store_true", help="64^3 and 96^3, no JSON (a smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = sorted(int(s) for s in ("64,96" if args.quick else args.sizes).split(","))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
         for size in sizes:
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([".venv/bin/python benchmarks/train_seg_rank_memory.py", *(argv or sys.argv[1:])])
     print(f"train-seg, BasicUNet width 8, 2 ranks (2x1x1, gloo), crop {CROP}³, {STEPS} steps, SYNTHETIC "
           f"phantom\n\n{table}\n\ncommand: {command}")
+    if args.quick:
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "train_seg_rank_memory", "command": command, "crop": CROP,
                                     "steps": STEPS, "rows": rows, "table_markdown": table,
