@@ -163,14 +163,13 @@ def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathL
 
 
 def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
-                  timeout_s: float, stop: Callable[[], bool] = lambda: False) -> JobData:
+                  timeout_s: float, give_up: Callable[[], str | None] = lambda: None) -> JobData:
     """`open_data` once another process (rank 0) has prepared the volumes; InputError after `timeout_s`,
-    or as soon as `stop()` is true (the job was asked to stop, e.g. because rank 0 failed)."""
+    or as soon as `give_up()` gives a reason (the job is stopping, rank 0 failed)."""
     deadline = time.monotonic() + timeout_s
     while (found := open_data(image, labels, block, out)) is None:
-        if stop():
-            raise InputError("stopped while waiting for rank 0 to prepare the training volumes",
-                             data_dir(out))
+        if reason := give_up():
+            raise InputError(reason, data_dir(out))
         if time.monotonic() > deadline:
             raise InputError(f"rank 0 did not prepare the training volumes here within {timeout_s:.0f} s; "
                              f"with several machines OUT must be a folder every machine sees", data_dir(out))

@@ -130,11 +130,11 @@ def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], 
 
 
 def plan_training(args: argparse.Namespace, *, world_size: int | None = None, prepare: bool = True,
-                  stop: Callable[[], bool] = lambda: False) -> TrainPlan:
+                  give_up: Callable[[], str | None] = lambda: None) -> TrainPlan:
     """Check every setting and the data before any rank starts; prepare the volumes in OUT/data/.
 
     With `prepare` False (ranks other than 0) wait for the process that prepares them instead, until
-    `stop()` says the job is being stopped.
+    `give_up()` gives a reason not to (see wait_for_data).
 
     Raises
     ------
@@ -175,7 +175,8 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     if prepare:
         data = prepare_data(args.image, args.labels, block, args.out, check)
     else:
-        data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S, stop=stop)
+        data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S,
+                             give_up=give_up)
     check(data.shape, data.classes)  # again for volumes prepared earlier
     crop = _crop_shape(args.crop, data.shape, block, args.mesh)
     config = {
@@ -361,6 +362,33 @@ def _stop_with_launcher() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+class _PreparationNews:
+    """Rank 0 tells the others through torchrun's store whether it prepared the volumes, or why not, so a
+    rank on another machine stops at once rather than wait for files that will never come. (Without
+    torchrun's agent store the others only watch OUT/data/.)"""
+
+    def __init__(self) -> None:
+        self.key = f"tessera/prepared/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+        self.store = None
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "MASTER_ADDR" in os.environ:
+            with contextlib.suppress(RuntimeError, ValueError, KeyError):
+                self.store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                           is_master=False,
+                                           timeout=datetime.timedelta(seconds=PREPARE_WAIT_S))
+
+    def tell(self, failure: str) -> None:
+        """Rank 0: "" when the volumes are ready, else what went wrong."""
+        if self.store is not None:
+            self.store.set(self.key, failure)
+
+    def failure(self) -> str | None:
+        """The other ranks: rank 0's failure, if it has told one."""
+        if self.store is None or not self.store.check([self.key]):
+            return None
+        told = self.store.get(self.key).decode()
+        return f"rank 0 could not prepare the training volumes: {told}" if told else None
+
+
 def run_worker(args: argparse.Namespace) -> int:
     """One rank of the job, under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE set)."""
     stop = StopRequest().install()
@@ -375,8 +403,21 @@ def run_worker(args: argparse.Namespace) -> int:
         device = torch.device("cpu")
         torch.set_num_threads(cpu_threads_per_rank(local_ranks))
     # Before joining the group: rank 0 may take minutes preparing the volumes while the others wait.
-    plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)),
-                         prepare=int(os.environ.get("RANK", 0)) == 0, stop=stop.__bool__)
+    first = int(os.environ.get("RANK", 0)) == 0
+    news = _PreparationNews()
+
+    def give_up() -> str | None:
+        return "stopped while waiting for rank 0 to prepare the training volumes" if stop else news.failure()
+
+    try:
+        plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)), prepare=first,
+                             give_up=give_up)
+    except BaseException as exc:
+        if first:
+            news.tell(str(exc) or type(exc).__name__)
+        raise
+    if first:
+        news.tell("")
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.collective_timeout))
     try:
         return train(plan, stop, device, checkpoint_every=args.checkpoint_every,

@@ -299,3 +299,28 @@ def test_a_stop_in_the_middle_of_a_step_checkpoints_the_last_finished_step_at_on
     with pytest.raises(RuntimeError, match="died"):
         ranks(1).run(stopped_mid_step, str(tmp_path))
     assert load_checkpoint(tmp_path).step == 2
+
+
+@pytest.mark.dist
+def test_on_two_machines_a_rank_0_that_cannot_prepare_stops_the_other_machine_at_once(tmp_path, volumes):
+    """Two torchrun agents, as on two nodes (here both on 127.0.0.1): rank 0 refuses the labels, and the
+    other node's rank, which waits for OUT/data, hears why through torchrun's store instead of waiting."""
+    image, _ = volumes
+    soft = _write(tmp_path / "soft.nii.gz", np.full((32, 24, 20), 0.5, np.float32))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0",
+            "-m", "engines.partition.train", *_train_args((image, soft), tmp_path / "out")[1:]]
+    started = time.monotonic()
+    nodes = [subprocess.Popen(argv, cwd=ROOT, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    try:
+        errors = [node.communicate(timeout=120)[1] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert time.monotonic() - started < 60  # not the hour a waiting rank would give rank 0
+    assert all(node.returncode != 0 for node in nodes)
+    assert any("rank 0 could not prepare the training volumes" in e and "soft.nii.gz" in e for e in errors)

@@ -220,11 +220,12 @@ def test_short_reads_are_continued(tmp_path, monkeypatch):
                                   volume[1:3, 2:6])
 
 
-def test_waiting_ends_when_the_job_is_stopped(tmp_path, scan):
+def test_waiting_ends_as_soon_as_there_is_a_reason_to_give_up(tmp_path, scan):
     image_path, labels_path, _, _ = scan
     started = time.monotonic()
     with pytest.raises(InputError, match="stopped while waiting"):
-        wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=60, stop=lambda: True)
+        wait_for_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", timeout_s=60,
+                      give_up=lambda: "stopped while waiting")
     assert time.monotonic() - started < 5
 
 
