@@ -23,8 +23,9 @@ setup: system $(STAMP)
 system:
 	@bash tools/system_packages.sh
 
+# A fresh environment each time (--clear): a setup cut short, say mid pip upgrade, cannot leave a broken one.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
