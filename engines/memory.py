@@ -28,6 +28,13 @@ def peak_rss_mb() -> float:
     return kib / 1024.0
 
 
+def anon_rss_mb() -> float | None:
+    """This process's anonymous resident memory in MiB (Linux's RssAnon: heap and stacks, not the pages of
+    memory-mapped files, which the kernel can drop); None where /proc does not say."""
+    kib = _proc_kib("/proc/self/status", "RssAnon")
+    return None if kib is None else kib / 1024.0
+
+
 def reset_peak_rss() -> float | None:
     """Make the peak (VmHWM) this process's current RSS and return that in MiB; None where Linux's
     /proc/self/clear_refs is not at hand (then a peak measured from here on means nothing)."""

@@ -16,6 +16,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
+from nibabel.volumeutils import apply_read_scaling
 
 from engines.errors import InputError
 from engines.io.geometry import check_affine
@@ -30,17 +31,24 @@ _READ_ERRORS = (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueErro
 class ScaledProxy:
     """A scaled nibabel ArrayProxy as an array-like: indexing reads and scales only what is asked for.
 
+    The stored values are read through a read-only memory map of the file, so a box of any shape costs its
+    own voxels (nibabel's own slicing of a proxy reads whole runs of the file for a box cut across its
+    fastest axis, so a volume read slab by slab would be read again for every slab). Scaling is nibabel's
+    (`apply_read_scaling` with the proxy's slope and intercept), so values and dtype are what it gives.
+
     Parameters
     ----------
     proxy : nibabel ArrayProxy, shape (I, J, K)
-        A proxy whose file has a slope or intercept; `dtype` is the dtype of the scaled values.
+        The proxy of an uncompressed file opened with ``mmap="r"`` that has a slope or intercept.
     """
 
     def __init__(self, proxy: Any) -> None:
-        self._proxy = proxy
+        self._stored = proxy.get_unscaled()  # a memory map: nothing is read yet
+        self._slope = np.asanyarray(proxy.slope)
+        inter = np.asanyarray(proxy.inter)
+        self._inter = inter.astype(self._slope.dtype) if np.can_cast(inter, self._slope.dtype) else inter
         self.shape = tuple(int(n) for n in proxy.shape)
-        corner = tuple(slice(0, 1) for _ in self.shape)
-        self.dtype = np.asarray(proxy[corner]).dtype
+        self.dtype = self[tuple(slice(0, 1) for _ in self.shape)].dtype
 
     @property
     def ndim(self) -> int:
@@ -50,10 +58,10 @@ class ScaledProxy:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self._proxy[key], dtype=self.dtype)
+        return np.asarray(apply_read_scaling(np.asarray(self._stored[key]), self._slope, self._inter))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return np.asarray(np.asarray(self._proxy), dtype=dtype or self.dtype)
+        return np.asarray(self[...], dtype=dtype or self.dtype)
 
 
 def read_nibabel_volume(path: str, *, kind: str) -> Volume:

@@ -1,6 +1,7 @@
 """The training job's volumes on disk, read block by block, so that no rank holds the whole volume.
 
-`prepare_data` reads the image and labels once, checks them (same grid, labels that are class indices),
+`prepare_data` reads the image and labels a slab at a time (an uncompressed file is never held whole: its
+Volume.data is a memory map or a scaled proxy), checks them (same grid, labels that are class indices),
 normalises the image (zero mean, unit SD over the volume) and writes both, padded to the job's block
 multiple, as .npy files in OUT/data/ with a meta.json naming the source files (size, modification time) and
 the block. A later run or --resume on the same, unchanged files and block reuses them (`open_data`) without
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +29,7 @@ from engines.partition.pad import padded_shape
 
 DATA, META, IMAGE, LABELS = "data", "meta.json", "image.npy", "labels.npy"
 FORMAT = 1  # bump when what prepare_data writes changes
-SLAB_VOXELS = 1 << 24  # voxels normalised and written at a time: bounds the temporaries to ~128 MB
+SLAB_VOXELS = 1 << 23  # voxels read at a time while preparing: bounds the temporaries to ~100 MB
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -177,43 +180,62 @@ def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.P
     return found
 
 
-def integer_labels(labels: np.ndarray, path: str) -> np.dtype:
-    """The smallest unsigned dtype that holds `labels` if they are class indices 0..C-1, C >= 2.
+def label_classes(labels: Any, path: str) -> int:
+    """The class count C when `labels` (an array-like, e.g. Volume.data) are class indices 0..C-1, C >= 2;
+    read a slab at a time.
 
-    Raises InputError otherwise (fractions, negatives, a single class)."""
-    whole = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels)))
-        and np.array_equal(labels, np.round(labels)))
-    if not whole:
-        bad = labels[~np.isfinite(labels) | (labels != np.round(labels))]
-        example = bad.flat[0] if bad.size else ""
-        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
-                         f"such as {example}", path)
-    low, high = int(labels.min()), int(labels.max())
+    Raises InputError otherwise (fractions, infinities, negatives, a single class)."""
+    exact = np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_
+    if not exact and not np.issubdtype(labels.dtype, np.floating):
+        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values", path)
+    low, high = 0, 0
+    for s in _slabs(labels.shape):
+        slab = np.asarray(labels[s])
+        if not exact and (bad := slab[~np.isfinite(slab) | (slab != np.round(slab))]).size:
+            raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
+                             f"such as {bad.flat[0]}", path)
+        if slab.size:
+            low, high = min(low, int(slab.min())), max(high, int(slab.max()))
     if low < 0:
         raise InputError(f"labels must be 0 or more; found {low}", path)
     if high < 1:
         raise InputError("labels hold a single class; segmentation needs at least two", path)
-    return np.min_scalar_type(high)
+    return high + 1
 
 
-def _slabs(depth: int, plane: int) -> list[slice]:
-    step = max(1, SLAB_VOXELS // max(plane, 1))
-    return [slice(d, min(d + step, depth)) for d in range(0, depth, step)]
+def _slabs(shape: Sequence[int]) -> list[slice]:
+    """Slices along the first axis of a volume of `shape` holding about SLAB_VOXELS voxels each."""
+    step = max(1, SLAB_VOXELS // max(math.prod(shape[1:]), 1))
+    return [slice(d, min(d + step, shape[0])) for d in range(0, shape[0], step)]
 
 
-def _mean_std(image: np.ndarray) -> tuple[float, float]:
-    """Mean and SD over the whole volume in float64, a slab at a time (no whole-volume temporary)."""
-    slabs = _slabs(image.shape[0], int(np.prod(image.shape[1:])))
-    total = sum(float(np.sum(image[s], dtype=np.float64)) for s in slabs)
-    mean = total / image.size
-    squares = sum(float(np.sum((np.asarray(image[s], np.float64) - mean) ** 2)) for s in slabs)
-    return mean, float(np.sqrt(squares / image.size))
+def _moments(slab: np.ndarray) -> tuple[int, float, float]:
+    """Voxel count, mean and sum of squared deviations of a float64 slab (changed in place)."""
+    mean = float(slab.mean()) if slab.size else 0.0
+    slab -= mean
+    flat = slab.ravel(order="K")  # a view whatever the source's layout
+    return slab.size, mean, float(np.dot(flat, flat))
 
 
-def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float, source: np.ndarray,
-           transform: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Write `source` (slab by slab, through `transform`) as a new .npy of `shape` padded with `fill`.
+def _mean_std(image: Any) -> tuple[float, float]:
+    """Mean and SD over the whole volume (an array-like) in float64, reading each slab once: the slabs'
+    own moments combined with Chan et al.'s pairwise update (no cancellation). One slab is held at a time."""
+    count, mean, squares = 0, 0.0, 0.0
+    for s in _slabs(image.shape):
+        size, slab_mean, slab_squares = _moments(np.array(image[s], np.float64))  # a copy, never the source
+        if size:
+            total = count + size
+            delta = slab_mean - mean
+            mean += delta * size / total
+            squares += slab_squares + delta**2 * count * size / total
+            count = total
+    return mean, math.sqrt(squares / max(count, 1))
+
+
+def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float, source: Any,
+           normalise: tuple[float, float] | None = None) -> None:
+    """Write `source` (an array-like, read a slab at a time) as a new .npy of `shape` and `dtype`, padded with
+    `fill`; with `normalise` = (mean, sd), (value - mean) / sd.
 
     Plain writes, not a memory map, so a disk that fills up raises OSError rather than SIGBUS; the file
     appears under its name only when complete, and a failed one is removed.
@@ -223,11 +245,22 @@ def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float
     try:
         with open(tmp, "wb") as f:
             np.lib.format.write_array_header_1_0(f, header)
-            for s in _slabs(shape[0], shape[1] * shape[2]):
-                slab = np.full((s.stop - s.start, *shape[1:]), fill, dtype)
-                inside = source[s.start:min(s.stop, source.shape[0])]
-                slab[: len(inside), : source.shape[1], : source.shape[2]] = transform(np.asarray(inside))
-                f.write(slab.tobytes())
+            slabs = _slabs(shape)
+            buffer = np.empty((slabs[0].stop, *shape[1:]), dtype)  # one slab's memory, reused
+            work = np.empty(buffer.size if normalise else 0, np.float64)
+            for s in slabs:
+                slab = buffer[: s.stop - s.start]
+                slab.fill(fill)
+                inside = np.asarray(source[s.start:min(s.stop, source.shape[0])])
+                region = slab[: len(inside), : source.shape[1], : source.shape[2]]
+                if normalise is None:
+                    region[...] = inside
+                else:  # in float64, then rounded once: a large offset costs no precision
+                    shifted = work[: region.size].reshape(region.shape)
+                    np.subtract(inside, normalise[0], out=shifted)
+                    shifted /= normalise[1]
+                    region[...] = shifted
+                f.write(slab)  # its buffer: no copy
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -276,10 +309,11 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
                          labels)
     if len(image_vol.shape) != 3:
         raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", image)
-    label_data = np.asarray(label_vol.data)
-    label_dtype = integer_labels(label_data, labels)
-    classes = int(label_data.max()) + 1
-    pixels = np.asarray(image_vol.data)
+    # Volume.data stays lazy (a memory map, a scaled proxy) and is read a slab at a time from here on,
+    # so an uncompressed file is never held whole; a compressed one or a DICOM series is read whole.
+    pixels, label_data = image_vol.data, label_vol.data
+    classes = label_classes(label_data, labels)
+    label_dtype = np.min_scalar_type(classes - 1)
     check(tuple(pixels.shape), classes)
     padded = padded_shape(pixels.shape, block)
 
@@ -292,9 +326,8 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     (folder / META).unlink(missing_ok=True)  # what follows is not valid until the new meta.json is there
     mean, std = _mean_std(pixels)
     std = std or 1.0
-    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels,
-           lambda slab: (np.asarray(slab, np.float32) - np.float32(mean)) / np.float32(std))
-    _write(folder / LABELS, padded, label_dtype, 0, label_data, lambda slab: slab.astype(label_dtype))
+    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels, (mean, std))
+    _write(folder / LABELS, padded, label_dtype, 0, label_data)
     affine = np.asarray(image_vol.affine, dtype=np.float64)
     meta = {"key": key, "shape": list(pixels.shape), "padded": list(padded), "affine": affine.tolist(),
             "mean": mean, "std": std, "classes": classes}

@@ -54,3 +54,26 @@ def test_available_memory_is_a_plausible_share_of_the_machine():
 
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert 0 < available_memory_bytes() <= total
+
+
+ANON_PROBE = """
+import json, mmap, numpy as np, sys
+from engines.memory import anon_rss_mb
+before = anon_rss_mb()
+with open(sys.argv[1], "rb") as f:
+    mapped = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+    total = int(mapped.sum(dtype=np.int64))  # every page of the file read in
+after_file = anon_rss_mb()
+block = np.ones(100 * 2**20, dtype=np.uint8)
+print(json.dumps([before, after_file, anon_rss_mb()]))
+"""
+
+
+def test_anonymous_memory_counts_the_heap_and_not_a_mapped_file(tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"\1" * (100 * 2**20))
+    out = subprocess.run([sys.executable, "-c", ANON_PROBE, str(path)], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    before, after_file, after_block = json.loads(out.stdout)
+    assert after_file - before < 10  # 100 MiB of file pages resident, none of them anonymous
+    assert 95 < after_block - after_file < 130

@@ -233,4 +233,67 @@ def test_infinite_label_values_are_refused_by_name(tmp_path):
     labels = np.zeros((4, 4, 4), np.float32)
     labels[1, 2, 3] = np.inf
     with pytest.raises(InputError, match=r"whole numbers .* such as inf"):
-        data_module.integer_labels(labels, "labels.nii")
+        data_module.label_classes(labels, "labels.nii")
+
+
+class _Recorded:
+    """An array-like volume that records how many voxels each read takes and refuses a whole read."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, []
+
+    def __getitem__(self, key):
+        part = self.array[key]
+        self.reads.append(part.size)
+        return part
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole volume was read at once")
+
+
+def test_preparing_reads_uncompressed_volumes_a_slab_at_a_time(tmp_path, monkeypatch):
+    import engines.io
+
+    rng = np.random.default_rng(5)
+    image = (rng.normal(0, 30, (23, 12, 10)) + 1e6).astype(np.float64)  # a large offset: no cancellation
+    labels = rng.integers(0, 3, image.shape).astype(np.float32)  # labels saved as floats by some tools
+    recorded = {}
+    real_read = engines.io.read_volume
+
+    def read_lazily(path):
+        volume = real_read(path)
+        volume.data = recorded[Path(path).name] = _Recorded(np.asarray(volume.data))
+        return volume
+
+    monkeypatch.setattr(engines.io, "read_volume", read_lazily)
+    monkeypatch.setattr(data_module, "SLAB_VOXELS", 12 * 10 * 4)  # 4 planes a slab: 6 uneven slabs
+    data = prepare_data(_write(tmp_path / "image.nii", image), _write(tmp_path / "labels.nii", labels),
+                        (2, 2, 2), tmp_path / "out")
+    for volume in recorded.values():
+        assert max(volume.reads) <= 12 * 10 * 4
+    assert data.classes == 3 and data.labels.dtype == np.uint8
+    assert data.mean == pytest.approx(image.mean(), rel=1e-12)
+    assert data.std == pytest.approx(image.std(), rel=1e-9)
+    got = data.image.read((slice(0, 23), slice(0, 12), slice(0, 10)))
+    np.testing.assert_allclose(got, (image - image.mean()) / image.std(), atol=1e-6)
+    np.testing.assert_array_equal(data.labels.read((slice(0, 23), slice(0, 12), slice(0, 10))), labels)
+
+
+def test_a_fraction_in_a_later_slab_is_found_and_named(monkeypatch):
+    labels = np.zeros((8, 4, 4), np.float32)
+    labels[:4] = 1
+    labels[6, 1, 2] = 2.5
+    monkeypatch.setattr(data_module, "SLAB_VOXELS", 16)  # one plane a slab
+    with pytest.raises(InputError, match=r"whole numbers .* such as 2.5"):
+        data_module.label_classes(labels, "labels.nii")
+
+
+def test_class_count_is_the_largest_label_plus_one_across_slabs(monkeypatch):
+    labels = np.zeros((6, 3, 3), np.int16)
+    labels[5, 2, 2] = 4  # only the last slab holds the largest class
+    monkeypatch.setattr(data_module, "SLAB_VOXELS", 9)
+    assert data_module.label_classes(labels, "labels.nii") == 5
+    assert data_module.label_classes(labels.astype(bool), "mask.nii") == 2
+    labels[0, 0, 0] = -1  # and only the first the negative one
+    with pytest.raises(InputError, match="0 or more; found -1"):
+        data_module.label_classes(labels, "labels.nii")
