@@ -77,12 +77,40 @@ def _free_bytes(device: torch.device) -> int:
     return (available_memory_bytes() or 0) // local_ranks
 
 
+def window_options(extent: int, crop: int, block: int) -> list[tuple[int, int]]:
+    """(windows, window) pairs along one axis of the volume: for each number of windows that window_tiling
+    (margin window // 8, as predict_partitioned uses) can cover `extent` with, the smallest window that does:
+    a multiple of `block` from the training crop up to the whole extent."""
+    options: dict[int, int] = {}
+    low = min(crop, extent)
+    for window in [*range(low, extent, block), extent]:
+        options.setdefault(len(window_tiling(extent, window, window // 8)), window)
+    return sorted(options.items())
+
+
+def cheapest_window(shape: Sequence[int], crop: Sequence[int], block: Sequence[int], voxels: float
+                    ) -> tuple[int, int, int]:
+    """Among windows of at most `voxels` voxels, the one that computes the fewest voxels in all (windows x
+    window voxels, the overlaps included; then the fewest windows); the training crop when none fits."""
+    best: tuple[tuple[int, int], tuple[int, int, int]] | None = None
+    axes = (window_options(n, c, b) for n, c, b in zip(shape, crop, block, strict=True))
+    for choice in itertools.product(*axes):
+        window = tuple(w for _, w in choice)
+        if math.prod(window) > voxels:
+            continue
+        cost = (math.prod(n * w for n, w in choice), math.prod(n for n, _ in choice))
+        if best is None or cost < best[0]:
+            best = cost, window  # type: ignore[assignment]
+    return best[1] if best else tuple(min(c, n) for c, n in zip(crop, shape, strict=True))  # type: ignore[return-value]
+
+
 def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], block: Sequence[int],
                       mesh: SpatialMesh, device: torch.device | str) -> tuple[int, int, int]:
-    """The largest window to predict with: the whole volume if its no-gradient forward fits every rank's
-    free memory (MEMORY_SHARE of it, at the memory per voxel measured on one crop-sized window), else the
-    volume's extents halved, the axis furthest above the crop first, down to the training crop at least.
-    The same on every rank of the replica (a collective over its spatial group).
+    """The window to predict with: the whole volume if its no-gradient forward fits every rank's free
+    memory (MEMORY_SHARE of it, at the memory per voxel measured on one crop-sized window), else the window
+    that fits and computes the least in all (cheapest_window), down to the training crop at least.
+    The same on every rank of the replica: they agree on the smallest budget (a collective over its spatial
+    group).
 
     Parameters
     ----------
@@ -98,26 +126,13 @@ def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], b
         per_voxel = _window_bytes_per_voxel(model, image, crop, mesh, device)
     finally:
         model.train(was_training)
-    budget = MEMORY_SHARE * _free_bytes(device)
-    window, halvings = list(image.shape), 0
-    while window != list(crop) and (per_voxel is None or
-                                    per_voxel * math.prod(window) / mesh.spatial_size > budget):
-        window = _halve(window, crop, block)
-        halvings += 1
+    # Voxels of a whole window (all ranks' blocks) that this rank's share of it leaves within budget.
+    voxels = 0.0 if per_voxel is None else MEMORY_SHARE * _free_bytes(device) / per_voxel * mesh.spatial_size
     if mesh.distributed:  # the most cautious rank decides
-        agreed = torch.tensor([halvings], dtype=torch.int64, device=device)
-        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=mesh.spatial_group)
-        window = list(image.shape)
-        for _ in range(int(agreed)):
-            window = _halve(window, crop, block)
-    return tuple(window)  # type: ignore[return-value]
-
-
-def _halve(window: list[int], crop: Sequence[int], block: Sequence[int]) -> list[int]:
-    axis = max(range(3), key=lambda a: window[a] / crop[a])
-    halved = list(window)
-    halved[axis] = max(int(crop[axis]), -(-window[axis] // 2 // block[axis]) * block[axis])
-    return halved if halved != window else list(crop)
+        agreed = torch.tensor([voxels], dtype=torch.float64, device=device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN, group=mesh.spatial_group)
+        voxels = float(agreed)
+    return cheapest_window(image.shape, crop, block, voxels)
 
 
 @torch.no_grad()

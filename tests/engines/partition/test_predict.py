@@ -159,14 +159,32 @@ def _window_for(budget_bytes: float, per_voxel: float, shape, crop, block, rank_
         predict_module._free_bytes, predict_module._window_bytes_per_voxel = measured
 
 
-@pytest.mark.parametrize("budget_voxels, expected", [
-    (10**9, (224, 240, 192)),  # the whole volume fits
-    (224 * 128 * 192, (224, 128, 192)),  # H (240 / 64) is furthest above the crop: halved, rounded up to 16
-    (224 * 128 * 192 - 1, (112, 128, 192)),  # then D (224 / 64)
-    (0, (64, 64, 64)),  # nothing to spare: the training crop, whose step fitted
+@pytest.mark.parametrize("shape, budget_voxels, expected", [
+    ((224, 240, 192), 10**9, (224, 240, 192)),  # the whole volume fits: one pass
+    ((224, 240, 192), 0, (64, 64, 64)),  # nothing to spare: the training crop, whose step fitted
+    # Two windows of 160 along D (each voxel 20 from a window's edge) where halving gave three of 128:
+    ((256, 64, 64), 0.65 * 256 * 64 * 64, (160, 64, 64)),
 ])
-def test_the_window_is_the_largest_that_fits_down_to_the_crop(budget_voxels, expected):
-    assert _window_for(budget_voxels * 100.0, 100.0, (224, 240, 192), (64, 64, 64), (16, 16, 16)) == expected
+def test_the_window_is_the_cheapest_that_fits_down_to_the_crop(shape, budget_voxels, expected):
+    assert _window_for(budget_voxels * 100.0, 100.0, shape, (64, 64, 64), (16, 16, 16)) == expected
+
+
+def _computed_voxels(shape, window):
+    """Voxels the network computes over the whole volume with this window, overlaps included."""
+    return math.prod(len(window_tiling(n, w, w // 8)) * w for n, w in zip(shape, window, strict=True))
+
+
+def test_no_window_that_fits_computes_less():
+    from engines.partition.predict import cheapest_window
+
+    shape, crop, block = (192, 160, 96), (32, 32, 32), (16, 16, 16)
+    axes = ([*range(c, n, b), n] for n, c, b in zip(shape, crop, block, strict=True))
+    every = list(itertools.product(*axes))  # all windows of block multiples from the crop up
+    for budget in np.geomspace(32**3, math.prod(shape), 30):
+        window = cheapest_window(shape, crop, block, budget)
+        assert math.prod(window) <= budget
+        least = min(_computed_voxels(shape, w) for w in every if math.prod(w) <= budget)
+        assert _computed_voxels(shape, window) == least
 
 
 def test_every_window_stays_a_multiple_of_the_block_and_at_least_the_crop():
