@@ -1,8 +1,9 @@
 """NIfTI (.nii, .nii.gz) and FreeSurfer MGH (.mgh, .mgz) volumes through nibabel; NIfTI writing.
 
-Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written);
-a scaled file (scl_slope/scl_inter) stays lazy and is scaled slice by slice as it is read. Compressed
-files are read whole at once, so a truncated file is reported here and not later in the viewer.
+Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written).
+Compressed files are read whole at once, so a truncated file is reported here and not later in the viewer,
+and kept as stored (int16 stays int16). A scaled file (scl_slope/scl_inter) is scaled slice by slice as it
+is read (ScaledProxy), so neither kind is ever held whole as float64.
 """
 
 from __future__ import annotations
@@ -29,25 +30,29 @@ _READ_ERRORS = (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueErro
 
 
 class ScaledProxy:
-    """A scaled nibabel ArrayProxy as an array-like: indexing reads and scales only what is asked for.
+    """Stored values and a slope and intercept as an array-like: indexing scales only what is asked for.
 
-    The stored values are read through a read-only memory map of the file, so a box of any shape costs its
-    own voxels (nibabel's own slicing of a proxy reads whole runs of the file for a box cut across its
-    fastest axis, so a volume read slab by slab would be read again for every slab). Scaling is nibabel's
-    (`apply_read_scaling` with the proxy's slope and intercept), so values and dtype are what it gives.
+    Indexing slices the stored array (the file's read-only memory map, or a compressed file's values as
+    stored, e.g. int16 where the scaled values would be float64) and scales that part with nibabel's
+    `apply_read_scaling`, so values and dtype are what nibabel gives. (nibabel's own slicing of a proxy reads
+    whole runs of the file for a box cut across its fastest axis, so a volume read slab by slab through it
+    would be read again for every slab.)
 
     Parameters
     ----------
-    proxy : nibabel ArrayProxy, shape (I, J, K)
-        The proxy of an uncompressed file opened with ``mmap="r"`` that has a slope or intercept.
+    stored : ndarray, shape (I, J, K)
+        The values as stored in the file (nibabel's ``proxy.get_unscaled()``, or a view of it).
+    slope, inter : float
+        The proxy's scaling: value = stored * slope + inter.
     """
 
-    def __init__(self, proxy: Any) -> None:
-        self._stored = proxy.get_unscaled()  # a memory map: nothing is read yet
-        self._slope = np.asanyarray(proxy.slope)
-        inter = np.asanyarray(proxy.inter)
-        self._inter = inter.astype(self._slope.dtype) if np.can_cast(inter, self._slope.dtype) else inter
-        self.shape = tuple(int(n) for n in proxy.shape)
+    def __init__(self, stored: np.ndarray, slope: float, inter: float) -> None:
+        self._stored = stored
+        self._slope = np.asanyarray(slope)
+        inter_array = np.asanyarray(inter)
+        self._inter = (inter_array.astype(self._slope.dtype) if np.can_cast(inter_array, self._slope.dtype)
+                       else inter_array)
+        self.shape = tuple(int(n) for n in stored.shape)
         self.dtype = self[tuple(slice(0, 1) for _ in self.shape)].dtype
 
     @property
@@ -118,24 +123,30 @@ def _check_pixdim(path: str, img: Any) -> None:
 
 
 def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
-    """The voxel array: a read-only memmap, a ScaledProxy, or (compressed file) an in-memory array.
+    """The voxel array: a read-only memmap, or (compressed file) the values as stored in memory, either
+    wrapped in a ScaledProxy when the file has a slope or intercept.
 
-    With `first_volume`, only the first 3D volume of a 4D file (the first bytes of its data).
+    With `first_volume`, only the first 3D volume of a 4D file (of a compressed one, only its bytes are
+    decompressed, and scaled at once).
     """
     proxy = img.dataobj
-    index = (..., 0) if first_volume else ...
     if path.lower().endswith((".gz", ".mgz")):
-        try:
-            return np.asanyarray(proxy[index])
+        try:  # read whole now, so a truncated file is reported here and not later in the viewer
+            if first_volume:
+                return np.asanyarray(proxy[..., 0])
+            stored = np.asanyarray(proxy.get_unscaled())
         except _READ_ERRORS as exc:
             raise InputError(f"the compressed {kind} data is truncated or corrupt ({exc})", path) from exc
-    expected = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
-    size = os.path.getsize(path)
-    if size < expected:
-        raise InputError(f"the file is truncated: {size} bytes, the header needs {expected}", path)
-    if getattr(proxy, "slope", 1.0) != 1.0 or getattr(proxy, "inter", 0.0) != 0.0:
-        return np.asarray(proxy[index]) if first_volume else ScaledProxy(proxy)
-    return np.asanyarray(proxy)[index]
+    else:
+        expected = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+        size = os.path.getsize(path)
+        if size < expected:
+            raise InputError(f"the file is truncated: {size} bytes, the header needs {expected}", path)
+        stored = proxy.get_unscaled()  # opened with mmap="r": a read-only memory map, nothing read yet
+        if first_volume:
+            stored = stored[..., 0]
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    return stored if slope == 1.0 and inter == 0.0 else ScaledProxy(stored, slope, inter)
 
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> None:

@@ -108,6 +108,31 @@ def test_scaled_nifti_stays_lazy_and_scales_what_is_read(tmp_path):
     np.testing.assert_allclose(np.asarray(volume.data), itk_array(sitk.ReadImage(str(path))))
 
 
+@pytest.mark.parametrize("name", ["scaled.nii", "scaled.nii.gz"])
+def test_a_scaled_4d_file_shows_its_first_volume_scaled(tmp_path, name):
+    stored = np.arange(6 * 5 * 4 * 3, dtype=np.int16).reshape(6, 5, 4, 3)
+    img = nib.Nifti1Image(stored, _oblique_affine())
+    img.header.set_slope_inter(2.0, -100.0)
+    img.to_filename(tmp_path / name)
+    volume = read_volume(tmp_path / name)
+    np.testing.assert_array_equal(np.asarray(volume.data), stored[..., 0] * 2.0 - 100.0)
+    np.testing.assert_array_equal(volume.data[1:3, :, 2], stored[1:3, :, 2, 0] * 2.0 - 100.0)
+
+
+def test_a_compressed_scaled_file_is_held_as_stored_and_scaled_as_read(tmp_path):
+    stored = np.random.default_rng(2).integers(0, 4000, (30, 20, 10)).astype(np.int16)
+    img = nib.Nifti1Image(stored, _oblique_affine())
+    img.header.set_slope_inter(1.0, -1024.0)
+    img.to_filename(tmp_path / "ct.nii.gz")
+    volume = read_volume(tmp_path / "ct.nii.gz")
+    assert isinstance(volume.data, ScaledProxy)
+    assert volume.data._stored.dtype == np.int16  # 2 bytes a voxel in memory, not float64's 8
+    reference = nib.load(tmp_path / "ct.nii.gz").dataobj
+    assert volume.data.dtype == np.asarray(reference).dtype
+    np.testing.assert_array_equal(volume.data[4:9], np.asarray(reference)[4:9])
+    np.testing.assert_array_equal(np.asarray(volume.data), np.asarray(reference))
+
+
 def test_units_in_metres_are_converted_like_itk(tmp_path):
     img = nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.diag([0.001, 0.0012, 0.002, 1.0]))
     img.header.set_xyzt_units(xyz="meter")
