@@ -77,38 +77,51 @@ def _free_bytes(device: torch.device) -> int:
     return (available_memory_bytes() or 0) // local_ranks
 
 
-def window_options(extent: int, crop: int, block: int) -> list[tuple[int, int]]:
+def window_options(extent: int, low: int, block: int) -> list[tuple[int, int]]:
     """(windows, window) pairs along one axis of the volume: for each number of windows that window_tiling
-    (margin window // 8, as predict_partitioned uses) can cover `extent` with, the smallest window that does:
-    a multiple of `block` from the training crop up to the whole extent."""
+    (margin window // 8, as predict_partitioned uses) can cover `extent` with, the smallest window that does,
+    a multiple of `block` from `low` (itself one) up to the whole extent."""
     options: dict[int, int] = {}
-    low = min(crop, extent)
-    for window in [*range(low, extent, block), extent]:
+    for window in [*range(min(low, extent), extent, block), extent]:
         options.setdefault(len(window_tiling(extent, window, window // 8)), window)
     return sorted(options.items())
 
 
-def cheapest_window(shape: Sequence[int], crop: Sequence[int], block: Sequence[int], voxels: float
-                    ) -> tuple[int, int, int]:
-    """Among windows of at most `voxels` voxels, the one that computes the fewest voxels in all (windows x
-    window voxels, the overlaps included; then the fewest windows); the training crop when none fits."""
+def best_window(shape: Sequence[int], crop: Sequence[int], block: Sequence[int], voxels: float
+                ) -> tuple[int, int, int]:
+    """Among windows of at most `voxels` voxels (multiples of `block`, at least the crop), the one that gives
+    every voxel the most context (the largest smallest extent over the axes it tiles: a voxel keeps an eighth
+    of it on each side), then computes the fewest voxels in all (windows x window voxels, the overlaps
+    included), then takes the fewest windows; the training crop when none fits. Context first: the fewest
+    voxels alone would favour long windows that are crop-thin on two axes.
+    """
+    # The most context that fits: with context c an axis is whole (c >= its extent) or tiled by >= c voxels.
+    def lowest(context: int) -> list[int]:  # each axis's smallest window giving at least `context`
+        return [n if context >= n else min(n, -(-max(context, c) // b) * b)
+                for n, c, b in zip(shape, crop, block, strict=True)]
+
+    sizes = {w for n, c, b in zip(shape, crop, block, strict=True) for w in [*range(c, n, b), n]}
+    context = next((c for c in sorted(sizes | {max(shape) + 1}, reverse=True)
+                    if math.prod(lowest(c)) <= voxels), None)
+    if context is None:
+        return tuple(min(c, n) for c, n in zip(crop, shape, strict=True))  # type: ignore[return-value]
     best: tuple[tuple[int, int], tuple[int, int, int]] | None = None
-    axes = (window_options(n, c, b) for n, c, b in zip(shape, crop, block, strict=True))
+    axes = (window_options(n, low, b) if context < n else [(1, n)]
+            for n, low, b in zip(shape, lowest(context), block, strict=True))
     for choice in itertools.product(*axes):
         window = tuple(w for _, w in choice)
-        if math.prod(window) > voxels:
-            continue
-        cost = (math.prod(n * w for n, w in choice), math.prod(n for n, _ in choice))
-        if best is None or cost < best[0]:
-            best = cost, window  # type: ignore[assignment]
-    return best[1] if best else tuple(min(c, n) for c, n in zip(crop, shape, strict=True))  # type: ignore[return-value]
+        if math.prod(window) <= voxels:
+            key = (math.prod(n * w for n, w in choice), math.prod(n for n, _ in choice))
+            if best is None or key < best[0]:
+                best = key, window  # type: ignore[assignment]
+    return best[1]  # type: ignore[index,return-value]
 
 
 def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], block: Sequence[int],
                       mesh: SpatialMesh, device: torch.device | str) -> tuple[int, int, int]:
     """The window to predict with: the whole volume if its no-gradient forward fits every rank's free
     memory (MEMORY_SHARE of it, at the memory per voxel measured on one crop-sized window), else the window
-    that fits and computes the least in all (cheapest_window), down to the training crop at least.
+    that fits with the most context and the least computing (best_window), down to the training crop.
     The same on every rank of the replica: they agree on the smallest budget (a collective over its spatial
     group).
 
@@ -132,7 +145,7 @@ def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], b
         agreed = torch.tensor([voxels], dtype=torch.float64, device=device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MIN, group=mesh.spatial_group)
         voxels = float(agreed)
-    return cheapest_window(image.shape, crop, block, voxels)
+    return best_window(image.shape, crop, block, voxels)
 
 
 @torch.no_grad()

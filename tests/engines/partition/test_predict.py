@@ -164,27 +164,32 @@ def _window_for(budget_bytes: float, per_voxel: float, shape, crop, block, rank_
     ((224, 240, 192), 0, (64, 64, 64)),  # nothing to spare: the training crop, whose step fitted
     # Two windows of 160 along D (each voxel 20 from a window's edge) where halving gave three of 128:
     ((256, 64, 64), 0.65 * 256 * 64 * 64, (160, 64, 64)),
+    # Room for an eighth: a cube with 16 voxels of context, not a 512x64x64 rod with 8 on two axes:
+    ((512, 512, 512), 128**3, (128, 128, 128)),
 ])
-def test_the_window_is_the_cheapest_that_fits_down_to_the_crop(shape, budget_voxels, expected):
+def test_the_window_is_the_best_that_fits_down_to_the_crop(shape, budget_voxels, expected):
     assert _window_for(budget_voxels * 100.0, 100.0, shape, (64, 64, 64), (16, 16, 16)) == expected
 
 
-def _computed_voxels(shape, window):
-    """Voxels the network computes over the whole volume with this window, overlaps included."""
-    return math.prod(len(window_tiling(n, w, w // 8)) * w for n, w in zip(shape, window, strict=True))
+def _rank(shape, window):
+    """What the choice ranks by, from window_tiling alone: context (the smallest window extent over the
+    axes it tiles; larger is better), then voxels computed overall, then windows."""
+    counts = [len(window_tiling(n, w, w // 8)) for n, w in zip(shape, window, strict=True)]
+    context = min((w for c, w in zip(counts, window, strict=True) if c > 1), default=max(shape) + 1)
+    return -context, math.prod(c * w for c, w in zip(counts, window, strict=True)), math.prod(counts)
 
 
-def test_no_window_that_fits_computes_less():
-    from engines.partition.predict import cheapest_window
+@pytest.mark.parametrize("shape, crop, block", [((192, 160, 96), (32, 32, 32), (16, 16, 16)),
+                                                ((320, 192, 96), (64, 32, 32), (32, 16, 16))])
+def test_no_window_that_fits_ranks_better(shape, crop, block):
+    from engines.partition.predict import best_window
 
-    shape, crop, block = (192, 160, 96), (32, 32, 32), (16, 16, 16)
     axes = ([*range(c, n, b), n] for n, c, b in zip(shape, crop, block, strict=True))
     every = list(itertools.product(*axes))  # all windows of block multiples from the crop up
-    for budget in np.geomspace(32**3, math.prod(shape), 30):
-        window = cheapest_window(shape, crop, block, budget)
+    for budget in np.geomspace(math.prod(crop), math.prod(shape), 30):
+        window = best_window(shape, crop, block, budget)
         assert math.prod(window) <= budget
-        least = min(_computed_voxels(shape, w) for w in every if math.prod(w) <= budget)
-        assert _computed_voxels(shape, window) == least
+        assert _rank(shape, window) == min(_rank(shape, w) for w in every if math.prod(w) <= budget)
 
 
 def test_every_window_stays_a_multiple_of_the_block_and_at_least_the_crop():
