@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/prepare_memory.py                 # 256^3 and 512^3, the README line
     .venv/bin/python benchmarks/prepare_memory.py --quick         # 48^3 and 96^3, a smoke test
 
-For each size, SYNTHETIC volumes (random int16 "HU" in [-1000, 1000), labels 0..2 by threshold) are written as
-uncompressed NIfTI three ways: int16 as stored, int16 with scl_slope/scl_inter (how CT often ships: values
-read as float64), and labels stored as float32 (as many tools write them). `prepare_data` (what train-seg
-runs before any rank starts) prepares each in a fresh process; a thread samples the process's anonymous
-resident memory (RssAnon: the heap, not the page cache of the memory-mapped input) every millisecond, so the
-peak is a lower bound. Memory read a slab at a time stays flat as the volume grows; a whole-volume read of
-the scaled image alone would add 8 bytes a voxel (1 GiB at 512^3).
+For each size, SYNTHETIC volumes (random int16 "HU" in [-1000, 1000), labels 0..2 by threshold) are written
+as uncompressed NIfTI three ways: int16 as stored, int16 with scl_slope 0.5 and scl_inter -1024 (CT often
+ships scaled: values read as float64), and labels stored as float32 (as many tools write them).
+`prepare_data` (what train-seg runs before any rank starts) prepares each in a fresh process; a thread
+samples the process's anonymous resident memory (RssAnon: the heap, not the page cache of the memory-mapped
+input) every millisecond, so the peak is a lower bound. Memory read a slab at a time stays flat as the
+volume grows; a whole-volume read of the scaled image alone would add 8 bytes a voxel (1 GiB at 512^3).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def write_volumes(folder: Path, size: int) -> None:
     labels = ((image > 0).astype(np.uint8) + (image > 500)).astype(np.uint8)
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(folder / "image.nii"))
     scaled = nib.Nifti1Image(image, np.eye(4))
-    scaled.header.set_slope_inter(1.0, -1024.0)
+    scaled.header.set_slope_inter(0.5, -1024.0)
     nib.save(scaled, str(folder / "scaled.nii"))
     nib.save(nib.Nifti1Image(labels, np.eye(4)), str(folder / "labels.nii"))
     nib.save(nib.Nifti1Image(labels.astype(np.float32), np.eye(4)), str(folder / "float_labels.nii"))

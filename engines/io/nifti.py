@@ -2,8 +2,9 @@
 
 Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written).
 Compressed files are read whole at once, so a truncated file is reported here and not later in the viewer,
-and kept as stored (int16 stays int16). A scaled file (scl_slope/scl_inter) is scaled slice by slice as it
-is read (ScaledProxy), so neither kind is ever held whole as float64.
+and kept as stored (int16 stays int16). A scaled 3D file (scl_slope/scl_inter) of either kind is scaled
+part by part as it is read (ScaledProxy), never held whole as float64; a scaled 2D file, or the first volume
+of a compressed scaled 4D file, is scaled at once.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class ScaledProxy:
     """Stored values and a slope and intercept as an array-like: indexing scales only what is asked for.
 
     Indexing slices the stored array (the file's read-only memory map, or a compressed file's values as
-    stored, e.g. int16 where the scaled values would be float64) and scales that part with nibabel's
-    `apply_read_scaling`, so values and dtype are what nibabel gives. (nibabel's own slicing of a proxy reads
-    whole runs of the file for a box cut across its fastest axis, so a volume read slab by slab through it
-    would be read again for every slab.)
+    stored, e.g. int16 where the scaled values would be float64) and scales that part as nibabel's
+    `apply_read_scaling` does (same dtype, same values), with one temporary rather than two. (nibabel's own
+    slicing of a proxy reads whole runs of the file for a box cut across its fastest axis, so a volume read
+    slab by slab through it would be read again for every slab.)
 
     Parameters
     ----------
@@ -48,12 +49,15 @@ class ScaledProxy:
 
     def __init__(self, stored: np.ndarray, slope: float, inter: float) -> None:
         self._stored = stored
-        self._slope = np.asanyarray(slope)
-        inter_array = np.asanyarray(inter)
-        self._inter = (inter_array.astype(self._slope.dtype) if np.can_cast(inter_array, self._slope.dtype)
-                       else inter_array)
+        corner = np.asarray(stored[tuple(slice(0, 1) for _ in stored.shape)])
+        self.dtype = np.asarray(apply_read_scaling(corner, slope, inter)).dtype  # nibabel's choice
+        self._slope, self._inter = self.dtype.type(slope), self.dtype.type(inter)
         self.shape = tuple(int(n) for n in stored.shape)
-        self.dtype = self[tuple(slice(0, 1) for _ in self.shape)].dtype
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stored array's strides: which axis is fastest in the file (for reading in its order)."""
+        return self._stored.strides
 
     @property
     def ndim(self) -> int:
@@ -63,7 +67,9 @@ class ScaledProxy:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(apply_read_scaling(np.asarray(self._stored[key]), self._slope, self._inter))
+        scaled = np.multiply(np.asarray(self._stored[key]), self._slope, dtype=self.dtype)
+        scaled += self._inter
+        return scaled
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return np.asarray(self[...], dtype=dtype or self.dtype)

@@ -1,12 +1,13 @@
 """The training job's volumes on disk, read block by block, so that no rank holds the whole volume.
 
-`prepare_data` reads the image and labels a slab at a time (an uncompressed file is never held whole: its
-Volume.data is a memory map or a scaled proxy), checks them (same grid, labels that are class indices),
-normalises the image (zero mean, unit SD over the volume) and writes both, padded to the job's block
-multiple, as .npy files in OUT/data/ with a meta.json naming the source files (size, modification time) and
-the block. A later run or --resume on the same, unchanged files and block reuses them (`open_data`) without
-reading the sources again. Each rank then reads only the boxes it trains on (`BlockFile.read`: positioned
-reads of the box's rows, no memory map whose pages would pile up in the rank's RSS as random crops wander).
+`prepare_data` reads the image and labels a slab at a time in their files' own order (an uncompressed file
+is never held whole: its Volume.data is a memory map or a scaled proxy), checks them (same grid, labels that
+are class indices), normalises the image (zero mean, unit SD over the volume) and writes both in that
+order, padded to the job's block multiple, as .npy files in OUT/data/ with a meta.json naming the source
+files (size, modification time) and the block. A later run or --resume on the same, unchanged files and
+block reuses them (`open_data`) without reading the sources again. Each rank then reads only the boxes it
+trains on (`BlockFile.read`: positioned reads of the box's rows, no memory map whose pages would pile up in
+the rank's RSS as random crops wander).
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.fo
 
 
 class BlockFile:
-    """A C-ordered .npy volume whose boxes are read with positioned reads, without mapping the file.
+    """A .npy volume (C or Fortran order) whose boxes are read with positioned reads, without mapping the
+    file.
 
     Parameters
     ----------
     path : path
-        A .npy file written by numpy (format version 1.0 or 2.0, C order, 3 dimensions).
+        A 3D .npy file written by numpy (format version 1.0 or 2.0).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -50,20 +52,28 @@ class BlockFile:
                 raise InputError(f".npy format version {version} is not one this job writes", self.path)
             shape, fortran, dtype = HEADER_READERS[version](f)
             self.offset = f.tell()
-        if fortran or len(shape) != 3:
-            raise InputError(f"expected a C-ordered 3D array; found shape {shape}, Fortran order {fortran}",
-                             self.path)
+        if len(shape) != 3:
+            raise InputError(f"expected a 3D array; found shape {shape}", self.path)
         self.shape: tuple[int, int, int] = tuple(int(n) for n in shape)  # type: ignore[assignment]
+        self.fortran = bool(fortran)
+        self._disk = self.shape[::-1] if self.fortran else self.shape  # the file's bytes in C order
         self.dtype = np.dtype(dtype)
 
     def read(self, box: Sequence[slice]) -> np.ndarray:
         """The voxels of `box` (three slices with step 1 inside the volume), as a new C-ordered array.
 
-        One read per plane of the box: its rows from the first to the last, whole along W, then cut to the
-        box's W range (so a block of a mesh split along W costs the other blocks' share of those rows).
+        One read per plane of the box across the file's slowest axis (D in C order, W in Fortran order):
+        its rows from the first to the last, whole along the fastest axis, then cut to the box (so a block of
+        a mesh split along the fastest axis costs the other blocks' share of those rows).
         """
-        (d0, d1, _), (h0, h1, _), (w0, w1, _) = (s.indices(n) for s, n in zip(box, self.shape, strict=True))
-        _, height, width = self.shape
+        if not self.fortran:
+            return self._read_disk(box)
+        return np.ascontiguousarray(self._read_disk(box[::-1]).transpose())
+
+    def _read_disk(self, box: Sequence[slice]) -> np.ndarray:
+        """`box` in the file's own C-order axes."""
+        (d0, d1, _), (h0, h1, _), (w0, w1, _) = (s.indices(n) for s, n in zip(box, self._disk, strict=True))
+        _, height, width = self._disk
         item = self.dtype.itemsize
         out = np.empty((max(d1 - d0, 0), max(h1 - h0, 0), max(w1 - w0, 0)), self.dtype)
         if not out.size:
@@ -84,7 +94,7 @@ class BlockFile:
         while done < length:
             part = os.pread(fd, length - done, start + done)
             if not part:
-                raise InputError(f"the file ends early (plane {plane} of {self.shape[0]})", self.path)
+                raise InputError(f"the file ends early (plane {plane} of {self._disk[0]})", self.path)
             parts.append(part)
             done += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -189,8 +199,8 @@ def label_classes(labels: Any, path: str) -> int:
     if not exact and not np.issubdtype(labels.dtype, np.floating):
         raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values", path)
     low, high = 0, 0
-    for s in _slabs(labels.shape):
-        slab = np.asarray(labels[s])
+    for box in _slabs(labels.shape, file_order(labels)[0]):
+        slab = np.asarray(labels[box])
         if not exact and (bad := slab[~np.isfinite(slab) | (slab != np.round(slab))]).size:
             raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
                              f"such as {bad.flat[0]}", path)
@@ -203,10 +213,20 @@ def label_classes(labels: Any, path: str) -> int:
     return high + 1
 
 
-def _slabs(shape: Sequence[int]) -> list[slice]:
-    """Slices along the first axis of a volume of `shape` holding about SLAB_VOXELS voxels each."""
-    step = max(1, SLAB_VOXELS // max(math.prod(shape[1:]), 1))
-    return [slice(d, min(d + step, shape[0])) for d in range(0, shape[0], step)]
+def file_order(data: Any) -> tuple[int, int, int]:
+    """The axes of a 3D array-like from the slowest in memory to the fastest: (2, 1, 0) when its last axis is
+    the slowest (a NIfTI or ITK volume: the first axis is fastest in the file), else (0, 1, 2). Reading slabs
+    along the first of them reads a memory-mapped file once, in order; across it, every slab would touch
+    every page of the file."""
+    strides = getattr(data, "strides", None)
+    return (2, 1, 0) if strides is not None and abs(strides[2]) > abs(strides[0]) else (0, 1, 2)
+
+
+def _slabs(shape: Sequence[int], axis: int) -> list[tuple[slice, slice, slice]]:
+    """Boxes that cover a volume of `shape`, each whole but along `axis`, of about SLAB_VOXELS voxels."""
+    step = max(1, SLAB_VOXELS // max(math.prod(shape) // max(shape[axis], 1), 1))
+    return [tuple(slice(a, min(a + step, shape[axis])) if i == axis else slice(None)  # type: ignore[misc]
+                  for i in range(3)) for a in range(0, shape[axis], step)]
 
 
 def _moments(slab: np.ndarray) -> tuple[int, float, float]:
@@ -221,8 +241,8 @@ def _mean_std(image: Any) -> tuple[float, float]:
     """Mean and SD over the whole volume (an array-like) in float64, reading each slab once: the slabs'
     own moments combined with Chan et al.'s pairwise update (no cancellation). One slab is held at a time."""
     count, mean, squares = 0, 0.0, 0.0
-    for s in _slabs(image.shape):
-        size, slab_mean, slab_squares = _moments(np.array(image[s], np.float64))  # a copy, never the source
+    for box in _slabs(image.shape, file_order(image)[0]):
+        size, slab_mean, slab_squares = _moments(_own_float64(image[box]))
         if size:
             total = count + size
             delta = slab_mean - mean
@@ -232,34 +252,51 @@ def _mean_std(image: Any) -> tuple[float, float]:
     return mean, math.sqrt(squares / max(count, 1))
 
 
+def _own_float64(part: np.ndarray) -> np.ndarray:
+    """`part` as a float64 array of its own, to change in place: a view of the source is copied (the source
+    is never changed); an array that owns its memory (a conversion, a ScaledProxy's fresh slab) is not."""
+    slab = np.asarray(part, np.float64)
+    return slab if slab.flags.owndata and slab.flags.writeable else slab.copy()
+
+
+def _fill(slab: np.ndarray, part: Any, order: tuple[int, int, int], fill: float,
+          normalise: tuple[float, float] | None) -> None:
+    """Set `slab` (in the file's axis order) to `part` of the source (in its own), padded with `fill`.
+    A function of its own so that one slab's temporaries are gone before the next slab is read."""
+    values = np.asarray(part)
+    if normalise is not None:
+        values = _own_float64(values)
+        values -= normalise[0]
+        values /= normalise[1]
+    inside = values.transpose(order)
+    slab.fill(fill)
+    slab[tuple(slice(0, n) for n in inside.shape)] = inside
+
+
 def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float, source: Any,
            normalise: tuple[float, float] | None = None) -> None:
-    """Write `source` (an array-like, read a slab at a time) as a new .npy of `shape` and `dtype`, padded with
-    `fill`; with `normalise` = (mean, sd), (value - mean) / sd.
+    """Write `source` (an array-like, read a slab at a time in its own memory order) as a new .npy of
+    `shape` and `dtype` in the same order (C, or Fortran for a NIfTI or ITK volume), padded with `fill`;
+    with `normalise` = (mean, sd), (value - mean) / sd, in float64 and rounded once.
 
     Plain writes, not a memory map, so a disk that fills up raises OSError rather than SIGBUS; the file
     appears under its name only when complete, and a failed one is removed.
     """
+    order = file_order(source)
+    disk = tuple(shape[a] for a in order)  # the shape whose C order the file's bytes follow
     tmp = path.with_suffix(".tmp.npy")
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": order[0] == 2,
+              "shape": tuple(shape)}
     try:
         with open(tmp, "wb") as f:
             np.lib.format.write_array_header_1_0(f, header)
-            slabs = _slabs(shape)
-            buffer = np.empty((slabs[0].stop, *shape[1:]), dtype)  # one slab's memory, reused
-            work = np.empty(buffer.size if normalise else 0, np.float64)
+            slabs = [box[0] for box in _slabs(disk, 0)]
+            buffer = np.empty((slabs[0].stop, *disk[1:]), dtype)  # one slab's memory, reused
             for s in slabs:
                 slab = buffer[: s.stop - s.start]
-                slab.fill(fill)
-                inside = np.asarray(source[s.start:min(s.stop, source.shape[0])])
-                region = slab[: len(inside), : source.shape[1], : source.shape[2]]
-                if normalise is None:
-                    region[...] = inside
-                else:  # in float64, then rounded once: a large offset costs no precision
-                    shifted = work[: region.size].reshape(region.shape)
-                    np.subtract(inside, normalise[0], out=shifted)
-                    shifted /= normalise[1]
-                    region[...] = shifted
+                key = [slice(None)] * 3
+                key[order[0]] = slice(s.start, min(s.stop, source.shape[order[0]]))
+                _fill(slab, source[tuple(key)], order, fill, normalise)
                 f.write(slab)  # its buffer: no copy
         os.replace(tmp, path)
     except BaseException:
