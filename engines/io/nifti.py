@@ -67,8 +67,9 @@ class ScaledProxy:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        scaled = np.multiply(np.asarray(self._stored[key]), self._slope, dtype=self.dtype)
-        scaled += self._inter
+        scaled = np.asarray(np.multiply(np.asarray(self._stored[key]), self._slope, dtype=self.dtype))
+        if self._inter != 0:  # as nibabel: no addition of 0 (which would turn -0.0 into 0.0)
+            scaled += self._inter
         return scaled
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:

@@ -64,26 +64,27 @@ class BlockFile:
 
         One read per plane of the box across the file's slowest axis (D in C order, W in Fortran order):
         its rows from the first to the last, whole along the fastest axis, then cut to the box (so a block of
-        a mesh split along the fastest axis costs the other blocks' share of those rows).
+        a mesh split along the fastest axis costs the other blocks' share of those rows, from the page cache)
+        and copied into place: no second copy of the box.
         """
-        if not self.fortran:
-            return self._read_disk(box)
-        return np.ascontiguousarray(self._read_disk(box[::-1]).transpose())
-
-    def _read_disk(self, box: Sequence[slice]) -> np.ndarray:
-        """`box` in the file's own C-order axes."""
-        (d0, d1, _), (h0, h1, _), (w0, w1, _) = (s.indices(n) for s, n in zip(box, self._disk, strict=True))
-        _, height, width = self._disk
-        item = self.dtype.itemsize
-        out = np.empty((max(d1 - d0, 0), max(h1 - h0, 0), max(w1 - w0, 0)), self.dtype)
+        ranges = [s.indices(n)[:2] for s, n in zip(box, self.shape, strict=True)]
+        out = np.empty([max(stop - start, 0) for start, stop in ranges], self.dtype)
         if not out.size:
             return out
-        length = (h1 - h0) * width * item
+        slow, fast = (2, 0) if self.fortran else (0, 2)
+        (p0, p1), (r0, r1), (f0, f1) = ranges[slow], ranges[1], ranges[fast]
+        _, rows, width = self._disk
+        item = self.dtype.itemsize
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            for i, d in enumerate(range(d0, d1)):
-                raw = self._read_exactly(fd, length, self.offset + (d * height + h0) * width * item, d)
-                out[i] = np.frombuffer(raw, self.dtype).reshape(h1 - h0, width)[:, w0:w1]
+            for i, plane in enumerate(range(p0, p1)):
+                raw = self._read_exactly(fd, (r1 - r0) * width * item,
+                                         self.offset + (plane * rows + r0) * width * item, plane)
+                part = np.frombuffer(raw, self.dtype).reshape(r1 - r0, width)[:, f0:f1]
+                if self.fortran:
+                    out[:, :, i] = part.T
+                else:
+                    out[i] = part
         finally:
             os.close(fd)
         return out
@@ -94,7 +95,9 @@ class BlockFile:
         while done < length:
             part = os.pread(fd, length - done, start + done)
             if not part:
-                raise InputError(f"the file ends early (plane {plane} of {self._disk[0]})", self.path)
+                axis = "W" if self.fortran else "D"
+                raise InputError(f"the file ends early (plane {plane} of {self._disk[0]} along {axis})",
+                                 self.path)
             parts.append(part)
             done += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -219,7 +222,10 @@ def file_order(data: Any) -> tuple[int, int, int]:
     along the first of them reads a memory-mapped file once, in order; across it, every slab would touch
     every page of the file."""
     strides = getattr(data, "strides", None)
-    return (2, 1, 0) if strides is not None and abs(strides[2]) > abs(strides[0]) else (0, 1, 2)
+    if strides is None:
+        return (0, 1, 2)
+    axes = [a for a in range(3) if data.shape[a] > 1]  # an axis of one voxel (a 2D image's K) has no order
+    return (2, 1, 0) if len(axes) > 1 and abs(strides[axes[-1]]) > abs(strides[axes[0]]) else (0, 1, 2)
 
 
 def _slabs(shape: Sequence[int], axis: int) -> list[tuple[slice, slice, slice]]:

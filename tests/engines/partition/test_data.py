@@ -59,14 +59,39 @@ def test_a_box_read_touches_only_the_rows_of_its_planes(tmp_path, monkeypatch):
     assert len(read) == 4 and sum(read) == 4 * 8 * 32 * 4  # 4 planes x 8 rows x whole W, not the file
 
 
-def test_a_file_that_ends_early_is_named(tmp_path):
-    np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.float32))
+@pytest.mark.parametrize("order, axis", [("C", "D"), ("F", "W")])
+def test_a_file_that_ends_early_is_named(tmp_path, order, axis):
+    np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.float32, order=order))
     file = BlockFile(tmp_path / "v.npy")
     with open(tmp_path / "v.npy", "r+b") as f:
         f.truncate(file.offset + 2 * 16 * 4)
-    with pytest.raises(InputError, match="ends early") as err:
+    with pytest.raises(InputError, match=f"ends early \\(plane 2 of 4 along {axis}\\)") as err:
         file.read((slice(0, 4),) * 3)
     assert err.value.path == str(tmp_path / "v.npy")
+
+
+def test_a_fortran_box_is_read_straight_into_place(tmp_path):
+    import tracemalloc
+
+    volume = np.asfortranarray(np.random.default_rng(2).normal(0, 1, (64, 48, 40)).astype(np.float32))
+    np.save(tmp_path / "v.npy", volume)
+    file = BlockFile(tmp_path / "v.npy")
+    tracemalloc.start()
+    got = file.read((slice(0, 64), slice(0, 48), slice(0, 40)))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(got, volume)
+    assert peak < 1.2 * volume.nbytes  # the box and one plane's bytes, not a second copy of the box
+
+
+def test_file_order_follows_the_slowest_axis_that_has_more_than_one_voxel(tmp_path):
+    from engines.io import read_volume
+
+    assert data_module.file_order(np.zeros((3, 4, 5))) == (0, 1, 2)
+    assert data_module.file_order(np.zeros((3, 4, 5), order="F")) == (2, 1, 0)
+    _write(tmp_path / "slice.nii", np.zeros((30, 20), np.int16))  # read as (30, 20, 1): K has no order
+    assert data_module.file_order(read_volume(str(tmp_path / "slice.nii")).data) == (2, 1, 0)
+    assert data_module.file_order(type("Lazy", (), {"shape": (3, 4, 5)})()) == (0, 1, 2)  # no strides
 
 
 def test_prepared_volumes_are_normalised_padded_and_compact(tmp_path, scan):
