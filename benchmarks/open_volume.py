@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
+from benchmarks.report import write_results  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "open_volume.json"
 TARGET_SECONDS = 2.0
 TARGET_RSS_RATIO = 1.3
@@ -165,18 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Open a {size}^3 int16 NIfTI in the Tessera viewer (target for .nii: first slice <= "
           f"{TARGET_SECONDS:g} s, peak RSS <= {TARGET_RSS_RATIO:g} x file)\n\n{table}\n\n"
           f"Reproduce: {command}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    write_results(args.out, {
         "benchmark": "open_volume",
         "command": command,
         "size": size,
         "seed": args.seed,
         "targets": {"seconds_to_first_slice": TARGET_SECONDS, "peak_rss_over_file": TARGET_RSS_RATIO},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
         "cases": cases,
         "table_markdown": table,
-    }, indent=1))
+    }, python=platform.python_version())
     return 0
 
 

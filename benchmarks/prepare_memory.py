@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+from benchmarks.report import command_line, write_results  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "prepare_memory.json"
 BLOCK = (16, 16, 16)
 CASES = {  # name: (image file, labels file)
@@ -104,17 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row['size']}³ | {row['case']} | {row['anon_mib']:.0f} | "
                      f"{row['size'] ** 3 * 8 / 2**20:.0f} | {row['seconds']:.2f} |")
     table = "\n".join(lines)
-    command = " ".join([".venv/bin/python benchmarks/prepare_memory.py", *(argv or sys.argv[1:])])
+    command = command_line("prepare_memory.py", argv)
     print(f"prepare_data (train-seg's preparation of OUT/data/), uncompressed NIfTI, SYNTHETIC volumes\n\n"
           f"{table}\n\ncommand: {command}")
     if args.quick:
         return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "prepare_memory", "command": command, "rows": rows,
-                                    "table_markdown": table,
-                                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}},
-                                   indent=1))
-    print(f"results: {args.out}")
+    write_results(args.out, {"benchmark": "prepare_memory", "command": command, "rows": rows,
+                             "table_markdown": table})
     return 0
 
 

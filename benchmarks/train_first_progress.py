@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+from benchmarks.report import command_line, write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "train_first_progress.json"
 TARGET_S = 30.0
@@ -82,20 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     table = ("| runs | crop | first progress s (median) | min | max | target |\n|---|---|---|---|---|---|\n"
              f"| {runs} | {crop}³ | {median:.1f} | {min(seconds):.1f} | {max(seconds):.1f} "
              f"| ≤ {TARGET_S:.0f} |")
-    command = " ".join([".venv/bin/python benchmarks/train_first_progress.py", *(argv or sys.argv[1:])])
+    command = command_line("train_first_progress.py", argv)
     print("Demo training job (MNI152 T1 + tissue labels, BasicUNet width 8, 2 ranks, gloo): time to first "
           "progress event\n")
     print(table)
     print(f"\ncommand: {command}")
     if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
+        write_results(args.out, {
             "benchmark": "train_first_progress", "command": command, "crop": crop, "seconds": seconds,
             "median_s": median, "target_s": TARGET_S, "table_markdown": table,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "load_average_at_end": os.getloadavg()[0]},
-        }, indent=1))
-        print(f"results: {args.out}")
+        }, load_average_at_end=os.getloadavg()[0])
     return 0 if median <= TARGET_S else 1
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+from benchmarks.report import command_line, write_results  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "train_seg_rank_memory.json"
 CROP, STEPS = 64, 4
 HELD_BYTES_PER_VOXEL = 5  # float32 image + uint8 labels, what each rank held before
@@ -83,17 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row['size']}³ | {' / '.join(f'{p:.0f}' for p in row['peak_mib_per_rank'])} | "
                      f"{extra:+.0f} | {held:+.0f} |")
     table = "\n".join(lines)
-    command = " ".join([".venv/bin/python benchmarks/train_seg_rank_memory.py", *(argv or sys.argv[1:])])
+    command = command_line("train_seg_rank_memory.py", argv)
     print(f"train-seg, BasicUNet width 8, 2 ranks (2x1x1, gloo), crop {CROP}³, {STEPS} steps, SYNTHETIC "
           f"phantom\n\n{table}\n\ncommand: {command}")
     if args.quick:
         return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "train_seg_rank_memory", "command": command, "crop": CROP,
-                                    "steps": STEPS, "rows": rows, "table_markdown": table,
-                                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}},
-                                   indent=1))
-    print(f"results: {args.out}")
+    write_results(args.out, {"benchmark": "train_seg_rank_memory", "command": command, "crop": CROP,
+                             "steps": STEPS, "rows": rows, "table_markdown": table})
     return 0
 
 
