@@ -47,6 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
+from benchmarks.report import write_results  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "partition_memory.json"
 MESHES = {1: (1, 1, 1), 2: (2, 1, 1), 4: (2, 2, 1)}
 TARGETS = {2: 0.6, 4: 0.35}  # per-rank peak / 1-rank peak
@@ -226,14 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {str(k): v for k, v in TARGETS.items()},
         "ratios": {str(c["ranks"]): round(c["max_peak_mib"] / one, 3) for c in cases},
         "tensor_ratios": {str(c["ranks"]): round(c["max_tensor_peak_mib"] / one_tensor, 3) for c in cases},
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                    "python": platform.python_version()},
         "cases": cases,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(cases, args.size))
-    print(f"\ncommand: {result['command']}\nresults: {args.out}")
+    print(f"\ncommand: {result['command']}")
+    write_results(args.out, result, cpus=len(os.sched_getaffinity(0)), python=platform.python_version())
     return 0
 
 
