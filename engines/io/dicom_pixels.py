@@ -42,12 +42,28 @@ def check_is_greyscale_image(ds: Dataset, path: str) -> None:
 def decode_frames(ds: Dataset, path: str) -> np.ndarray:
     """Stored pixel values of every frame, shape (frames, rows, columns), in the file's frame order."""
     check_is_greyscale_image(ds, path)
+    _check_native_length(ds, path)
     rows, cols = int(ds.Rows), int(ds.Columns)
     try:
         pixels = ds.pixel_array
     except Exception as pydicom_error:  # pydicom raises several types for "no decoder"/corrupt data
         pixels = _decode_with_gdcm(ds, path, pydicom_error)
     return np.asarray(pixels).reshape(-1, rows, cols)
+
+
+def _check_native_length(ds: Dataset, path: str) -> None:
+    """Refuse uncompressed pixel data shorter than Rows x Columns x frames needs: decoders may fill the
+    missing pixels with whatever memory held (GDCM does), and the scan would look whole."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if (syntax is not None and syntax.is_compressed) or "PixelData" not in ds:
+        return
+    bits = int(ds.get("BitsAllocated") or 0)
+    pixels = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames") or 1)
+    needed = (pixels * bits + 7) // 8
+    found = len(ds.PixelData or b"")
+    if found < needed:
+        raise InputError(f"the pixel data is truncated: {found} bytes, {ds.Rows} x {ds.Columns} x "
+                         f"{int(ds.get('NumberOfFrames') or 1)} pixels of {bits} bits need {needed}", path)
 
 
 def _decode_with_gdcm(ds: Dataset, path: str, pydicom_error: Exception) -> np.ndarray:

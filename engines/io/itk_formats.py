@@ -113,7 +113,7 @@ def _memmap(path: str, layout: RawLayout, dtype: Any, size: list[int]) -> np.mem
 
 
 def _metaimage_layout(path: str, fields: dict[str, str]) -> RawLayout | None:
-    """Raw layout of a MetaImage file, or None when SimpleITK must read it (compressed, file lists).
+    """Raw layout of a MetaImage file, or None when SimpleITK must read it (compressed, ASCII, file lists).
 
     Fills `fields` (lower-case keys) with the header's key = value lines.
     """
@@ -132,7 +132,8 @@ def _metaimage_layout(path: str, fields: dict[str, str]) -> RawLayout | None:
         return None
     data_file = fields["elementdatafile"]
     compressed = fields.get("compresseddata", "false").lower() == "true"
-    if compressed or data_file.upper() == "LIST" or "%" in data_file:
+    text = fields.get("binarydata", "true")[:1].lower() in ("f", "0")  # BinaryData = False: ASCII numbers
+    if compressed or text or data_file.upper().startswith("LIST") or "%" in data_file:
         return None
     byte_order = fields.get("binarydatabyteordermsb") or fields.get("elementbyteordermsb", "False")
     big_endian = byte_order.lower() == "true"
@@ -145,12 +146,13 @@ def _metaimage_layout(path: str, fields: dict[str, str]) -> RawLayout | None:
 
 
 def _nrrd_layout(path: str) -> RawLayout | None:
-    """Raw layout of a NRRD file (attached or one detached data file), or None for compressed/ASCII data."""
+    """Raw layout of a NRRD file (attached or one detached data file), or None for compressed/ASCII data or
+    a header pynrrd cannot parse (SimpleITK, which gave the geometry, reads those)."""
     with open(path, "rb") as fobj:
         try:
             header = nrrd.read_header(fobj)
-        except (nrrd.NRRDError, ValueError) as exc:
-            raise InputError(f"not a readable NRRD header ({exc})", path) from exc
+        except (nrrd.NRRDError, ValueError):  # stricter than ITK (e.g. spaces inside a vector): ITK reads it
+            return None
         header_end = fobj.tell()
     data_file = header.get("data file", header.get("datafile"))
     line_skip = int(header.get("line skip", header.get("lineskip", 0)))

@@ -170,6 +170,16 @@ def test_two_images_at_one_position_are_refused(tmp_path):
         read_volume(tmp_path / "x")
 
 
+def test_truncated_pixel_data_is_refused_naming_the_file(tmp_path):
+    paths = write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)))
+    ds = pydicom.dcmread(paths[2])
+    ds.PixelData = ds.PixelData[:20]  # of 60 bytes: a copy cut short (GDCM would make up the rest)
+    ds.save_as(paths[2], enforce_file_format=True)
+    with pytest.raises(InputError, match="pixel data is truncated: 20 bytes.*need 60") as info:
+        read_volume(tmp_path)
+    assert info.value.path == str(paths[2])
+
+
 def test_nested_folders_are_searched(tmp_path):
     spec = SeriesSpec(ramp_values(SHAPE))
     write_series(tmp_path / "patient" / "study" / "series1", spec)

@@ -79,6 +79,40 @@ def test_big_endian_metaimage_written_by_hand(tmp_path):
     np.testing.assert_array_equal(volume.data[:, :, 2], data[2].T)
 
 
+_HAND_HEADER = ("ObjectType = Image\nNDims = 3\nBinaryDataByteOrderMSB = False\n"
+                "TransformMatrix = 0 1 0 -1 0 0 0 0 1\nOffset = 10 -20 30\nElementSpacing = 0.8 1.2 2.5\n"
+                "DimSize = 5 6 7\nElementType = MET_SHORT\n")
+_HAND_VALUES = (np.arange(5 * 6 * 7) % 211 - 100).astype(np.int16).reshape(7, 6, 5)  # (z, y, x), x fastest
+
+
+def test_ascii_metaimage_is_read_as_numbers_not_bytes(tmp_path):
+    path = tmp_path / "ascii.mha"
+    text = " ".join(str(v) for v in _HAND_VALUES.ravel())
+    path.write_text(_HAND_HEADER.replace("NDims = 3", "NDims = 3\nBinaryData = False")
+                    + "ElementDataFile = LOCAL\n" + text + "\n")
+    _check_against_itk(path, memory_mapped=False)
+    np.testing.assert_array_equal(read_volume(path).data, _HAND_VALUES.transpose())
+
+
+def test_metaimage_with_a_list_of_slice_files(tmp_path):
+    for k, plane in enumerate(_HAND_VALUES):
+        plane.tofile(tmp_path / f"s{k}.raw")
+    path = tmp_path / "list.mhd"
+    path.write_text(_HAND_HEADER + "ElementDataFile = LIST 2D\n" + "".join(f"s{k}.raw\n" for k in range(7)))
+    _check_against_itk(path, memory_mapped=False)
+    np.testing.assert_array_equal(read_volume(path).data, _HAND_VALUES.transpose())
+
+
+def test_nrrd_header_pynrrd_cannot_parse_is_read_by_itk(tmp_path):
+    header = ("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 6 7\nencoding: raw\nendian: little\n"
+              "space: left-posterior-superior\nspace directions: ( 0, 0.8, 0 ) ( 1.2, 0, 0 ) ( 0, 0, -2.5 )\n"
+              "space origin: (10,-20,30)\n\n")  # spaces inside the vectors: valid NRRD, refused by pynrrd
+    path = tmp_path / "spaces.nrrd"
+    path.write_bytes(header.encode() + _HAND_VALUES.tobytes())
+    _check_against_itk(path, memory_mapped=False)
+    np.testing.assert_allclose(read_volume(path).affine[:3, :3], [[0, -1.2, 0], [-0.8, 0, 0], [0, 0, -2.5]])
+
+
 def test_metaimage_modality_tag(tmp_path):
     image = _itk_image()
     sitk.WriteImage(image, str(tmp_path / "ct.mha"))
