@@ -8,6 +8,7 @@ Frames are sorted in space like the files of a series (engines.io.dicom_stack).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -40,10 +41,40 @@ _FUNCTIONAL_ATTRIBUTES = {
 }
 
 
-def read_dicom_dataset(path: str) -> Dataset:
-    """pydicom's reading of `path`, with InputError for a file that is not DICOM or is damaged."""
+_VALUE_REPRESENTATIONS = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT "
+    b"UV".split()
+)
+
+
+def dicom_start(path: str) -> str | None:
+    """How a DICOM file starts: "marker" (the 128-byte preamble and 'DICM'), "bare" (a dataset written without
+    them, as some PACS exports and anonymisers do: its first element in group 0002 or 0008, little endian,
+    with a valid VR or, implicit, a length within the file), or None when it is not DICOM."""
     try:
-        return pydicom.dcmread(path)
+        with open(path, "rb") as fobj:
+            head = fobj.read(132)
+            size = os.fstat(fobj.fileno()).st_size
+    except OSError:
+        return None
+    if head[128:132] == b"DICM":
+        return "marker"
+    if len(head) < 8 or int.from_bytes(head[:2], "little") not in (0x0002, 0x0008):
+        return None
+    explicit = head[4:6] in _VALUE_REPRESENTATIONS
+    return "bare" if explicit or int.from_bytes(head[4:8], "little") <= size - 8 else None
+
+
+def is_dicom_file(path: str) -> bool:
+    """True when `path` is a DICOM file, with or without the preamble and 'DICM' marker."""
+    return dicom_start(path) is not None
+
+
+def read_dicom_dataset(path: str, *, stop_before_pixels: bool = False) -> Dataset:
+    """pydicom's reading of `path` (a bare dataset too: see `dicom_start`), with InputError for a file that is
+    not DICOM or is damaged."""
+    try:
+        return pydicom.dcmread(path, force=dicom_start(path) == "bare", stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
         raise InputError("not a DICOM file (no 'DICM' marker after the 128-byte preamble)", path) from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:

@@ -8,12 +8,11 @@ warning; the rest are stacked by engines.io.dicom_stack (sorting, rescale, gap h
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from engines.errors import InputError
@@ -68,7 +67,7 @@ def _scan(folder: str) -> tuple[dict[str, list[_Image]], int]:
             seen += 1
             path = os.path.join(root, name)
             try:
-                header = pydicom.dcmread(path, stop_before_pixels=True)
+                header = read_dicom_dataset(path, stop_before_pixels=True)
             except Exception:  # anything pydicom cannot parse is not a DICOM image we could use
                 continue
             if "Rows" in header and header.get("SeriesInstanceUID"):
@@ -117,10 +116,13 @@ def read_dicom_series(
     infos = _sorted_infos(series)
     warnings: list[str] = []
     if series_uid is None:
-        chosen = infos[0]
+        # The largest greyscale series: a larger one of colour screenshots or reports is not the scan.
+        chosen = next((info for info in infos if all(int(image.header.get("SamplesPerPixel", 1)) == 1
+                                                     for image in series[info.uid])), infos[0])
         if len(infos) > 1:
+            largest = "largest" if chosen is infos[0] else "largest greyscale"
             warnings.append(
-                f"the folder holds {len(infos)} series; showing the largest, '{chosen.description}' "
+                f"the folder holds {len(infos)} series; showing the {largest}, '{chosen.description}' "
                 f"({chosen.modality}, {chosen.slices} images, UID {chosen.uid}); "
                 "choose another with --series UID"
             )
@@ -175,14 +177,18 @@ def read_dicom_series(
 
 
 def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:
-    """The images sharing the most common (orientation, rows, columns), and how many others were dropped."""
-
-    def key(image: _Image) -> tuple:
-        orientation = image.header.get("ImageOrientationPatient") or ()
-        return (tuple(round(float(v), 3) for v in orientation), int(image.header.Rows),
-                int(image.header.Columns))
-
-    counts = Counter(key(image) for image in images)
-    main = counts.most_common(1)[0][0]
-    kept = [image for image in images if key(image) == main]
+    """The largest group of images of one size whose orientations agree within 1e-3 (the tolerance the
+    stacking checks; rounding would split values either side of a boundary), and how many were left out."""
+    groups: list[tuple[tuple[int, int], np.ndarray, list[_Image]]] = []
+    for image in images:
+        size = (int(image.header.Rows), int(image.header.Columns))
+        orientation = np.array([float(v) for v in image.header.get("ImageOrientationPatient") or ()])
+        for group_size, reference, members in groups:
+            if group_size == size and reference.shape == orientation.shape and np.allclose(
+                    orientation, reference, rtol=0, atol=1e-3):
+                members.append(image)
+                break
+        else:
+            groups.append((size, orientation, [image]))
+    kept = max((members for _, _, members in groups), key=len)
     return kept, len(images) - len(kept)

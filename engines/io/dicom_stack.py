@@ -97,7 +97,8 @@ def stack_planes(
                 "(phases, echoes or repeats), which Tessera does not split",
                 path,
             )
-        grid, spacing, gap_messages = _slice_grid(along, [planes[i].label for i in order])
+        grid, spacing, gap_messages = _slice_grid(along, [planes[i].label for i in order],
+                                                  allow_gaps=allow_gaps)
         if gap_messages:
             if not allow_gaps:
                 raise InputError("; ".join(gap_messages), path)
@@ -125,15 +126,19 @@ def _check_consistent(planes: Sequence[Plane], path: str) -> None:
             raise InputError(f"images differ in pixel spacing ({first.label}, {plane.label})", path)
 
 
-def _slice_grid(along: np.ndarray, labels: list[str]) -> tuple[np.ndarray, float, list[str]]:
-    """Volume slice index of each sorted plane, the slice spacing, and messages about gaps.
+def _slice_grid(along: np.ndarray, labels: list[str], *,
+                allow_gaps: bool = True) -> tuple[np.ndarray, float, list[str]]:
+    """Volume slice index of each sorted plane, the slice spacing, and messages about gaps (saying what was
+    done about them when `allow_gaps`).
 
-    `along` (n,) are sorted positions along the normal (mm). Missing slices (steps that are whole
-    multiples of the usual step) get room in the grid; other unevenness keeps one slice per plane.
+    `along` (n,) are sorted positions along the normal (mm). Missing slices (steps that are whole multiples of
+    the usual step) get room in the grid; other unevenness keeps one slice per plane. A step is even within
+    1 % of the usual step or 0.02 mm, what writing positions to two decimals can change it by (0.625 mm slices
+    then step by 0.62 or 0.63 mm; sqrt(3) x 0.005 mm per position when oblique), and never a quarter step.
     """
     steps = np.diff(along)
     nominal = float(np.median(steps))
-    tol = max(1e-3, 0.01 * nominal)
+    tol = min(max(0.02, 0.01 * nominal), 0.25 * nominal)
     multiples = np.maximum(np.rint(steps / nominal), 1).astype(np.int64)
     whole = np.abs(steps - multiples * nominal) <= tol * multiples
     n = len(along)
@@ -142,12 +147,14 @@ def _slice_grid(along: np.ndarray, labels: list[str]) -> tuple[np.ndarray, float
         grid = np.concatenate([[0], np.cumsum(multiples)])
         for k in np.flatnonzero(multiples > 1):
             missing = int(multiples[k] - 1)
+            plural = "s" if missing > 1 else ""
             messages.append(
-                f"{missing} missing slice{'s' if missing > 1 else ''}: a gap of {steps[k]:.2f} mm "
+                f"{missing} missing slice{plural}: a gap of {steps[k]:.2f} mm "
                 f"(usual spacing {nominal:.2f} mm) between the slices at {along[k]:.2f} and "
                 f"{along[k + 1]:.2f} mm along the normal (images {k + 1} and {k + 2} of {n} by position: "
-                f"{labels[k]}, {labels[k + 1]}); blank slice{'s' if missing > 1 else ''} inserted so the "
-                "other slices keep their true positions"
+                f"{labels[k]}, {labels[k + 1]})"
+                + (f"; blank slice{plural} inserted so the other slices keep their true positions"
+                   if allow_gaps else "")
             )
         spacing = float((along[-1] - along[0]) / grid[-1])
         return grid, spacing, messages
@@ -158,8 +165,9 @@ def _slice_grid(along: np.ndarray, labels: list[str]) -> tuple[np.ndarray, float
     messages.append(
         f"uneven slice spacing: {steps[worst]:.2f} mm between the slices at {along[worst]:.2f} and "
         f"{along[worst + 1]:.2f} mm along the normal (images {worst + 1} and {worst + 2} of {n} by position: "
-        f"{labels[worst]}, {labels[worst + 1]}; usual spacing {nominal:.2f} mm); shown with the mean spacing "
-        f"{spacing:.3f} mm, so slices may be up to {error:.2f} mm from their true positions"
+        f"{labels[worst]}, {labels[worst + 1]}; usual spacing {nominal:.2f} mm)"
+        + (f"; shown with the mean spacing {spacing:.3f} mm, so slices may be up to {error:.2f} mm from "
+           "their true positions" if allow_gaps else "")
     )
     return grid, spacing, messages
 
@@ -192,6 +200,8 @@ def _rescaled_stack(
         pixels = read_stored(int(index))
         if stored is None:
             stored = np.zeros((n_slices, first.rows, first.columns), dtype=pixels.dtype.newbyteorder("="))
+        elif not np.can_cast(pixels.dtype, stored.dtype):  # e.g. uint16 after int16 slices: widen, not wrap
+            stored = stored.astype(np.promote_types(stored.dtype, pixels.dtype))
         stored[slot] = pixels
     assert stored is not None
     real = np.zeros(n_slices, dtype=bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from engines.errors import InputError
-from engines.io.dicom_file import read_dicom_file
+from engines.io.dicom_file import is_dicom_file, read_dicom_file
 from engines.io.dicom_series import read_dicom_series
 from engines.io.nifti import read_nibabel_volume
 from engines.volume import Volume
@@ -37,16 +37,6 @@ def volume_extension(path: str) -> str:
     if name.endswith(".nii.gz"):
         return ".nii.gz"
     return os.path.splitext(name)[1]
-
-
-def is_dicom_file(path: str) -> bool:
-    """True when the file has DICOM's 'DICM' marker after the 128-byte preamble."""
-    try:
-        with open(path, "rb") as fobj:
-            fobj.seek(128)
-            return fobj.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def read_volume(
