@@ -38,11 +38,17 @@ class RawLayout:
 
 
 def itk_message(exc: Exception) -> str:
-    """The useful line of an ITK exception (its "Description:"), not the whole multi-line dump."""
+    """The useful part of an ITK exception (its "Description:", or its "ITK ERROR:" line without the class
+    and address), not the whole multi-line dump, nor a "Reason: Success" (errno 0) that says nothing."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
         if line.startswith("Description:"):
             return line.removeprefix("Description:").strip()[:300]
+    for line in lines:
+        if line.startswith("ITK ERROR:"):
+            text = line.split("): ", 1)[-1]
+            reason = next((r for r in lines if r.startswith("Reason:") and r != "Reason: Success"), "")
+            return f"{text} {reason}".strip()[:300]
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 

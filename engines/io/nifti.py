@@ -27,7 +27,9 @@ from engines.volume import Volume
 # NIfTI spatial units -> millimetres (ITK scales the same way).
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
-_READ_ERRORS = (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error)
+# What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
+_READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
+                ValueError, KeyError, TypeError, OverflowError, zlib.error)
 
 
 class ScaledProxy:
@@ -81,19 +83,30 @@ def read_nibabel_volume(path: str, *, kind: str) -> Volume:
     try:
         img = nib.load(path, mmap="r")
     except _READ_ERRORS as exc:
-        raise InputError(f"not a readable {kind} image ({exc})", path) from exc
+        reason = f"unrecognised header value {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(f"not a readable {kind} image ({reason})", path) from exc
     if kind == "NIfTI" and not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"not a NIfTI image (nibabel reads it as {type(img).__name__})", path)
     header = img.header
-    shape = tuple(int(n) for n in img.shape)
+    full_shape = tuple(int(n) for n in img.shape)
+    shape = full_shape[:4] if all(n == 1 for n in full_shape[4:]) else full_shape  # (X, Y, Z, 1, 1) is 3D
     if len(shape) > 4 or len(shape) < 2:
         raise InputError(f"expected a 3D image, found {len(shape)} dimensions {shape}", path)
+    if 0 in shape:
+        raise InputError(f"the image is empty: an axis of length 0 in {full_shape}", path)
+    dtype = img.get_data_dtype()
+    if dtype.kind not in "biuf":
+        raise InputError(f"voxels of type {dtype} (colour or complex values); Tessera reads scalar volumes",
+                         path)
     if kind == "NIfTI":
         _check_pixdim(path, img)
     warnings: list[str] = []
     if len(shape) == 4 and shape[3] > 1:
         warnings.append(f"4D image with {shape[3]} volumes: showing the first")
-    data = _voxel_data(path, img, kind, first_volume=len(shape) == 4)
+    try:
+        data = _voxel_data(path, img, kind, first_volume=len(full_shape) > 3)
+    except _READ_ERRORS as exc:
+        raise InputError(f"the {kind} data cannot be read ({exc})", path) from exc
     if len(shape) == 2:
         data = np.asanyarray(data)[:, :, np.newaxis]
 
@@ -133,14 +146,15 @@ def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
     """The voxel array: a read-only memmap, or (compressed file) the values as stored in memory, either
     wrapped in a ScaledProxy when the file has a slope or intercept.
 
-    With `first_volume`, only the first 3D volume of a 4D file (of a compressed one, only its bytes are
-    decompressed, and scaled at once).
+    With `first_volume`, only the first 3D volume of a 4D (or higher) file (of a compressed one, only its
+    bytes are decompressed, and scaled at once).
     """
     proxy = img.dataobj
+    first = (slice(None),) * 3 + (0,) * (len(proxy.shape) - 3)
     if path.lower().endswith((".gz", ".mgz")):
         try:  # read whole now, so a truncated file is reported here and not later in the viewer
             if first_volume:
-                return np.asanyarray(proxy[..., 0])
+                return np.asanyarray(proxy[first])
             stored = np.asanyarray(proxy.get_unscaled())
         except _READ_ERRORS as exc:
             raise InputError(f"the compressed {kind} data is truncated or corrupt ({exc})", path) from exc
@@ -151,7 +165,7 @@ def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
             raise InputError(f"the file is truncated: {size} bytes, the header needs {expected}", path)
         stored = proxy.get_unscaled()  # opened with mmap="r": a read-only memory map, nothing read yet
         if first_volume:
-            stored = stored[..., 0]
+            stored = stored[first]
     slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
     return stored if slope == 1.0 and inter == 0.0 else ScaledProxy(stored, slope, inter)
 

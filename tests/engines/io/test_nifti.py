@@ -247,3 +247,57 @@ def test_gzip_of_text_named_nii_gz_is_refused(tmp_path):
     path.write_bytes(gzip.compress(b"plain text, no NIfTI header here\n" * 40))
     with pytest.raises(InputError):
         read_volume(path)
+
+
+def _with_header_field(tmp_path, name: str, offset: int, fmt: str, value) -> str:
+    """A valid 5x6x7 int16 NIfTI with one header field overwritten at its byte offset."""
+    import struct
+
+    path = tmp_path / name
+    nib.Nifti1Image(np.arange(210, dtype=np.int16).reshape(5, 6, 7), np.eye(4)).to_filename(path)
+    raw = bytearray(path.read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    path.write_bytes(bytes(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(("field", "offset", "fmt", "value", "message"), [
+    ("dim0", 40, "<h", 9, "not a readable NIfTI"),  # more than 7 dimensions
+    ("datatype", 70, "<h", 999, "data code 999"),
+    ("negative dim", 44, "<h", -6, "cannot be read"),
+    ("zero dim", 46, "<h", 0, "axis of length 0"),
+])
+def test_damaged_headers_are_named_not_crashed_on(tmp_path, field, offset, fmt, value, message):
+    path = _with_header_field(tmp_path, f"{field.replace(' ', '_')}.nii", offset, fmt, value)
+    with pytest.raises(InputError, match=message) as info:
+        read_volume(path)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize("name", ["random.mgz", "text.mgh"])
+def test_damaged_mgh_is_named(tmp_path, name):
+    path = tmp_path / name
+    payload = os.urandom(1000)
+    path.write_bytes(gzip.compress(payload) if name.endswith(".mgz") else b"hello\n")
+    with pytest.raises(InputError, match="not a readable MGH"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])],
+                         ids=["complex", "rgb"])
+def test_colour_and_complex_nifti_are_refused(tmp_path, dtype):
+    path = tmp_path / "odd.nii"
+    nib.Nifti1Image(np.zeros((4, 5, 6), dtype), np.eye(4)).to_filename(path)
+    with pytest.raises(InputError, match="scalar volumes"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("name", ["five_d.nii", "five_d.nii.gz"])
+def test_trailing_dimensions_of_one_are_a_3d_volume(tmp_path, name):
+    data = np.arange(210, dtype=np.int16).reshape(5, 6, 7)
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    nib.Nifti1Image(data.reshape(5, 6, 7, 1, 1), affine).to_filename(tmp_path / name)
+    volume = read_volume(tmp_path / name)
+    assert volume.shape == (5, 6, 7) and volume.warnings == []
+    np.testing.assert_array_equal(np.asarray(volume.data), data)
+    np.testing.assert_allclose(volume.affine, affine)
