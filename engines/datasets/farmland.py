@@ -34,6 +34,7 @@ from spectral.io import envi
 
 from engines.cube import Cube
 from engines.datasets import spectra
+from engines.errors import InputError
 from engines.io.cube_whuhi import WHU_HI_CLASSES
 
 SCENE_NAME = "SYNTHETIC_Farmland"
@@ -459,6 +460,8 @@ def write_demo_scene(
     from engines.hyperspectral.protocol import sample_split
 
     out = Path(folder)
+    split_dir = out / "Training samples and test samples"
+    _refuse_foreign_split_files(split_dir, splits)
     out.mkdir(parents=True, exist_ok=True)
     cube = make_farmland_scene(size, seed)
     stored = np.round(cube.data * REFLECTANCE_SCALE).clip(0, 65535).astype(np.uint16)
@@ -504,7 +507,6 @@ def write_demo_scene(
         class_names=["Unclassified", *CLASS_NAMES],
         metadata={"description": f"ground truth of the {DESCRIPTION}"},
     )
-    split_dir = out / "Training samples and test samples"
     split_dir.mkdir(exist_ok=True)
     for n in splits:
         train, test = sample_split(labels, n, seed=seed)
@@ -513,6 +515,23 @@ def write_demo_scene(
             scipy.io.savemat(path, {f"SF{kind}{n}": lab.astype(np.uint8)})
             paths[f"{kind}{n}"] = path
     return paths
+
+
+def _refuse_foreign_split_files(split_dir: Path, splits: tuple[int, ...]) -> None:
+    """InputError naming a Train<N>.mat / Test<N>.mat in `split_dir` that an earlier demo did not write (its
+    variable is not SFtrain<N> / SFtest<N>): the real WHU-Hi split files have these names."""
+    for n in splits:
+        for kind in ("train", "test"):
+            path = split_dir / f"{kind.capitalize()}{n}.mat"
+            if not path.exists():
+                continue
+            try:
+                variables = [name for name, _, _ in scipy.io.whosmat(str(path))]
+            except (ValueError, OSError, NotImplementedError, IndexError):  # v7.3 or not MATLAB: not ours
+                variables = []
+            if variables != [f"SF{kind}{n}"]:
+                raise InputError("a split file the SYNTHETIC demo did not write is here; writing the demo "
+                                 "would overwrite it: choose another folder", path)
 
 
 def cache_folder() -> Path:

@@ -81,7 +81,7 @@ def run_protocol(
         ``method``, ``per_class_train``, ``OA``, ``AA``, ``kappa``, ``per_class_accuracy``, ``seconds``
         (fit + predict), and ``fit_seconds``, ``predict_seconds``, ``confusion_matrix``, ``class_names``,
         ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``.
-    class_map : ndarray of uint8, shape (H, W)
+    class_map : ndarray of uint8 (wider for class ids past 255), shape (H, W)
         Predicted classes (0 where not predicted).
     """
     names = list(cube.class_names)
@@ -94,7 +94,12 @@ def run_protocol(
     keep = band_mask(cube.shape[2], cube.bad_bands)
     clf = make_classifier(method, seed=seed, quick=quick)
     t0 = time.perf_counter()
-    clf.fit(cube.data, split.train, keep, progress=progress, stop=stop)
+    try:
+        clf.fit(cube.data, split.train, keep, progress=progress, stop=stop)
+    except InputError as exc:  # what the method cannot learn from: say which cube
+        if exc.path is not None:
+            raise
+        raise InputError(exc.problem, cube.source) from exc
     t1 = time.perf_counter()
     class_map = clf.predict(
         cube.data, keep, mask=None if full_map else split.test > 0, progress=progress, stop=stop

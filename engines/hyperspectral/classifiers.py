@@ -3,7 +3,7 @@
 Every classifier has the same two steps, so the protocol and the dock treat them alike:
 
     clf.fit(data, train, keep, progress=..., stop=...)     # data (H, W, B) array-like, train (H, W) labels
-    clf.predict(data, keep, mask=None, progress=..., stop=...) -> (H, W) uint8 map (0 outside `mask`)
+    clf.predict(data, keep, mask=None, progress=..., stop=...) -> (H, W) class map (0 outside `mask`)
 
 `keep` (B,) bool selects the bands to use (bad bands dropped). Prediction reads the cube in row blocks.
 The spectral-spatial CNN lives in `engines.hyperspectral.cnn` and follows the same interface.
@@ -28,6 +28,12 @@ def training_pixels(data, train: np.ndarray, keep: np.ndarray) -> tuple[np.ndarr
     """Spectra (n, B_kept) float32 and classes (n,) of the training pixels, row-major."""
     mask = train > 0
     return gather(data, mask, keep), train[mask].astype(np.int64)
+
+
+def map_dtype(classes: np.ndarray) -> np.dtype:
+    """The smallest unsigned type a class map of these classes needs: uint8 for WHU-Hi's, wider for ids
+    past 255 (which uint8 would wrap)."""
+    return np.promote_types(np.uint8, np.min_scalar_type(int(np.max(classes, initial=0))))
 
 
 class PixelClassifier:
@@ -59,6 +65,7 @@ class PixelClassifier:
     ) -> PixelClassifier:
         """Fit on the spectra of the pixels where `train` (H, W) > 0."""
         x, y = training_pixels(data, train, keep)
+        self.map_dtype = map_dtype(y)
         report(progress, stop, "training", 0, 1)
         self.fit_pixels(x, y, progress=progress, stop=stop)
         report(progress, stop, "training", 1, 1)
@@ -73,9 +80,10 @@ class PixelClassifier:
         progress: Progress | None = None,
         stop: Stop | None = None,
     ) -> np.ndarray:
-        """Class map (H, W) uint8 of the pixels in `mask` (all when None), 0 elsewhere."""
+        """Class map (H, W) of the pixels in `mask` (all when None), 0 elsewhere; uint8 unless a class id
+        needs more."""
         h, w = int(data.shape[0]), int(data.shape[1])
-        out = np.zeros((h, w), np.uint8)
+        out = np.zeros((h, w), self.map_dtype)
         for r0, block in row_blocks(
             data, keep, rows=self.block_rows, progress=progress, stop=stop, stage="predicting"
         ):

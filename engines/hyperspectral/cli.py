@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
+from engines.files import refuse_overwrite
 from engines.hyperspectral.protocol import Cancelled
 from engines.memory import peak_rss_mb
 
@@ -52,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reduced run for tests: smaller SVM grid, 30 CNN steps; 'demo' is a quarter-size scene",
     )
     p.add_argument(
-        "--save-map", metavar="PATH", help="write the classification of every pixel as a uint8 TIFF"
+        "--save-map", metavar="PATH",
+        help="write the classification of every pixel as a TIFF (uint8; uint16 for class ids past 255)",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument(
@@ -128,6 +130,17 @@ def _load(args: argparse.Namespace):
     return read_cube(args.cube, gt=args.gt)
 
 
+def _input_files(cube, args: argparse.Namespace) -> list[str]:
+    """Every file the run reads: the cube (an ENVI header and its data), its ground truth, the split files."""
+    from engines.io.cube_envi import envi_pair
+
+    splits = [path for pair in cube.meta.get("splits", {}).values() for path in pair.values()]
+    files = [cube.source, cube.meta.get("data_file"), cube.meta.get("ground_truth"), args.train_file,
+             args.test_file, *splits]
+    files = [str(f) for f in files if f]
+    return files + [str(part) for f in files if f.lower().endswith(".hdr") for part in envi_pair(f)]
+
+
 @_error_event
 def run_bench(args: argparse.Namespace) -> int:
     """Run one protocol and print the result (text, one JSON document, or job events)."""
@@ -145,6 +158,9 @@ def run_bench(args: argparse.Namespace) -> int:
         train_file=args.train_file,
         test_file=args.test_file,
     )
+    if args.save_map:
+        for source in _input_files(cube, args):
+            refuse_overwrite(source, args.save_map)
     progress = _event_progress() if args.events else None if args.json else _text_progress()
     if args.events:
         emit("start", method=args.method, cube=args.cube, split=split.description)

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.errors import InputError
-from engines.hyperspectral.classifiers import training_pixels
+from engines.hyperspectral.classifiers import map_dtype, training_pixels
 from engines.hyperspectral.protocol import Progress, Stop, report, row_blocks
 
 
@@ -273,11 +273,12 @@ class CNNClassifier:
         progress: Progress | None = None,
         stop: Stop | None = None,
     ) -> np.ndarray:
-        """Class map (H, W) uint8: the network slides over the padded PCA image, `tile_rows` rows a time."""
+        """Class map (H, W), uint8 unless a class id needs more: the network slides over the padded PCA
+        image, `tile_rows` rows a time."""
         scene = self._scene_components(data, keep, progress, stop)
         p, t = self.settings.patch, self.settings.tile_rows
         h, w = scene.shape[0] - p + 1, scene.shape[1] - p + 1
-        out = np.zeros((h, w), np.uint8)
+        out = np.zeros((h, w), map_dtype(self.classes))
         self.net.eval()
         for r0 in range(0, h, t):
             r1 = min(h, r0 + t)
@@ -287,7 +288,7 @@ class CNNClassifier:
                 ]
                 out[r0:r1] = self.classes[self.net(tile)[0].argmax(0).numpy()]
             report(progress, stop, "predicting", r1, h)
-        return out if mask is None else np.where(mask, out, 0).astype(np.uint8)
+        return out if mask is None else np.where(mask, out, 0).astype(out.dtype)
 
     def describe(self) -> dict:
         """Settings and network size, for reports and model cards."""

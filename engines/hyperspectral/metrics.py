@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix
+
+
+def unique_names(class_names: Sequence[str]) -> list[str]:
+    """`class_names` with each name that repeats followed by its class number ("Road (1)", "Road (2)"), so
+    that no class hides another under one key."""
+    counts = Counter(class_names)
+    return [f"{name} ({c})" if counts[name] > 1 else name for c, name in enumerate(class_names, start=1)]
 
 
 def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -22,7 +30,8 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
     -------
     dict
         ``OA`` (fraction correct), ``AA`` (mean of per-class accuracies over the classes that have test
-        pixels), ``kappa``, ``per_class_accuracy`` {name: recall, or None without test pixels},
+        pixels), ``kappa``, ``per_class_accuracy`` {name: recall, or None without test pixels; a name that
+        repeats gets its class number, see `unique_names`},
         ``confusion_matrix`` (C, C) list of lists, rows = truth, columns = prediction.
     """
     y_true = np.asarray(y_true).ravel()
@@ -41,7 +50,8 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
         "AA": float(np.nanmean(recall)),
         "kappa": float(cohen_kappa_score(y_true, y_pred)),
         "per_class_accuracy": {
-            name: (None if np.isnan(r) else float(r)) for name, r in zip(class_names, recall, strict=True)
+            name: (None if np.isnan(r) else float(r)) for name, r in zip(unique_names(class_names), recall,
+                                                                          strict=True)
         },
         "confusion_matrix": cm.tolist(),
     }

@@ -30,7 +30,10 @@ def _open_array(path: str | os.PathLike) -> tuple[np.ndarray, str, tifffile.Tiff
     try:
         data = tifffile.memmap(path, series=0, mode="r")
     except ValueError:  # compressed or scattered strips: cannot be memory-mapped
-        data = series.asarray()
+        try:
+            data = series.asarray()
+        except Exception as exc:  # strips past the end of a cut file, a codec's own error for damaged data
+            raise InputError(f"the TIFF's image data cannot be read ({exc})", path) from exc
     keep = [i for i, n in enumerate(series.shape) if n != 1 or series.axes[i] in "YX"]
     return data.reshape([series.shape[i] for i in keep]), "".join(series.axes[i] for i in keep), tif
 

@@ -94,17 +94,25 @@ def mat_version(path: str | os.PathLike) -> str:
     """ "v4", "v5" or "v7.3" (HDF5); InputError for a file that is not a MATLAB file."""
     try:
         major, _ = matfile_version(str(path))
-    except (MatReadError, ValueError, OSError) as exc:
+    except (MatReadError, ValueError, OSError, IndexError) as exc:  # IndexError: a text file named .mat
         if h5py.is_hdf5(path):  # v7.3 written without MATLAB's 128-byte text header
             return "v7.3"
         raise InputError(f"not a MATLAB .mat file ({exc})", path) from exc
     return {0: "v4", 1: "v5", 2: "v7.3"}[major]
 
 
+def _open_h5(path: str | os.PathLike) -> h5py.File:
+    """A v7.3 (HDF5) .mat file opened read-only; InputError for a truncated or damaged one."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"damaged MATLAB v7.3 (HDF5) file ({exc})", path) from exc
+
+
 def mat_variables(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
     """Name -> (shape in MATLAB's order, MATLAB class) of every variable, without loading any."""
     if mat_version(path) == "v7.3":
-        with h5py.File(path, "r") as f:
+        with _open_h5(path) as f:
             return {
                 k: (tuple(reversed(v.shape)), _h5_class(v))
                 for k, v in f.items()
@@ -128,17 +136,20 @@ def load_mat_variable(path: str | os.PathLike, key: str) -> Any:
             return scipy.io.loadmat(str(path), variable_names=[key], squeeze_me=False)[key]
         except (ValueError, OSError, NotImplementedError, KeyError) as exc:
             raise InputError(f"could not read variable {key!r} ({exc})", path) from exc
-    with h5py.File(path, "r") as f:
-        ds = f[key]
-        if _h5_class(ds) == "cell":
-            return np.array([_h5_string(f[ref]) for ref in np.asarray(ds).ravel(order="F")], dtype=object)
-        if _h5_class(ds) == "char":
-            return np.array([_h5_string(ds)], dtype=object)
-        offset = ds.id.get_offset() if ds.chunks is None and ds.compression is None else None
-        if offset is None or ds.size == 0:
-            return np.asarray(ds).T
-        shape, dtype = ds.shape, ds.dtype
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape).T
+    try:
+        with _open_h5(path) as f:
+            ds = f[key]
+            if _h5_class(ds) == "cell":
+                return np.array([_h5_string(f[ref]) for ref in np.asarray(ds).ravel(order="F")], dtype=object)
+            if _h5_class(ds) == "char":
+                return np.array([_h5_string(ds)], dtype=object)
+            offset = ds.id.get_offset() if ds.chunks is None and ds.compression is None else None
+            if offset is None or ds.size == 0:
+                return np.asarray(ds).T
+            shape, dtype = ds.shape, ds.dtype
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape).T
+    except (OSError, ValueError, KeyError) as exc:  # chunks past the end of a cut file, a missing variable
+        raise InputError(f"could not read variable {key!r} ({exc})", path) from exc
 
 
 def _h5_string(ds: h5py.Dataset) -> str:
@@ -189,22 +200,20 @@ def _pick(path: str | os.PathLike, variables: dict, ndim: int, preferred: list[s
 
 
 def read_mat_cube(path: str | os.PathLike) -> Cube:
-    """Read a WHU-Hi-style cube .mat; its ``<stem>_gt.mat`` and ``Train<N>/Test<N>.mat`` are found beside it.
+    """Read a WHU-Hi-style cube .mat, and the ``Train<N>/Test<N>.mat`` split files beside it (its
+    ``<stem>_gt.mat``, or the ground truth the user names, is read by `engines.io.cubes.read_cube`).
 
     Returns
     -------
     Cube
-        ``data`` (H, W, B) in the file's dtype; ``labels`` (H, W) when a ground-truth file is found;
-        ``class_names`` for the known WHU-Hi scenes; ``meta["splits"]`` = {N: {"train": path,
-        "test": path}} for the official split files found.
+        ``data`` (H, W, B) in the file's dtype; ``class_names`` from the file or for the known WHU-Hi scenes;
+        ``meta["splits"]`` = {N: {"train": path, "test": path}} for the official split files found.
     """
-    from engines.io.cubes import find_ground_truth, read_labels
-
     p = Path(path)
     variables = mat_variables(p)
     key = _pick(p, variables, 3, [p.stem], "cube")
     data = load_mat_variable(p, key)
-    h, w, b = data.shape
+    b = data.shape[2]
     scene = scene_name(p, key)
     meta: dict = {
         "format": f"MATLAB {mat_version(p)}",
@@ -231,11 +240,7 @@ def read_mat_cube(path: str | os.PathLike) -> Cube:
     if scene is not None:
         meta["scene"] = scene
 
-    labels, names = None, []
-    gt = find_ground_truth(p)
-    if gt is not None:
-        labels, names = read_labels(gt, shape=(h, w))
-        meta["ground_truth"] = str(gt)
+    names: list[str] = []
     if "class_names" in extras:
         names = _strings(extras["class_names"])
     if not names and scene in WHU_HI_CLASSES:
@@ -246,7 +251,6 @@ def read_mat_cube(path: str | os.PathLike) -> Cube:
     return Cube(
         data=data,
         wavelengths_nm=wl,
-        labels=labels,
         class_names=names,
         meta=meta,
         source=str(path),

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from engines.errors import InputError
+from engines.files import refuse_overwrite
 
 # sr-train flags that override the config (flag name = TrainConfig field with '-' for '_').
 _TRAIN_FLAGS: dict[str, tuple[type, str]] = {
@@ -103,26 +102,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for field, (kind, text) in _TRAIN_FLAGS.items():
         t.add_argument("--" + field.replace("_", "-"), type=kind, help=text)
     t.set_defaults(func=run_train)
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether paths `a` and `b` name the same file (symlinks, '..' and hard links resolved)."""
-    if Path(a).resolve() == Path(b).resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
-
-
-def refuse_overwrite(source: str, out: str, *, folder: bool = False) -> None:
-    """InputError naming `source` if writing `out` (a file, or a folder written into) could modify it."""
-    if _same_file(source, out):
-        raise InputError("the output is this input file: writing it would overwrite your data; choose "
-                         "another output", source)
-    if folder and Path(out).resolve() in Path(source).resolve().parents:
-        raise InputError(f"this input lies inside the output folder {out}, which the job writes into; "
-                         "choose another output folder", source)
 
 
 # -- sr-train ------------------------------------------------------------------------------------------

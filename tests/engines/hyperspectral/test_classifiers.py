@@ -111,3 +111,16 @@ def test_svm_grid_search_picks_what_grid_search_cv_picks_and_stops_between_pairs
             stop=lambda: len(pairs) >= 1,
         )
     assert pairs == [1]
+
+
+@pytest.mark.parametrize("method", ["gmlc", "cnn"])
+def test_class_ids_past_255_are_not_wrapped(small_scene, method: str) -> None:
+    """Ground truth with ids such as 300: the map is wide enough to hold them (uint8 would give 44)."""
+    labels = np.where(small_scene.labels == 3, 300, small_scene.labels.astype(np.int32))
+    names = [f"c{c}" for c in range(1, 301)]
+    cube = type(small_scene)(**{**small_scene.__dict__, "labels": labels, "class_names": names})
+    split = make_split(labels, per_class=10, seed=0)
+    result, class_map = run_protocol(cube, method, split, seed=0, quick=True)
+    assert class_map.dtype == np.uint16
+    assert set(np.unique(class_map[split.test > 0])) <= set(np.unique(labels)) - {0}
+    assert 300 in class_map and result["per_class_accuracy"]["c300"] is not None

@@ -215,3 +215,34 @@ def test_sigterm_while_building_the_demo_leaves_nothing_in_the_cache(env: dict, 
     assert proc.returncode == 0 and "cancelled: stopped while building the scene" in stderr, stderr
     assert '"done"' not in rest
     assert not cache.exists() or list(cache.iterdir()) == []  # no half-written farmland-v* folder
+
+
+def test_save_map_never_lands_on_an_input(env: dict, tmp_path: Path) -> None:
+    import hashlib
+
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "c.tif", rng.random((20, 16, 8), np.float32), photometric="minisblack",
+                     planarconfig="contig")
+    tifffile.imwrite(tmp_path / "c_gt.tif", rng.integers(1, 4, (20, 16)).astype(np.uint8))
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    for target in ("c.tif", "c_gt.tif"):
+        proc = _run(env, "hsi-bench", str(tmp_path / "c.tif"), "--method", "gmlc", "--per-class", "5",
+                    "--quick", "--json", "--save-map", str(tmp_path / target))
+        assert proc.returncode == 2 and "would overwrite your data" in proc.stderr, proc.stderr
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()} == before
+
+
+def test_demo_writer_keeps_split_files_it_did_not_write(env: dict, tmp_path: Path) -> None:
+    import numpy as np
+    import scipy.io
+
+    splits = tmp_path / "Training samples and test samples"
+    splits.mkdir()
+    scipy.io.savemat(splits / "Train25.mat", {"LKtrain25": np.ones((4, 4), np.uint8)})  # a real WHU-Hi file
+    before = (splits / "Train25.mat").read_bytes()
+    proc = _run(env, "hsi-demo", str(tmp_path), "--size", "16", "16", "--json")
+    assert proc.returncode == 2 and "Train25.mat" in proc.stderr and "overwrite" in proc.stderr
+    assert (splits / "Train25.mat").read_bytes() == before

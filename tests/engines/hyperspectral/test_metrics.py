@@ -35,3 +35,8 @@ def test_perfect_and_empty() -> None:
     assert r["OA"] == r["AA"] == r["kappa"] == 1.0
     with pytest.raises(ValueError, match="equally many"):
         accuracy_report(np.array([1, 2]), np.array([1]), ["a", "b"])
+
+
+def test_repeated_class_names_keep_every_class() -> None:
+    r = accuracy_report(np.array([1, 2, 3]), np.array([1, 1, 3]), ["Road", "Road", "C"])
+    assert r["per_class_accuracy"] == {"Road (1)": 1.0, "Road (2)": 0.0, "C": 1.0}

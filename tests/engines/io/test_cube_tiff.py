@@ -66,3 +66,12 @@ def test_not_a_tiff(tmp_path: Path) -> None:
     (tmp_path / "bad.tif").write_bytes(b"\x00" * 64)
     with pytest.raises(InputError, match="not a readable TIFF"):
         read_cube(tmp_path / "bad.tif")
+
+
+def test_truncated_compressed_tiff_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, CUBE, photometric="minisblack", planarconfig="contig", compression="zlib")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 9 // 10])  # the end of its strips
+    with pytest.raises(InputError, match="image data cannot be read") as info:
+        read_cube(path)
+    assert info.value.path == str(path)

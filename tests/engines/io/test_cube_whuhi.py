@@ -145,3 +145,29 @@ def test_not_a_mat_file(tmp_path: Path) -> None:
     (tmp_path / "junk.mat").write_bytes(b"not matlab at all" * 20)
     with pytest.raises(InputError, match=r"not a MATLAB \.mat file"):
         read_cube(tmp_path / "junk.mat")
+
+
+@pytest.mark.parametrize("text", [b"not matlab at all" * 20, b"hello world\n" * 40])
+def test_text_named_mat_is_refused(tmp_path: Path, text: bytes) -> None:
+    (tmp_path / "junk.mat").write_bytes(text)  # the second makes scipy's version check fail differently
+    with pytest.raises(InputError, match=r"not a MATLAB \.mat file"):
+        read_cube(tmp_path / "junk.mat")
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.3], ids=["data cut", "metadata cut"])
+def test_truncated_v73_is_named(tmp_path: Path, keep: float) -> None:
+    path = tmp_path / "WHU_Hi_HanChuan.mat"
+    write_mat73(path, {"WHU_Hi_HanChuan": CUBE}, compress=True)
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+    with pytest.raises(InputError) as info:
+        np.asarray(read_cube(path).data)
+    assert info.value.path == str(path)
+
+
+def test_ground_truth_given_overrides_a_mismatched_one_beside(tmp_path: Path) -> None:
+    scipy.io.savemat(tmp_path / "scene.mat", {"scene": CUBE})
+    scipy.io.savemat(tmp_path / "scene_gt.mat", {"scene_gt": GT[:3, :3]})  # not this cube's
+    scipy.io.savemat(tmp_path / "truth.mat", {"truth": GT})
+    cube = read_cube(tmp_path / "scene.mat", gt=tmp_path / "truth.mat")
+    np.testing.assert_array_equal(cube.labels, GT)
+    assert cube.meta["ground_truth"] == str(tmp_path / "truth.mat")
