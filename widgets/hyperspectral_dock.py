@@ -50,6 +50,7 @@ from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.display import (
     DEFAULT_RGB_NM,
+    band_image,
     band_label,
     pixel_spectrum,
     region_spectrum,
@@ -68,9 +69,11 @@ def region_stats(cube: Cube, masks: np.ndarray) -> list[tuple[int, np.ndarray, n
 
 
 def band_view(cube: Cube, band: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """Band `band` as float32 (H, W) and its 1st..99th percentile contrast limits (slow: a worker's job)."""
-    data = np.asarray(cube.data[..., band], dtype=np.float32)
-    lo, hi = (float(v) for v in np.percentile(data, [1, 99]))
+    """Band `band` as float32 (H, W), no data as NaN, and its 1st..99th percentile contrast limits (slow: a
+    worker's job)."""
+    data = band_image(cube, band)
+    finite = data[np.isfinite(data)]
+    lo, hi = (float(v) for v in np.percentile(finite, [1, 99])) if finite.size else (0.0, 1.0)
     return data, (lo, hi if hi > lo else lo + 1.0)
 
 

@@ -33,16 +33,36 @@ def scale(cube: Cube) -> float:
     return 1.0 / float(cube.meta.get("reflectance_scale_factor", 1.0) or 1.0)
 
 
+def without_ignored(cube: Cube, values: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """`values` read from the cube as a new float array of `dtype`, with the cube's "data ignore value"
+    (ENVI's no-data marker, e.g. -9999 outside the flight line) as NaN, so that no statistic counts it."""
+    out = np.array(values, dtype=dtype)
+    ignore = cube.meta.get("data_ignore_value")
+    if ignore is not None:
+        out[out == out.dtype.type(ignore)] = np.nan
+    return out
+
+
+def band_image(cube: Cube, band: int) -> np.ndarray:
+    """Band `band` (H, W) as float32, no-data pixels NaN."""
+    return without_ignored(cube, cube.data[..., band], np.float32)
+
+
 def stretch(image: np.ndarray, percent: float = 2.0) -> np.ndarray:
-    """Linear stretch of each channel from its `percent` to its 100 - `percent` percentile onto 0..1.
+    """Linear stretch of each channel from its `percent` to its 100 - `percent` percentile onto 0..1, NaN
+    (no data) left out of the percentiles and shown as 0.
 
     image : (H, W) or (H, W, C); returns float32 of the same shape.
     """
     img = np.asarray(image, dtype=np.float32)
     chans = img[..., None] if img.ndim == 2 else img
-    lo = np.percentile(chans, percent, axis=(0, 1))
-    hi = np.percentile(chans, 100.0 - percent, axis=(0, 1))
-    out = np.clip((chans - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    valid = np.isfinite(chans).any(axis=(0, 1))
+    lo = np.zeros(chans.shape[-1], np.float32)
+    hi = np.ones(chans.shape[-1], np.float32)
+    if valid.any():
+        lo[valid] = np.nanpercentile(chans[..., valid], percent, axis=(0, 1))
+        hi[valid] = np.nanpercentile(chans[..., valid], 100.0 - percent, axis=(0, 1))
+    out = np.nan_to_num(np.clip((chans - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0), nan=0.0)
     return out[..., 0] if img.ndim == 2 else out
 
 
@@ -54,21 +74,25 @@ def rgb_composite(
     Returns the image and the three band indices used.
     """
     bands = [nearest_band(cube, w) for w in wavelengths_nm]
-    rgb = np.stack([np.asarray(cube.data[..., b], dtype=np.float32) for b in bands], axis=-1)
+    rgb = np.stack([band_image(cube, b) for b in bands], axis=-1)
     return stretch(rgb, percent), bands
 
 
 def pixel_spectrum(cube: Cube, row: int, col: int) -> np.ndarray:
-    """Reflectance spectrum (B,) float64 of one pixel."""
-    return np.asarray(cube.data[row, col], dtype=np.float64) * scale(cube)
+    """Reflectance spectrum (B,) float64 of one pixel, NaN where it has no data."""
+    return without_ignored(cube, cube.data[row, col]) * scale(cube)
 
 
 def region_spectrum(cube: Cube, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Mean and standard deviation (B,) of the reflectance over the pixels where `mask` (H, W) is set,
-    and their number; reads only the rows the mask touches."""
+    no-data values left out, and the number of pixels with data; reads only the rows the mask touches."""
     mask = np.asarray(mask, bool)
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         raise ValueError("the region holds no pixel of the cube")
-    values = np.concatenate([np.asarray(cube.data[r], dtype=np.float64)[mask[r]] for r in rows]) * scale(cube)
-    return values.mean(axis=0), values.std(axis=0), int(values.shape[0])
+    values = without_ignored(cube, np.concatenate([np.asarray(cube.data[r])[mask[r]] for r in rows]))
+    values *= scale(cube)
+    values = values[~np.isnan(values).all(axis=1)]
+    if not values.size:
+        raise ValueError("the region holds only no-data pixels")
+    return np.nanmean(values, axis=0), np.nanstd(values, axis=0), int(values.shape[0])

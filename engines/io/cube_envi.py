@@ -18,8 +18,18 @@ from engines.io.cubes import check_wavelengths
 DATA_SUFFIXES = ("", ".img", ".raw", ".bsq", ".bil", ".bip", ".dat", ".bin", ".hyspex")
 # Fields without which the file cannot be decoded (spectral's own list).
 REQUIRED_FIELDS = ("samples", "lines", "bands", "data type", "interleave", "byte order")
-_MICROMETRE_UNITS = {"micrometers", "micrometer", "microns", "micron", "um", "µm"}
-_NANOMETRE_UNITS = {"nanometers", "nanometer", "nm"}
+# ENVI's "wavelength units" (and GDAL's) that are lengths -> nanometres per unit.
+_LENGTH_UNITS_NM = {
+    **dict.fromkeys(("nanometers", "nanometer", "nanometres", "nanometre", "nm"), 1.0),
+    **dict.fromkeys(("micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron", "um",
+                     "µm"), 1e3),
+    **dict.fromkeys(("millimeters", "millimeter", "millimetres", "millimetre", "mm"), 1e6),
+    **dict.fromkeys(("centimeters", "centimeter", "centimetres", "centimetre", "cm"), 1e7),
+    **dict.fromkeys(("meters", "meter", "metres", "metre", "m"), 1e9),
+    **dict.fromkeys(("angstroms", "angstrom"), 0.1),
+}
+# ENVI's units that are not wavelengths: the bands' positions cannot be given in nm.
+_OTHER_UNITS = {"index", "wavenumber", "ghz", "mhz", "hz", "data value"}
 
 
 def is_envi_header(path: str | os.PathLike) -> bool:
@@ -122,13 +132,14 @@ def _floats(header: dict, key: str, n: int, hdr: Path) -> np.ndarray | None:
     return arr
 
 
-def wavelength_scale_to_nm(units: str | None, values: np.ndarray) -> tuple[float, str | None]:
-    """Factor turning `values` in `units` into nanometres, and a warning when the unit had to be guessed."""
+def wavelength_scale_to_nm(units: str | None, values: np.ndarray) -> tuple[float | None, str | None]:
+    """Factor turning `values` in `units` into nanometres (None when the unit is not a length: band index,
+    wavenumber, frequency), and a warning when the unit had to be guessed or the values are dropped."""
     u = (units or "").strip().lower()
-    if u in _MICROMETRE_UNITS:
-        return 1000.0, None
-    if u in _NANOMETRE_UNITS:
-        return 1.0, None
+    if u in _LENGTH_UNITS_NM:
+        return _LENGTH_UNITS_NM[u], None
+    if u in _OTHER_UNITS:
+        return None, f"band positions are given in {units!r}, not as wavelengths: bands are shown by number"
     guess_um = float(np.nanmax(values)) < 100.0  # 0.4-2.5 reads as micrometres, 400-2500 as nanometres
     return (1000.0 if guess_um else 1.0), (
         f"wavelength units {units!r} not recognised: read as {'micrometres' if guess_um else 'nanometres'} "
@@ -169,9 +180,9 @@ def read_envi_cube(path: str | os.PathLike) -> Cube:
         factor, note = wavelength_scale_to_nm(units, wl)
         if note:
             warn.append(note)
-        wl = check_wavelengths(wl * factor, bands, hdr)
+        wl = None if factor is None else check_wavelengths(wl * factor, bands, hdr)
         if fwhm is not None:
-            fwhm = fwhm * factor
+            fwhm = None if factor is None else fwhm * factor
     bbl = _floats(header, "bbl", bands, hdr)
     meta: dict = {
         "format": "ENVI",

@@ -56,3 +56,27 @@ def test_spectra_in_reflectance() -> None:
     np.testing.assert_allclose(sd, DATA[mask].std(0) / 10000.0)
     with pytest.raises(ValueError, match="no pixel"):
         region_spectrum(CUBE, np.zeros((6, 5), bool))
+
+
+def test_no_data_value_is_left_out_of_spectra_and_stretch() -> None:
+    """ENVI's "data ignore value" marks pixels without data (here -9999 in int16): no mean, SD, count or
+    percentile may include them."""
+    data = np.random.default_rng(1).integers(0, 1000, size=(6, 5, 4)).astype(np.int16)
+    data[0, 0] = -9999  # a whole pixel without data
+    data[2, 3, 1] = -9999  # one band of one pixel
+    cube = Cube(data, meta={"data_ignore_value": -9999.0})
+    mask = np.zeros((6, 5), bool)
+    mask[0:3, 0:4] = True
+    mean, sd, n = region_spectrum(cube, mask)
+    valid = np.where(data == -9999, np.nan, data.astype(np.float64))[mask]
+    assert n == 11  # 12 pixels, one without any data
+    np.testing.assert_allclose(mean, np.nanmean(valid, axis=0))
+    np.testing.assert_allclose(sd, np.nanstd(valid, axis=0))
+    assert np.isnan(pixel_spectrum(cube, 0, 0)).all() and np.isnan(pixel_spectrum(cube, 2, 3)[1])
+    rgb, _ = rgb_composite(cube, (0, 1, 2), percent=0.0)
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    band = data[..., 1].astype(np.float32)
+    inside = band[band != -9999]
+    np.testing.assert_allclose(rgb[..., 1][band != -9999], (inside - inside.min()) / np.ptp(inside), atol=1e-6)
+    with pytest.raises(ValueError, match="only no-data"):
+        region_spectrum(cube, np.eye(6, 5, dtype=bool) & (np.arange(6)[:, None] == 0))

@@ -61,6 +61,24 @@ def test_nanometres_and_guessed_units(tmp_path: Path) -> None:
     assert any("micrometres" in w for w in cube.warnings)
 
 
+@pytest.mark.parametrize(("units", "values", "nm"), [
+    ("Millimeters", [0.0004, 0.0005, 0.0006, 0.0007, 0.0008], [400, 500, 600, 700, 800]),
+    ("Meters", [4e-7, 5e-7, 6e-7, 7e-7, 8e-7], [400, 500, 600, 700, 800]),
+    ("Angstroms", [4000, 5000, 6000, 7000, 8000], [400, 500, 600, 700, 800]),
+    ("Index", [1, 2, 3, 4, 5], None),
+    ("Wavenumber", [25000, 20000, 16667, 14286, 12500], None),
+    ("GHz", [749481, 599585, 499654, 428275, 374741], None),
+])
+def test_every_envi_wavelength_unit(tmp_path: Path, units: str, values: list, nm: list | None) -> None:
+    cube = read_cube(_write(tmp_path, "u", metadata={"wavelength": values, "wavelength units": units}))
+    if nm is None:  # not a length: no wavelengths rather than made-up ones, and the user is told
+        assert cube.wavelengths_nm is None and "fwhm_nm" not in cube.meta
+        assert any(units in w and "bands are shown by number" in w for w in cube.warnings)
+    else:
+        np.testing.assert_allclose(cube.wavelengths_nm, nm)
+        assert cube.warnings == []
+
+
 def test_classification_ground_truth_beside(tmp_path: Path) -> None:
     hdr = _write(tmp_path, "field")
     labels = RNG.integers(0, 4, size=CUBE.shape[:2]).astype(np.uint8)
