@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from engines.errors import InputError
@@ -30,8 +31,15 @@ class Checkpoint:
     path: Path
     step: int
     config: dict[str, Any]
-    weights: dict[str, torch.Tensor]
     optimizer: dict[str, Any] | None
+
+    def load_weights(self, model: nn.Module) -> None:
+        """Set `model`'s weights (plain or partitioned) from the checkpoint. A tensor the network holds under
+        several names (DynUNet's skip layers reuse its blocks) is stored once and set under every name."""
+        try:
+            load_model(model, self.path / WEIGHTS)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"the checkpoint's weights do not fit this network: {exc}", self.path) from exc
 
 
 def checkpoint_dir(out: str | os.PathLike) -> Path:
@@ -55,8 +63,7 @@ def save_checkpoint(out: str | os.PathLike, model: nn.Module, optimizer: torch.o
     tmp, old = final.with_name("checkpoint.tmp"), final.with_name("checkpoint.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / WEIGHTS), metadata={"step": str(step)})
+    save_model(model, str(tmp / WEIGHTS), metadata={"step": str(step)})  # aliases once; copied off the GPU
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
     (tmp / STATE).write_text(json.dumps({"step": step, "config": config}, indent=1))
@@ -69,7 +76,8 @@ def save_checkpoint(out: str | os.PathLike, model: nn.Module, optimizer: torch.o
 
 
 def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read OUT/checkpoint/ (or the previous one, if a crash interrupted the swap).
+    """Read OUT/checkpoint/ (or the previous one, if a crash interrupted the swap); the weights are set into a
+    network by `Checkpoint.load_weights`, the optimizer state is read onto `map_location`.
 
     Raises
     ------
@@ -83,10 +91,11 @@ def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device 
         raise InputError("no checkpoint here to resume from or predict with", path)
     try:
         state = json.loads((path / STATE).read_text())
-        weights = load_file(str(path / WEIGHTS), device=str(map_location))
+        with safe_open(path / WEIGHTS, framework="pt") as weights:  # a readable header, read now
+            weights.keys()
         optimizer = None
         if (path / OPTIMIZER).exists():
             optimizer = torch.load(path / OPTIMIZER, map_location=map_location, weights_only=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"the checkpoint cannot be read: {exc}", path) from exc
-    return Checkpoint(path, int(state["step"]), state["config"], weights, optimizer)
+    return Checkpoint(path, int(state["step"]), state["config"], optimizer)

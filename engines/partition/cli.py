@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engines.errors import InputError
-from engines.events import emit
+from engines.events import StopRequest, emit
 from engines.partition.models import MODELS
 
 CHECK_EPILOG = """example:
@@ -139,22 +139,57 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a rank fails with when another rank vanished first (gloo, NCCL, the c10d store): a consequence.
+_COLLATERAL = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "DistNetworkError",
+               "DistBackendError", "remote process exited", "communicator was aborted", "failed to recv",
+               "Socket Timeout")
+
+
+def _failure_message(failure) -> str:
+    """The last line of the error a rank recorded in its error file ("" when it wrote none: killed by a
+    signal first; torch then makes up a "Signal 9 received" message of its own)."""
+    recorded = failure.error_file_data.get("message")
+    if isinstance(recorded, dict):  # what `record` writes: {"message": "Type: text", "extraInfo": {...}}
+        recorded = recorded.get("message")
+    if not isinstance(recorded, str) or recorded == "<NONE>" or not recorded.strip():  # torch's "no file"
+        return ""
+    return recorded.strip().splitlines()[-1]
+
+
 def describe_failures(failures: dict) -> str:
-    """One sentence naming the rank(s) that failed; a rank killed by a signal is named first (the others
-    usually failed because it vanished)."""
-    def order(item):
+    """One sentence naming the rank(s) that failed, causes before consequences: a rank's own error first, then
+    a death by a signal other than SIGTERM (SIGKILL, SIGSEGV: the kernel's OOM killer, a crash), and last
+    what followed (torchrun's SIGTERM to the survivors, their lost connections), each by time and rank."""
+    def cause(item) -> tuple[int, int, int]:
         rank, failure = item
-        return (failure.exitcode >= 0, failure.timestamp, rank)
+        message = _failure_message(failure)
+        if message and not any(text in message for text in _COLLATERAL):
+            kind = 0
+        elif failure.exitcode < 0 and failure.exitcode != -signal.SIGTERM and not message:
+            kind = 1
+        else:
+            kind = 2
+        return kind, failure.timestamp, rank
 
     parts = []
-    for rank, failure in sorted(failures.items(), key=order):
-        if failure.exitcode < 0:
+    for rank, failure in sorted(failures.items(), key=cause):
+        message = _failure_message(failure)
+        if message:
+            parts.append(f"rank {rank} failed: {message}")
+        elif failure.exitcode < 0:
             parts.append(f"rank {rank} died ({failure.signal_name()})")
         else:
-            message = failure.message if isinstance(failure.message, str) else json.dumps(failure.message)
-            detail = message.strip().splitlines()[-1] if message and message.strip() else "no message"
-            parts.append(f"rank {rank} failed with exit code {failure.exitcode}: {detail}")
+            parts.append(f"rank {rank} failed with exit code {failure.exitcode}: no message")
     return "; ".join(parts) + "; the job stopped"
+
+
+class _StoppedBeforeLaunch(BaseException):
+    """SIGTERM or SIGINT while the volumes were being prepared, before torchrun took the signals over (a
+    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it)."""
+
+
+def _stop_before_launch() -> None:
+    raise _StoppedBeforeLaunch  # from the signal handler: preparing stops where it is (it cleans up)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -176,19 +211,27 @@ def run_train(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
     if args.port:
         check_port_free(args.port)
-    plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
-    root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here
-    os.environ.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_rank(ranks)))
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
-    launch_args = torchrun_args([
-        "--nnodes", "1", "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
-        "--rdzv-endpoint", f"127.0.0.1:{args.port}", "--max-restarts", "0", "--monitor-interval", "0.2",
-        "-m", "engines.partition.train", *worker_argv(args)])
-    config, entrypoint, entry_args = config_from_args(launch_args)
-    emit("log", message=f"starting {ranks} ranks (torchrun)")
+    stop = StopRequest().install()  # until torchrun installs its own handler
+    stop.on_signal(_stop_before_launch)
     try:
+        plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
+        if stop:  # the signal came where its exception could not surface
+            raise _StoppedBeforeLaunch
+        root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here
+        os.environ.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_rank(ranks)))
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+        launch_args = torchrun_args([
+            "--nnodes", "1", "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", f"127.0.0.1:{args.port}", "--max-restarts", "0", "--monitor-interval", "0.2",
+            "-m", "engines.partition.train", *worker_argv(args)])
+        config, entrypoint, entry_args = config_from_args(launch_args)
+        emit("log", message=f"starting {ranks} ranks (torchrun)")
         with cpu_rank_env(backend):
             elastic_launch(config, entrypoint)(*entry_args)
+    except _StoppedBeforeLaunch:
+        emit("log", message="stopped before the ranks started: nothing trained, nothing to checkpoint")
+        print("stopped before the ranks started", file=sys.stderr)
+        return 0
     except ChildFailedError as exc:
         emit("error", message=describe_failures(exc.failures))
         return 1

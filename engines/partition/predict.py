@@ -200,7 +200,7 @@ def load_trained_model(out: str | os.PathLike, *, device: torch.device | str = "
     config = checkpoint.config
     model = build_model(config["model"], in_channels=config.get("in_channels", 1),
                         out_channels=config["classes"], width=config["width"])
-    model.load_state_dict(checkpoint.weights)
+    checkpoint.load_weights(model)
     return model.to(device).eval(), config
 
 

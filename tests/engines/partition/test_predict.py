@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from engines.errors import InputError
 from engines.partition.checkpoint import load_checkpoint, save_checkpoint
 from engines.partition.models import build_model
 from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling
@@ -30,8 +31,24 @@ def test_checkpoint_round_trips_weights_optimizer_and_step(tmp_path):
     model = _trained_folder(tmp_path, (16, 16, 8))
     checkpoint = load_checkpoint(tmp_path)
     assert checkpoint.step == 7 and checkpoint.config["model"] == "unet"
-    assert all(torch.equal(checkpoint.weights[k], v) for k, v in model.state_dict().items())
+    fresh = build_model("unet", out_channels=3, width=2)
+    checkpoint.load_weights(fresh)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in model.state_dict().items())
     assert checkpoint.optimizer["param_groups"][0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("name", ["basicunet", "unet", "dynunet"])
+def test_every_model_checkpoints_and_reloads(tmp_path, name):
+    """DynUNet holds its blocks under two names (skip_layers reuses them): saved once, set under both."""
+    torch.manual_seed(1)
+    model = build_model(name, out_channels=2, width=2)
+    save_checkpoint(tmp_path, model, None, 1, {"model": name})
+    fresh = build_model(name, out_channels=2, width=2)
+    load_checkpoint(tmp_path).load_weights(fresh)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    with pytest.raises(InputError, match="do not fit"):
+        load_checkpoint(tmp_path).load_weights(build_model(name, out_channels=3, width=2))
 
 
 def test_one_window_covering_the_volume_equals_a_plain_forward(tmp_path):
