@@ -7,6 +7,7 @@ The GUI's job runner parses them; the same lines are what a user sees running th
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:
         raise ValueError("a progress event needs 'step' and 'total'")
     if event == "error" and "message" not in fields:
         raise ValueError("an error event needs 'message'")
-    line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_to_json)
+    line = json.dumps(_finite({"event": event, "time": round(time.time(), 3), **fields}), allow_nan=False)
     out = stream or sys.stdout
     try:
         out.write(line + "\n")
@@ -81,7 +82,15 @@ class StopRequest:
         return self._event.is_set()
 
 
-def _to_json(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+def _finite(obj: Any) -> Any:
+    """`obj` with arrays as lists and NaN or infinities as None (null): strict JSON readers refuse NaN, and a
+    diverging loss must not make the job's events unreadable."""
+    if hasattr(obj, "tolist"):  # numpy and torch arrays and scalars
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj

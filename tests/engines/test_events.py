@@ -25,6 +25,19 @@ def test_emit_writes_one_parsable_line_per_event():
     assert all(isinstance(json.loads(line)["time"], float) for line in lines)
 
 
+def test_a_diverging_metric_stays_strict_json():
+    """NaN is not JSON: strict readers (browsers, jq, most languages) refuse a line that holds it."""
+    out = io.StringIO()
+    emit("metric", stream=out, step=1, loss=float("nan"), dice=[0.5, None, np.float32("inf")],
+         peak=np.array([np.nan, 2.0]))
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    event = json.loads(out.getvalue(), parse_constant=refuse)
+    assert event["loss"] is None and event["dice"] == [0.5, None, None] and event["peak"] == [None, 2.0]
+
+
 @pytest.mark.parametrize(
     ("event", "fields", "match"),
     [("bogus", {}, "unknown event"), ("progress", {"step": 1}, "step"), ("error", {}, "message")],
