@@ -243,12 +243,20 @@ def _moments(slab: np.ndarray) -> tuple[int, float, float]:
     return slab.size, mean, float(np.dot(flat, flat))
 
 
-def _mean_std(image: Any) -> tuple[float, float]:
+def _mean_std(image: Any, path: str) -> tuple[float, float]:
     """Mean and SD over the whole volume (an array-like) in float64, reading each slab once: the slabs'
-    own moments combined with Chan et al.'s pairwise update (no cancellation). One slab is held at a time."""
+    own moments combined with Chan et al.'s pairwise update (no cancellation). One slab is held at a time.
+
+    Raises InputError for NaN or infinite voxels (a slab's mean is then not finite), which would make
+    every loss NaN."""
     count, mean, squares = 0, 0.0, 0.0
-    for box in _slabs(image.shape, file_order(image)[0]):
+    axis = file_order(image)[0]
+    for box in _slabs(image.shape, axis):
         size, slab_mean, slab_squares = _moments(_own_float64(image[box]))
+        if not math.isfinite(slab_mean):
+            raise InputError(f"the image holds NaN or infinite values (between index {box[axis].start} and "
+                             f"{box[axis].stop - 1} along axis {axis}); training needs finite intensities",
+                             path)
         if size:
             total = count + size
             delta = slab_mean - mean
@@ -335,8 +343,8 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     Raises
     ------
     InputError
-        Shape or affine mismatch, not a 3D volume, labels that are not class indices, what `check`
-        refuses, or too little disk. Nothing is written then.
+        Shape or affine mismatch, not a 3D volume, labels that are not class indices, NaN or infinite
+        intensities, what `check` refuses, or too little disk. Nothing is written then.
     """
     if (found := open_data(image, labels, block, out)) is not None:
         return found
@@ -358,6 +366,8 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     classes = label_classes(label_data, labels)
     label_dtype = np.min_scalar_type(classes - 1)
     check(tuple(pixels.shape), classes)
+    mean, std = _mean_std(pixels, image)
+    std = std or 1.0
     padded = padded_shape(pixels.shape, block)
 
     folder = data_dir(out)
@@ -367,8 +377,6 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
                          f"{free / 2**30:.2f} GiB are free", folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)  # what follows is not valid until the new meta.json is there
-    mean, std = _mean_std(pixels)
-    std = std or 1.0
     _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels, (mean, std))
     _write(folder / LABELS, padded, label_dtype, 0, label_data)
     affine = np.asarray(image_vol.affine, dtype=np.float64)

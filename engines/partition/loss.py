@@ -40,8 +40,24 @@ def _flat_labels(labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return labels.reshape(n_batch, -1).long()
 
 
+def _weights(mask: torch.Tensor | None, flat: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """`mask` (True = a voxel of the image, False = padding) as (N, voxels) weights of `dtype`, or None."""
+    return None if mask is None else mask.reshape(flat.shape).to(dtype)
+
+
+def _voxel_count(weights: torch.Tensor | None, flat: torch.Tensor, mesh: SpatialMesh) -> int:
+    """Voxels counted over the whole volume (all blocks): every one, or those `weights` keep."""
+    if weights is None:
+        return flat.numel() * mesh.spatial_size
+    count = weights.sum().to(torch.int64).reshape(1)  # exact: a float32 sum of a 512^3 mask is not
+    if mesh.spatial_size > 1:
+        dist.all_reduce(count, group=mesh.spatial_group)
+    return int(count.item())
+
+
 def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, mesh: SpatialMesh, *, lambda_dice: float = 1.0,
-                 lambda_ce: float = 1.0, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5) -> torch.Tensor:
+                 lambda_ce: float = 1.0, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
     """MONAI's ``DiceCELoss(to_onehot_y=True, softmax=True)`` for a partitioned volume.
 
     Parameters
@@ -50,32 +66,45 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, mesh: SpatialMesh, 
         This rank's block of the network output.
     labels : Tensor, shape (N, 1, d, h, w) or (N, d, h, w), integer values in [0, C)
         This rank's block of the labels.
+    mask : Tensor of bool, shape of `labels`, optional
+        The voxels that count (False: padding added to reach the block multiple); default all.
 
     Returns
     -------
     Tensor, scalar
-        Mean over (sample, class) of the soft Dice loss plus the mean cross-entropy over all voxels of the
-        whole volume - the same value on every rank of a replica.
+        Mean over (sample, class) of the soft Dice loss plus the mean cross-entropy over the counted voxels
+        of the whole volume - the same value on every rank of a replica.
     """
     n_batch, classes = logits.shape[:2]
     flat = _flat_labels(labels, logits)
     log_prob = F.log_softmax(logits, 1).reshape(n_batch, classes, -1)
     prob = log_prob.exp()
     at_label = flat.unsqueeze(1)
-    intersection = prob.new_zeros(n_batch, classes).scatter_add(1, flat, prob.gather(1, at_label)[:, 0])
-    ground = prob.new_zeros(n_batch, classes).scatter_add(1, flat, torch.ones_like(flat, dtype=prob.dtype))
+    weights = _weights(mask, flat, prob.dtype)
+    prob_at_label = prob.gather(1, at_label)[:, 0]
+    log_at_label = log_prob.gather(1, at_label)[:, 0]
+    ones = torch.ones_like(flat, dtype=prob.dtype)
+    if weights is not None:  # padding counts nowhere
+        prob = prob * weights[:, None]
+        prob_at_label = prob_at_label * weights
+        log_at_label = log_at_label * weights
+        ones = weights
+    intersection = prob.new_zeros(n_batch, classes).scatter_add(1, flat, prob_at_label)
+    ground = prob.new_zeros(n_batch, classes).scatter_add(1, flat, ones)
     predicted = prob.sum(2)
-    ce_sum = -log_prob.gather(1, at_label).sum().reshape(1)
+    ce_sum = -log_at_label.sum().reshape(1)
     sums = replicated_sum(
         torch.cat([intersection.reshape(-1), ground.reshape(-1), predicted.reshape(-1), ce_sum]), mesh)
     intersection, ground, predicted = sums[:-1].reshape(3, n_batch, classes)
     dice = 1.0 - (2.0 * intersection + smooth_nr) / (ground + predicted + smooth_dr)
-    cross_entropy = sums[-1] / (flat.numel() * mesh.spatial_size)
+    cross_entropy = sums[-1] / max(_voxel_count(weights, flat, mesh), 1)
     return lambda_dice * dice.mean() + lambda_ce * cross_entropy
 
 
-def dice_scores(logits: torch.Tensor, labels: torch.Tensor, mesh: SpatialMesh) -> list[float | None]:
-    """Hard Dice of argmax(logits) per class over every sample and block of every replica.
+def dice_scores(logits: torch.Tensor, labels: torch.Tensor, mesh: SpatialMesh,
+                mask: torch.Tensor | None = None) -> list[float | None]:
+    """Hard Dice of argmax(logits) per class over every sample and block of every replica, over the voxels
+    `mask` keeps (default all).
 
     Returns one value per class, None for a class absent from both prediction and labels.
     """
@@ -83,10 +112,11 @@ def dice_scores(logits: torch.Tensor, labels: torch.Tensor, mesh: SpatialMesh) -
     flat = _flat_labels(labels, logits)
     with torch.no_grad():
         predicted = logits.argmax(1).reshape(flat.shape)
-        ones = torch.ones_like(flat, dtype=torch.float64)
+        weights = _weights(mask, flat, torch.float64)
+        ones = torch.ones_like(flat, dtype=torch.float64) if weights is None else weights
         hit = torch.zeros(flat.shape[0], classes, dtype=torch.float64, device=flat.device)
         sums = torch.stack([
-            hit.scatter_add(1, flat, (predicted == flat).double()).sum(0),
+            hit.scatter_add(1, flat, (predicted == flat).double() * ones).sum(0),
             hit.scatter_add(1, predicted, ones).sum(0),
             hit.scatter_add(1, flat, ones).sum(0),
         ])

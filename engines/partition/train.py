@@ -30,10 +30,11 @@ import torch.distributed as dist
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
+from engines.files import refuse_overwrite
 from engines.memory import peak_rss_mb
 from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
 from engines.partition.convert import partition_model, required_multiple
-from engines.partition.data import JobData, prepare_data, wait_for_data
+from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
 from engines.partition.launch import cpu_threads_per_rank
 from engines.partition.loss import dice_ce_loss, dice_scores
@@ -120,9 +121,11 @@ def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], 
         crop = ()
     if len(crop) != 3 or min(crop) < 1:
         raise InputError(f"--crop must be D,H,W (three positive integers) or 'full'; got {text!r}")
-    for axis, (c, n, b) in enumerate(zip(crop, shape, block, strict=True)):
-        if c > n:
-            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} exceeds the volume's {n}")
+    padded = padded_shape(shape, block)  # crops are drawn from the volume padded to the block multiple
+    for axis, (c, n, p, b) in enumerate(zip(crop, shape, padded, block, strict=True)):
+        if c > p:
+            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} exceeds the volume's {n}"
+                             + (f" (padded to {p})" if p != n else ""))
         if c % b:
             raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} is not a multiple of {b} (mesh "
                              f"{mesh} x the model's downsampling); use {max(b, c // b * b)} or 'full'")
@@ -162,6 +165,7 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     if not args.checkpoint_minutes >= 0:
         raise InputError(f"--checkpoint-minutes must be 0 or more; got {args.checkpoint_minutes}")
 
+    _check_paths(args)
     multiple = required_multiple(build_model(args.model, out_channels=2, width=args.width))
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
     resume = _resume_checkpoint(args)
@@ -188,6 +192,20 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """The inputs exist, OUT is (or can be) a folder, and nothing the job writes there - the prediction, the
+    prepared volumes, the checkpoints - is one of the inputs (say, an earlier run's prediction as labels)."""
+    for path in (args.image, args.labels):
+        if not os.path.exists(path):
+            raise InputError("no such file or folder", path)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError("--out must be a folder for the job's files; this is a file", args.out)
+    for path in (args.image, args.labels):
+        refuse_overwrite(path, Path(args.out) / PREDICTION)
+        for folder in (data_dir(args.out), checkpoint_dir(args.out)):
+            refuse_overwrite(path, folder, folder=True)
+
+
 def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
     exists = (checkpoint_dir(args.out) / "checkpoint.json").exists()
     if not args.resume:
@@ -208,8 +226,10 @@ def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
 
 
 def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's block of the step's crop: image (1, 1, d, h, w) float32, labels (1, 1, d, h, w) int64."""
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """This rank's block of the step's crop: image (1, 1, d, h, w) float32, labels (1, 1, d, h, w) int64, and
+    which of its voxels are the image's own (bool, same shape; None when all are): the crop is drawn from
+    the volume padded to the block multiple, and the padding must count in neither loss nor Dice."""
     rng = np.random.default_rng([plan.config["seed"], step, mesh.replica])
     shape = plan.data.image.shape
     origin = [int(rng.integers(0, n - c + 1)) for n, c in zip(shape, plan.crop, strict=True)]
@@ -217,7 +237,14 @@ def _batch(plan: TrainPlan, mesh: SpatialMesh, step: int, device: torch.device
     region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, inner, strict=True))
     image = torch.from_numpy(plan.data.image.read(region))[None, None]
     labels = torch.from_numpy(plan.data.labels.read(region).astype(np.int64))[None, None]
-    return image.to(device), labels.to(device)
+    size = [s.stop - s.start for s in region]
+    own = [max(0, min(s.stop, n) - s.start) for s, n in zip(region, plan.data.shape, strict=True)]
+    mask = None
+    if own != size:
+        mask = torch.zeros(1, 1, *size, dtype=torch.bool)
+        mask[0, 0, : own[0], : own[1], : own[2]] = True
+        mask = mask.to(device)
+    return image.to(device), labels.to(device), mask
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -283,9 +310,11 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     step = 0
     if plan.resume is not None:
-        model.load_state_dict(plan.resume.weights)
+        plan.resume.load_weights(model)
         if plan.resume.optimizer is not None:
             optimizer.load_state_dict(plan.resume.optimizer)
+            for group in optimizer.param_groups:  # Adam's moments carry on; the rate is this run's --lr
+                group["lr"] = config["lr"]
         step = plan.resume.step
     net = partition_model(model, mesh, inplace=True)
     pids = [None] * dist.get_world_size()
@@ -303,16 +332,16 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
     while step < total:
         step += 1
         started = time.perf_counter()
-        x, y = _batch(plan, mesh, step, device)
+        x, y, mask = _batch(plan, mesh, step, device)
         logits = net(x)
-        loss = dice_ce_loss(logits, y, mesh)
+        loss = dice_ce_loss(logits, y, mesh, mask=mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         sum_gradients(net, mesh)
         with saver.changing():
             optimizer.step()
             saver.finished = step
-        dice = dice_scores(logits.detach(), y, mesh)
+        dice = dice_scores(logits.detach(), y, mesh, mask)
         elapsed = time.perf_counter() - started
         status = _gather([float(loss.detach()), _peak_memory_mb(device), float(bool(stop))], device)
         stopping = bool(status[:, 2].max())
@@ -423,6 +452,13 @@ def run_worker(args: argparse.Namespace) -> int:
         return train(plan, stop, device, checkpoint_every=args.checkpoint_every,
                      checkpoint_minutes=args.checkpoint_minutes, out=args.out,
                      predict=args.predict)
+    except BaseException as exc:
+        # The error file first: tearing the group down lets the other ranks fail at once, and torchrun may
+        # SIGTERM this rank before `record` (around main) writes it: the job would report the wrong cause.
+        from torch.distributed.elastic.multiprocessing.errors import get_error_handler
+
+        get_error_handler().record_exception(exc)
+        raise
     finally:
         dist.destroy_process_group()
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import main
+from engines.errors import InputError
 from engines.partition.checkpoint import load_checkpoint
 
 ROOT = Path(main.__file__).resolve().parent
@@ -88,6 +89,29 @@ def test_bad_mesh_ranks_and_crops_are_refused(tmp_path, volumes, capsys, extra, 
     for option, value in zip(extra[::2], extra[1::2], strict=True):
         argv[argv.index(option) + 1] = value
     _refused(capsys, argv, *fragments)
+
+
+def test_missing_inputs_an_out_that_is_a_file_and_outputs_onto_inputs_are_refused(tmp_path, volumes, capsys):
+    image, labels = volumes
+    _refused(capsys, _train_args((str(tmp_path / "none.nii.gz"), labels), tmp_path / "o", "--steps", "1"),
+             "none.nii.gz", "no such file")
+    (tmp_path / "a_file").write_text("x")
+    _refused(capsys, _train_args(volumes, tmp_path / "a_file", "--steps", "1"), "must be a folder")
+    run = tmp_path / "run"  # an earlier run's prediction given as the labels of a new run into that folder
+    run.mkdir()
+    previous = Path(labels).replace(run / "prediction.nii.gz")
+    before = previous.read_bytes()
+    _refused(capsys, _train_args((image, str(previous)), run, "--steps", "1"), "would overwrite your data")
+    assert previous.read_bytes() == before
+
+
+def test_a_crop_may_reach_into_the_padding_as_full_does(tmp_path, volumes):
+    """W is 20, padded to 24 for the network: a 24-voxel crop is what --crop full takes there."""
+    from engines.partition.train import _crop_shape
+
+    assert _crop_shape("16,24,24", (32, 24, 20), (16, 8, 8), "2x1x1") == (16, 24, 24)
+    with pytest.raises(InputError, match="32 along W exceeds the volume's 20 \\(padded to 24\\)"):
+        _crop_shape("16,24,32", (32, 24, 20), (16, 8, 8), "2x1x1")
 
 
 def test_a_port_in_use_is_refused(tmp_path, volumes, capsys):
@@ -282,12 +306,12 @@ def stopped_mid_step(folder: str) -> None:
               "image_shape": [32, 16, 16], "mean": 0.0, "std": 1.0, "multiple": [8, 8, 8]}
     real_loss, calls = train_module.dice_ce_loss, []
 
-    def loss(*args):
+    def loss(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_loss(*args)
+        return real_loss(*args, **kwargs)
 
     train_module.dice_ce_loss = loss
     plan = train_module.TrainPlan(config, data, (1, 1, 1), 1, (32, 16, 16), None)
@@ -324,3 +348,67 @@ def test_on_two_machines_a_rank_0_that_cannot_prepare_stops_the_other_machine_at
     assert time.monotonic() - started < 60  # not the hour a waiting rank would give rank 0
     assert all(node.returncode != 0 for node in nodes)
     assert any("rank 0 could not prepare the training volumes" in e and "soft.nii.gz" in e for e in errors)
+
+
+def _failure(tmp_path, rank: int, exitcode: int, message: str | None = None, timestamp: int = 100):
+    """A torchrun ProcessFailure, with the error file a rank writes when it raised `message`."""
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    error_file = tmp_path / f"error{rank}.json"
+    if message is not None:
+        error_file.write_text(json.dumps({"message": {"message": message, "extraInfo": {
+            "py_callstack": "Traceback ...", "timestamp": str(timestamp)}}}))
+    return ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file=str(error_file))
+
+
+@pytest.mark.parametrize(("failures", "expected"), [
+    # rank 1 killed; torchrun then SIGTERMs rank 0: the kill is the cause
+    ({0: (-signal.SIGTERM, None), 1: (-signal.SIGKILL, None)},
+     "rank 1 died (SIGKILL); rank 0 died (SIGTERM)"),
+    # rank 1 raised; rank 0 lost its connection to it: the error is the cause, in full
+    ({0: (1, "RuntimeError: [gloo] Connection closed by peer [127.0.0.1]:1234"),
+      1: (1, "ValueError: weights cannot be saved")},
+     "rank 1 failed: ValueError: weights cannot be saved; rank 0 failed: RuntimeError: [gloo] Connection "
+     "closed by peer"),
+    # rank 0 raised and recorded it, then torchrun's SIGTERM ended it: the message is kept
+    ({0: (-signal.SIGTERM, "ValueError: weights cannot be saved"),
+      1: (1, "RuntimeError: Connection closed by peer")},
+     "rank 0 failed: ValueError: weights cannot be saved; rank 1 failed: RuntimeError: Connection closed"),
+])
+def test_the_job_error_names_the_cause_first(tmp_path, failures, expected):
+    from engines.partition.cli import describe_failures
+
+    message = describe_failures({rank: _failure(tmp_path, rank, code, text)
+                                 for rank, (code, text) in failures.items()})
+    assert message.startswith(expected), message
+
+
+def test_a_stop_while_preparing_exits_0_before_any_rank_starts(tmp_path, volumes, capsys, monkeypatch):
+    """SIGTERM before torchrun runs (the volumes being prepared) ends the job at once with exit 0, even
+    when it lands in code that catches every Exception."""
+    import torch.distributed.launcher.api as launcher
+
+    import engines.partition.train as train_module
+
+    def preparing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Exception:  # a broad handler on the way (readers have them) must not swallow the stop
+            pass
+        raise AssertionError("preparing went on after the stop")
+
+    def launch(*args, **kwargs):
+        raise AssertionError("ranks started after the stop")
+
+    monkeypatch.setattr(train_module, "plan_training", preparing)
+    monkeypatch.setattr(launcher, "elastic_launch", launch)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert main.main(_train_args(volumes, tmp_path / "o", "--steps", "1")) == 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    captured = capsys.readouterr()
+    assert "stopped before the ranks started" in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["message"].startswith("stopped before the ranks started")

@@ -157,6 +157,18 @@ def test_bad_volumes_are_refused_naming_the_file_and_nothing_is_written(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_intensities_are_refused_before_anything_is_written(tmp_path, scan, value):
+    _, labels_path, image, _ = scan
+    bad = image.astype(np.float32)
+    bad[15, 3, 4] = value
+    bad_path = _write(tmp_path / "nan.nii.gz", bad)
+    with pytest.raises(InputError, match="NaN or infinite") as err:
+        prepare_data(bad_path, labels_path, (1, 1, 1), tmp_path / "out")
+    assert err.value.path == bad_path
+    assert not (tmp_path / "out").exists()
+
+
 def test_too_little_disk_is_refused_before_writing(tmp_path, scan, monkeypatch):
     image_path, labels_path, _, _ = scan
     monkeypatch.setattr(data_module.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
@@ -209,9 +221,9 @@ def test_a_source_rewritten_while_being_prepared_is_prepared_again(tmp_path, sca
     image_path, labels_path, _, labels = scan
     real = data_module._mean_std
 
-    def rewrite_during(pixels):
+    def rewrite_during(pixels, path):
         _write(labels_path, np.where(labels == 3, 0, labels).astype(np.int32))
-        return real(pixels)
+        return real(pixels, path)
 
     monkeypatch.setattr(data_module, "_mean_std", rewrite_during)
     prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out")

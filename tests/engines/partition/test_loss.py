@@ -46,3 +46,25 @@ def test_dice_scores_say_none_for_a_class_nowhere():
 def test_mismatched_labels_are_refused():
     with pytest.raises(ValueError, match="do not match"):
         dice_ce_loss(torch.zeros(1, 2, 4, 4, 4), torch.zeros(1, 1, 4, 4, 2), SpatialMesh((1, 1, 1)))
+
+
+def test_padding_counts_in_neither_loss_nor_dice():
+    """With a mask of the image's own voxels, loss, gradient and Dice are those of the unpadded box."""
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(1, 3, 8, 6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 3, (1, 1, 8, 6, 4), generator=generator)
+    labels[..., 5:, :, :] = 0  # padding is labelled background
+    mask = torch.zeros(1, 1, 8, 6, 4, dtype=torch.bool)
+    mask[..., :5, :, :3] = True
+    mesh = SpatialMesh((1, 1, 1))
+    loss = dice_ce_loss(logits, labels, mesh, mask=mask)
+    (grad,) = torch.autograd.grad(loss, logits)
+    inside = logits.detach()[..., :5, :, :3].clone().requires_grad_(True)
+    expected = DiceCELoss(to_onehot_y=True, softmax=True)(inside, labels[..., :5, :, :3])
+    (grad_expected,) = torch.autograd.grad(expected, inside)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-12)
+    torch.testing.assert_close(grad[..., :5, :, :3], grad_expected, rtol=1e-10, atol=1e-12)
+    assert torch.count_nonzero(grad[..., 5:, :, :]) == 0 and torch.count_nonzero(grad[..., 3:]) == 0
+    assert dice_scores(logits.detach(), labels, mesh, mask) == pytest.approx(
+        dice_scores(inside.detach(), labels[..., :5, :, :3], mesh), rel=1e-12)
+    assert dice_scores(logits.detach(), labels, mesh, mask) != dice_scores(logits.detach(), labels, mesh)
