@@ -23,7 +23,7 @@ from engines.partition.halo import (
     halo_reduce,
     halo_repad,
 )
-from engines.partition.mesh import SpatialMesh
+from engines.partition.mesh import AXES, SpatialMesh
 from engines.partition.module import PartitionedModule
 
 
@@ -77,6 +77,17 @@ class _HaloConv(PartitionedModule):
         twin.geometry = conv_geometry(twin, mesh)
         return twin
 
+    def check_halo(self, x: torch.Tensor) -> None:
+        """Raise ValueError, naming this layer, when a halo is deeper than the block it comes from (it would
+        need voxels from two blocks away)."""
+        for axis in self.mesh.split_axes:
+            depth, extent = max(self.geometry.halos.get(axis, (0, 0))), x.shape[x.ndim - 3 + axis]
+            if depth > extent:
+                raise ValueError(
+                    f"{self.path} ({type(self).__name__}): its halo of {depth} slices along {AXES[axis]} is "
+                    f"deeper than the block ({extent} slices there): use fewer blocks along {AXES[axis]} or "
+                    "a larger volume")
+
 
 class HaloConv3d(_HaloConv, nn.Conv3d):
     """nn.Conv3d on one block of a partitioned volume (same parameters, same state_dict keys)."""
@@ -85,6 +96,7 @@ class HaloConv3d(_HaloConv, nn.Conv3d):
         self.check_divisible(x, self.stride)
         if not self.geometry.needs_halo:
             return super().forward(x)
+        self.check_halo(x)
         return HaloConvFunction.apply(x, self.weight, self.bias, self.mesh, self.geometry)
 
 
@@ -97,6 +109,7 @@ class HaloConvTranspose3d(_HaloConv, nn.ConvTranspose3d):
                              f"makes stride x its block and takes none")
         if not self.geometry.needs_halo:
             return super().forward(x)
+        self.check_halo(x)
         return HaloConvFunction.apply(x, self.weight, self.bias, self.mesh, self.geometry)
 
 

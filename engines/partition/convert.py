@@ -35,9 +35,17 @@ TWINS: dict[type, Callable[[nn.Module, SpatialMesh, str], nn.Module]] = {
 
 # Voxel-wise layers: a block gives the same values as the whole volume (dropout: the same distribution).
 POINTWISE: tuple[type, ...] = (
-    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-    nn.Mish, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Hardswish, nn.Dropout,
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+    nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardswish, nn.Hardsigmoid,
+    nn.Hardtanh, nn.LogSigmoid, nn.Tanhshrink, nn.Threshold, nn.Dropout,
 )
+
+
+def _pointwise() -> set[type]:
+    """POINTWISE and MONAI's own voxel-wise activations (what act="SWISH", "MISH", "MEMSWISH" build)."""
+    from monai.networks.blocks.activation import GEGLU, MemoryEfficientSwish, Mish, Swish
+
+    return {*POINTWISE, Swish, MemoryEfficientSwish, Mish, GEGLU}
 
 
 def _containers() -> set[type]:
@@ -62,13 +70,14 @@ def _containers() -> set[type]:
             UpCat, DynUNet, DynUNetSkipLayer, UNet}
 
 
-def _problem(module: nn.Module, containers: set[type]) -> str | None:
+def _problem(module: nn.Module, containers: set[type], pointwise: set[type]) -> str | None:
     """Why `module` cannot run on blocks as it is, or None if it can (or has a twin)."""
     kind = type(module)
-    if kind in TWINS or isinstance(module, PartitionedModule) or kind in POINTWISE:
+    if kind in TWINS or isinstance(module, PartitionedModule) or kind in pointwise:
         return None
-    if kind is nn.Softmax or kind is nn.LogSoftmax:
-        return None if module.dim == 1 else f"softmax over dim {module.dim}, not the channel dim 1"
+    if kind is nn.Softmax or kind is nn.LogSoftmax:  # None: torch's implicit dim, 1 for (N, C, D, H, W)
+        channel = module.dim in (1, -4, None)
+        return None if channel else f"softmax over dim {module.dim}, not the channel dim 1"
     if kind is nn.Dropout3d:
         return None if module.p == 0 else ("Dropout3d drops whole channels: each rank would drop "
                                            "different ones")
@@ -95,17 +104,24 @@ def partition_model(model: nn.Module, mesh: SpatialMesh, *, inplace: bool = Fals
     allow : iterable of types
         Extra container classes whose forward only composes their children (the caller vouches).
 
+    Dropout keeps its per-voxel distribution; ranks seeded alike would draw the same mask on every block,
+    so seed each rank differently after building the model (as the training job does).
+
     Raises
     ------
     ValueError
         Naming each module (path and class) that cannot be partitioned, or a layer whose geometry
         does not tile (e.g. a conv with even kernel).
     """
-    containers = _containers() | set(allow)
+    containers, pointwise = _containers() | set(allow), _pointwise()
     problems = [f"{name or '<model>'} ({type(m).__name__}): {why}" for name, m in model.named_modules()
-                if (why := _problem(m, containers))]
+                if (why := _problem(m, containers, pointwise))]
     if problems:
         raise ValueError("cannot partition this model:\n  " + "\n  ".join(problems))
+    try:  # for messages: the block multiple a layer's stride check fails against
+        multiple: tuple[int, int, int] | None = required_multiple(model)
+    except (RuntimeError, ValueError):  # a model the meta-device probe cannot run
+        multiple = None
     target = model if inplace else copy.deepcopy(model)
     twins: dict[int, nn.Module] = {}
     for name, module in list(target.named_modules(remove_duplicate=False)):
@@ -114,6 +130,7 @@ def partition_model(model: nn.Module, mesh: SpatialMesh, *, inplace: bool = Fals
         if id(module) not in twins:
             try:
                 twins[id(module)] = TWINS[type(module)](module, mesh, name)
+                twins[id(module)].model_multiple = multiple
             except ValueError as exc:
                 raise ValueError(f"cannot partition {name or '<model>'} ({type(module).__name__}): "
                                  f"{exc}") from exc
@@ -142,26 +159,30 @@ def required_multiple(model: nn.Module, *, in_channels: int | None = None) -> tu
     (int, int, int)
         E.g. (16, 16, 16) for a BasicUNet (four 2x poolings).
     """
-    probe_size = 256
     if in_channels is None:
-        first = next(m for m in model.modules() if isinstance(m, nn.Conv3d | nn.ConvTranspose3d))
-        in_channels = first.in_channels
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv3d | nn.ConvTranspose3d)), None)
+        in_channels = 1 if first is None else first.in_channels
     probe = copy.deepcopy(model).to("meta")
+    downsampling = [m for m in probe.modules() if isinstance(m, nn.Conv3d | nn.MaxPool3d | nn.AvgPool3d)]
+    # A probe every stride divides, however they are ordered (the product of all of them), at least 64.
+    probe_size = [math.prod(_stride(m)[axis] for m in downsampling) for axis in range(3)]
+    probe_size = [n * math.ceil(64 / n) for n in probe_size]
     multiple = [1, 1, 1]
 
     def record(module: nn.Module, args: tuple) -> None:
-        stride = module.stride if isinstance(module, nn.Conv3d) else check_pool(module)
+        stride = _stride(module)
         for axis in range(3):
             if stride[axis] > 1:
-                before = probe_size // args[0].shape[2 + axis]
+                before = probe_size[axis] // args[0].shape[2 + axis]
                 multiple[axis] = math.lcm(multiple[axis], before * stride[axis])
 
-    hooks = []
-    for module in probe.modules():
-        if isinstance(module, nn.Conv3d | nn.MaxPool3d | nn.AvgPool3d):
-            hooks.append(module.register_forward_pre_hook(record))
+    hooks = [module.register_forward_pre_hook(record) for module in downsampling]
     with torch.no_grad():
-        probe(torch.empty(1, in_channels, probe_size, probe_size, probe_size, device="meta"))
+        probe(torch.empty(1, in_channels, *probe_size, device="meta"))
     for hook in hooks:
         hook.remove()
     return tuple(multiple)  # type: ignore[return-value]
+
+
+def _stride(module: nn.Module) -> tuple[int, int, int]:
+    return tuple(module.stride) if isinstance(module, nn.Conv3d) else check_pool(module)  # type: ignore

@@ -17,6 +17,7 @@ class PartitionedModule:
 
     mesh: SpatialMesh
     path: str
+    model_multiple: tuple[int, int, int] | None = None  # the whole model's (required_multiple), for messages
 
     @classmethod
     def from_module(cls, module: nn.Module, mesh: SpatialMesh, path: str) -> nn.Module:
@@ -32,7 +33,10 @@ class PartitionedModule:
         for axis in self.mesh.split_axes:
             extent = x.shape[x.ndim - 3 + axis]
             if extent % strides[axis]:
+                needed = (f"{self.model_multiple[axis]} voxels along {AXES[axis]}" if self.model_multiple
+                          else "required_multiple(model)")
                 raise ValueError(
-                    f"{self.path} ({type(self).__name__}): the block is {extent} voxels along {AXES[axis]}, "
-                    f"not a multiple of its stride {strides[axis]}; each block must be a multiple of the "
-                    f"model's total downsampling (required_multiple) - pad the volume with pad_to_multiple")
+                    f"{self.path} ({type(self).__name__}): the block reaches it {extent} voxels deep along "
+                    f"{AXES[axis]}, not a multiple of its stride {strides[axis]}: each block must be a "
+                    f"multiple of the model's total downsampling, {needed} - pad the volume with "
+                    "pad_to_multiple")

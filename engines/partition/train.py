@@ -305,8 +305,9 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
     config = plan.config
     mesh = SpatialMesh(plan.mesh_shape, data_parallel=plan.data_parallel)
     leader = dist.get_rank() == 0
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(config["seed"])  # the same initial weights on every rank
     model = build_model(config["model"], out_channels=config["classes"], width=config["width"]).to(device)
+    torch.manual_seed(config["seed"] + 1 + dist.get_rank())  # then each block its own dropout masks
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     step = 0
     if plan.resume is not None:

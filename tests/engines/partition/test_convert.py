@@ -77,11 +77,42 @@ def test_unknown_containers_are_refused_unless_allowed():
     assert isinstance(partition_model(_Wrapper(), MESH, allow=[_Wrapper]).inner, HaloConv3d)
 
 
-def test_a_block_not_divisible_by_a_stride_is_refused_naming_the_layer():
+def test_a_block_not_divisible_by_a_stride_is_refused_naming_the_layer_and_the_multiple():
     part = partition_model(nn.Sequential(nn.MaxPool3d(2)), MESH)
-    with pytest.raises(ValueError,
-                       match=r"^0 \(PartitionedMaxPool3d\).*7 voxels along D.*stride 2.*pad_to_multiple"):
+    with pytest.raises(ValueError, match=r"^0 \(PartitionedMaxPool3d\).*7 voxels deep along D.*stride 2.*"
+                                         r"pad_to_multiple"):
         part(torch.zeros(1, 1, 7, 8, 8))
+    # deep in a network, the layer's own stride is not what the block must be a multiple of
+    net = partition_model(nn.Sequential(nn.MaxPool3d(2), nn.MaxPool3d(2), nn.MaxPool3d(2)), MESH)
+    with pytest.raises(ValueError, match=r"^2 \(PartitionedMaxPool3d\).*downsampling, 8 voxels along D"):
+        net(torch.zeros(1, 1, 12, 8, 8))
+
+
+@pytest.mark.parametrize(("layers", "multiple"), [
+    ([nn.Conv3d(1, 1, 3, stride=3, padding=1), nn.Conv3d(1, 1, 3, stride=3, padding=1)], (9, 9, 9)),
+    ([nn.Conv3d(1, 1, 3, stride=3, padding=1), nn.Conv3d(1, 1, 3, stride=2, padding=1)], (6, 6, 6)),
+    ([nn.Conv3d(1, 1, 3, stride=(2, 2, 1), padding=1), nn.MaxPool3d((2, 1, 1))], (4, 2, 1)),
+])
+def test_required_multiple_for_strides_that_do_not_divide_a_power_of_two(layers, multiple):
+    assert required_multiple(nn.Sequential(*layers)) == multiple
+
+
+def test_a_halo_deeper_than_the_block_is_refused_naming_the_layer():
+    part = partition_model(nn.Sequential(nn.Conv3d(1, 1, 7, padding=3)), MESH)
+    with pytest.raises(ValueError, match=r"^0 \(HaloConv3d\): its halo of 3 slices along D.*\(2 slices"):
+        part(torch.zeros(1, 1, 2, 8, 8))
+
+
+@pytest.mark.parametrize("act", ["SWISH", "MEMSWISH", "MISH", "HARDTANH", ("softmax", {"dim": None})])
+def test_monai_and_torch_voxelwise_activations_are_kept(act):
+    from monai.networks.nets import UNet
+
+    if act == "HARDTANH":
+        model = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.Hardtanh())
+    else:
+        model = UNet(3, 1, 2, (4, 8), (2,), act=act)
+    part = partition_model(model, MESH)
+    assert any(isinstance(m, HaloConv3d) for m in part.modules())
 
 
 def test_model_names_build():
