@@ -4,9 +4,11 @@ napari's world here is RAS mm with axes (0, 1, 2) = (R, A, S). napari slices a l
 so a layer whose voxel axes are permuted or flipped relative to RAS (an LPS DICOM series, a sagittal
 acquisition) would ask for non-orthogonal slices. `canonical_view` therefore reorders and flips the voxel
 axes to the closest RAS order with array views (no copy, a memory map stays a memory map) and folds the
-inverse into the affine, so the layer's data-to-world transform is still exactly `volume.affine`. What is
-left is at most a small oblique rotation: napari applies it in 3D and in-plane in 2D, and shows the nearest
-voxel slice out of plane (it does not reslice; `obliquity_deg` says by how much).
+inverse into the affine, so the layer's data-to-world transform is still exactly `volume.affine`. A volume
+that is still oblique after that (or sheared by a gantry tilt) would be sliced wrongly by napari, which draws
+one voxel slice as if the view were centred on the world origin: such a layer shows the volume resampled
+onto an axis-aligned grid (`display_grid`, engines.reslice), so every 2D view is a true world plane. Its
+Volume, in the layer's metadata, keeps the file's own voxels for readouts and jobs.
 
 Everything here runs in a worker thread when called from `app.viewer.open_paths`: contrast limits come from
 a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the full volume.
@@ -24,6 +26,7 @@ from app.window_level import CT_PRESETS, dicom_window, percentile_window, to_con
 from engines.errors import InputError
 from engines.io import VOLUME_EXTENSIONS, read_volume
 from engines.io.cubes import is_cube_path
+from engines.reslice import aligned_grid, reslice
 from engines.volume import Volume
 
 if TYPE_CHECKING:
@@ -103,8 +106,30 @@ def contrast_limits(volume: Volume) -> tuple[float, float]:
     return to_contrast_limits(*window)
 
 
-def _placement(volume: Volume, name: str | None) -> tuple[Any, dict]:
-    data, affine = canonical_view(volume)
+# Above this obliquity (degrees) a layer shows its volume resampled on an axis-aligned grid; below it,
+# napari's slice is off by less than 0.002 mm per 10 mm from the world origin.
+RESLICE_ABOVE_DEG = 0.01
+# ... unless that grid would exceed this many voxels (4 GiB of float32): then the volume is shown as it is.
+RESLICE_MAX_VOXELS = 1 << 30
+
+
+def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
+    """Shape and affine of the voxel grid a layer of `volume` shows, and whether it is a resampled one."""
+    if obliquity_deg(volume.affine) > RESLICE_ABOVE_DEG:
+        affine, shape = aligned_grid(volume.affine, volume.shape)
+        if np.prod(shape, dtype=np.int64) <= RESLICE_MAX_VOXELS:
+            return shape, affine, True
+    ornt = nib.orientations.io_orientation(volume.affine)
+    shape = tuple(volume.shape[int(a)] for a in np.argsort(ornt[:, 0]))
+    return shape, volume.affine @ nib.orientations.inv_ornt_aff(ornt, volume.shape), False
+
+
+def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict]:
+    shape, affine, resampled = display_grid(volume)
+    if resampled:
+        data = reslice(volume.data, volume.affine, affine, shape, labels=labels)
+    else:
+        data, affine = canonical_view(volume)
     kwargs = {
         "name": name or _default_name(volume),
         "affine": affine,
@@ -127,7 +152,8 @@ def _default_name(volume: Volume) -> str:
 def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True) -> LayerDataTuple:
     """An image layer data tuple for `volume`, placed in RAS mm, with contrast limits from `contrast_limits`.
 
-    The layer's ``metadata["volume"]`` is `volume` itself; its data is `canonical_view(volume)[0]`.
+    The layer's ``metadata["volume"]`` is `volume` itself; its data is `canonical_view(volume)[0]`, or the
+    volume resampled onto `display_grid(volume)` when it is oblique.
     """
     data, kwargs = _placement(volume, name)
     kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible)
@@ -142,7 +168,7 @@ def labels_layer(volume: Volume, *, name: str | None = None, opacity: float = 0.
     ``volume.meta["label_names"]`` (index = label value) become the layer's "name" feature, which napari
     shows under the cursor.
     """
-    data, kwargs = _placement(volume, name)
+    data, kwargs = _placement(volume, name, labels=True)
     if not np.issubdtype(np.dtype(data.dtype), np.integer):
         data = np.rint(np.asarray(data)).astype(np.int32)
     kwargs.update(opacity=opacity, visible=visible)
@@ -197,12 +223,13 @@ def unchanged_source(layer: Layer) -> str | None:
 
     The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and a job
     would read its largest), and the layer's data must be that Volume as `image_layer` placed it: the shape
-    and affine of `canonical_view(volume)`.
+    and affine of `display_grid(volume)` (for a resampled oblique volume, the job reads the file's own
+    voxels).
     """
     volume = layer_volume(layer)
     if volume is None or not volume.source or not os.path.isfile(volume.source):
         return None
-    data, affine = canonical_view(volume)
-    if tuple(data.shape) != tuple(full_resolution(layer).shape):
+    shape, affine, _ = display_grid(volume)
+    if tuple(shape) != tuple(full_resolution(layer).shape):
         return None
     return volume.source if np.allclose(affine, layer_affine(layer), atol=GRID_TOLERANCE_MM) else None

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from app import settings
-from app.layers import layer_volume, obliquity_deg
+from app.layers import RESLICE_ABOVE_DEG, display_grid, layer_volume, obliquity_deg
 from app.notify import notify_failure
 from app.viewer import open_paths
 from engines.io import VOLUME_EXTENSIONS, DicomSeriesInfo, list_dicom_series
@@ -48,8 +48,15 @@ def volume_summary(volume: Volume, name: str = "") -> str:
     ]
     if volume.window is not None:
         lines.append(f"window W {volume.window[1]:g} / L {volume.window[0]:g}")
-    if (oblique := obliquity_deg(volume.affine)) > 0.5:
-        lines.append(f"oblique by {oblique:.1f} deg: 2D views show the nearest voxel slice")
+    shape, _, resampled = display_grid(volume)
+    oblique = obliquity_deg(volume.affine)
+    if resampled:
+        lines.append(f"oblique by {oblique:.2f} deg: shown resampled (trilinear; labels nearest) on an "
+                     f"axis-aligned {' x '.join(map(str, shape))} grid, so 2D views are true world planes; "
+                     "the cursor readout gives the file's own voxels and values")
+    elif oblique > RESLICE_ABOVE_DEG:
+        lines.append(f"oblique by {oblique:.2f} deg and too large to resample for display: 2D views show the "
+                     "nearest voxel slice, placed for the world origin")
     lines += [f"warning: {w}" for w in volume.warnings]
     if volume.source:
         lines.append(f"source: {volume.source}")

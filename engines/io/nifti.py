@@ -62,6 +62,11 @@ class ScaledProxy:
         return self._stored.strides
 
     @property
+    def stored_and_scaling(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """The stored array and (slope, intercept): for work that scales after reading (resampling)."""
+        return self._stored, (float(self._slope), float(self._inter))
+
+    @property
     def ndim(self) -> int:
         return len(self.shape)
 

@@ -19,9 +19,9 @@ from widgets.superres_dock import REFINE_MODEL, SR_KEY, SuperResolutionDock
 
 pytestmark = pytest.mark.qt
 
-# Voxel axes (0, 1, 2) -> world (-A, +S, -R) ("PSL"), spacings 1.2 / 2.0 / 0.9 mm, rotated 12 degrees about
-# S: the layer adapter reorders the axes to R, A, S and keeps the rotation in the layer's affine.
-_C, _S = np.cos(np.radians(12)), np.sin(np.radians(12))
+# Voxel axes (0, 1, 2) -> world (-A, +S, -R) ("PSL"), spacings 1.2 / 2.0 / 0.9 mm: the layer adapter
+# reorders the axes to R, A, S (an oblique volume would be shown resampled: tests/app/test_layers.py).
+_C, _S = 1.0, 0.0
 AFFINE = np.eye(4)
 AFFINE[:3, :3] = np.array([[_C, -_S, 0], [_S, _C, 0], [0, 0, 1]]) @ np.array(
     [[0, 0, -0.9], [-1.2, 0, 0], [0, 2.0, 0]])
