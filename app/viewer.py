@@ -22,8 +22,8 @@ from superqt.utils import WorkerBase
 
 from app import settings
 from app.cursor import CursorReadout
-from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, read_layers
-from app.notify import notify_failure
+from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_layers
+from app.notify import notify_failure, notify_warning
 from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
 
@@ -131,7 +131,8 @@ def open_paths(viewer: napari.components.ViewerModel, paths: Sequence[str | os.P
     -------
     The started workers, one per path (tests wait on their `finished` signal).
     A failure (an `InputError` or anything else) is shown as a notification naming the file; no exception
-    reaches the caller. A successful open is added to the recent-files list.
+    reaches the caller. The reader's warnings about a file that did open are shown as a warning
+    notification. A successful open is added to the recent-files list.
     """
     workers = []
     for path in paths:
@@ -153,6 +154,9 @@ def _opened(viewer: napari.components.ViewerModel, path: str, new_layers: list[L
     except Exception as exc:  # napari refusing the data must not escape into the event loop
         _failed(path, exc, on_done)
         return
+    for layer in layers:  # what reading found (a gap between slices, several series...): said, not buried
+        if (volume := layer_volume(layer)) is not None and volume.warnings:
+            notify_warning(f"{os.path.basename(path.rstrip('/')) or path}: " + "; ".join(volume.warnings))
     try:
         settings.add_recent(path)
     except OSError as exc:  # an unwritable config folder costs the recent list, not the open

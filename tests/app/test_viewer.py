@@ -208,6 +208,17 @@ def test_open_paths_reports_a_bad_file_and_the_viewer_stays_usable(viewer, qtbot
     _wait_for_layers(qtbot, viewer, 1)
 
 
+def test_what_the_reader_warns_about_is_shown_when_the_file_opens(viewer, qtbot, tmp_path):
+    path = tmp_path / "four_d.nii"
+    nib.save(nib.Nifti1Image(np.ones((3, 3, 3, 2), np.float32), np.eye(4)), path)
+    before = len(notification_manager.records)
+    open_paths(viewer, [path])
+    _wait_for_layers(qtbot, viewer, 1)
+    qtbot.waitUntil(lambda: len(notification_manager.records) > before, timeout=5_000)
+    messages = [str(n.message) for n in notification_manager.records[before:]]
+    assert any(m.startswith("four_d.nii:") and "2 volumes: showing the first" in m for m in messages)
+
+
 def test_making_a_far_away_layer_visible_brings_it_into_view(viewer, qtbot):
     near = Volume(np.ones((10, 10, 10), np.float32), np.eye(4), modality="MR")
     far_affine = LPS_CT_AFFINE.copy()
