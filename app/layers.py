@@ -6,9 +6,9 @@ acquisition) would ask for non-orthogonal slices. `canonical_view` therefore reo
 axes to the closest RAS order with array views (no copy, a memory map stays a memory map) and folds the
 inverse into the affine, so the layer's data-to-world transform is still exactly `volume.affine`. A volume
 that is still oblique after that (or sheared by a gantry tilt) would be sliced wrongly by napari, which draws
-one voxel slice as if the view were centred on the world origin: such a layer shows the volume resampled
-onto an axis-aligned grid (`display_grid`, engines.reslice), so every 2D view is a true world plane. Its
-Volume, in the layer's metadata, keeps the file's own voxels for readouts and jobs.
+one voxel slice as if the view were centred on the world origin: such a layer shows the volume sampled
+(nearest voxel) onto an axis-aligned grid (`display_grid`, engines.reslice), so every 2D view is a true
+world plane. Its Volume, in the layer's metadata, keeps the file's own voxels for the cursor readout.
 
 Everything here runs in a worker thread when called from `app.viewer.open_paths`: contrast limits come from
 a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the full volume.
@@ -114,8 +114,10 @@ RESLICE_MAX_VOXELS = 1 << 30
 
 
 def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
-    """Shape and affine of the voxel grid a layer of `volume` shows, and whether it is a resampled one."""
-    if obliquity_deg(volume.affine) > RESLICE_ABOVE_DEG:
+    """Shape and affine of the voxel grid a layer of `volume` shows, and whether it is a resampled one.
+
+    A single oblique slice (an axis of one voxel) is shown as it is: a world plane would cut it in a line."""
+    if obliquity_deg(volume.affine) > RESLICE_ABOVE_DEG and min(volume.shape) > 1:
         affine, shape = aligned_grid(volume.affine, volume.shape)
         if np.prod(shape, dtype=np.int64) <= RESLICE_MAX_VOXELS:
             return shape, affine, True
@@ -127,7 +129,7 @@ def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
 def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict]:
     shape, affine, resampled = display_grid(volume)
     if resampled:
-        data = reslice(volume.data, volume.affine, affine, shape, labels=labels)
+        data = reslice(volume.data, volume.affine, affine, shape, fill=0 if labels else None)
     else:
         data, affine = canonical_view(volume)
     kwargs = {
@@ -153,10 +155,11 @@ def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True
     """An image layer data tuple for `volume`, placed in RAS mm, with contrast limits from `contrast_limits`.
 
     The layer's ``metadata["volume"]`` is `volume` itself; its data is `canonical_view(volume)[0]`, or the
-    volume resampled onto `display_grid(volume)` when it is oblique.
+    volume sampled onto `display_grid(volume)` when it is oblique.
     """
     data, kwargs = _placement(volume, name)
-    kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible)
+    # rgb=False: a volume of 3 or 4 slices is not a colour image (napari's guess from the last axis)
+    kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible, rgb=False)
     return data, kwargs, "image"
 
 
@@ -222,14 +225,14 @@ def unchanged_source(layer: Layer) -> str | None:
     """The single file an image layer shows unchanged (so a job reading it sees the same volume), else None.
 
     The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and a job
-    would read its largest), and the layer's data must be that Volume as `image_layer` placed it: the shape
-    and affine of `display_grid(volume)` (for a resampled oblique volume, the job reads the file's own
-    voxels).
+    would read its largest), and the layer's data must be that Volume's own voxels as `image_layer` placed
+    them (not resampled for display): the shape and affine of `canonical_view(volume)`. A job on a resampled
+    oblique layer gets the layer's grid, the grid its labels are drawn on.
     """
     volume = layer_volume(layer)
     if volume is None or not volume.source or not os.path.isfile(volume.source):
         return None
-    shape, affine, _ = display_grid(volume)
-    if tuple(shape) != tuple(full_resolution(layer).shape):
+    shape, affine, resampled = display_grid(volume)
+    if resampled or tuple(shape) != tuple(full_resolution(layer).shape):
         return None
     return volume.source if np.allclose(affine, layer_affine(layer), atol=GRID_TOLERANCE_MM) else None

@@ -51,9 +51,9 @@ def volume_summary(volume: Volume, name: str = "") -> str:
     shape, _, resampled = display_grid(volume)
     oblique = obliquity_deg(volume.affine)
     if resampled:
-        lines.append(f"oblique by {oblique:.2f} deg: shown resampled (trilinear; labels nearest) on an "
-                     f"axis-aligned {' x '.join(map(str, shape))} grid, so 2D views are true world planes; "
-                     "the cursor readout gives the file's own voxels and values")
+        lines.append(f"oblique by {oblique:.2f} deg: shown sampled (nearest voxel) on an axis-aligned "
+                     f"{' x '.join(map(str, shape))} grid, so 2D views are true world planes; the cursor "
+                     "readout gives the file's own voxels")
     elif oblique > RESLICE_ABOVE_DEG:
         lines.append(f"oblique by {oblique:.2f} deg and too large to resample for display: 2D views show the "
                      "nearest voxel slice, placed for the world origin")

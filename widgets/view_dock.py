@@ -227,11 +227,14 @@ class ViewDock(QWidget):
             self.apply_window(*window)
 
     def apply_percentile_window(self) -> None:
-        """Window the image from its 1st to its 99th percentile (strided subsample, as on opening)."""
+        """Window the image from its 1st to its 99th percentile (strided subsample, as on opening: of its
+        Volume's own voxels when it has one, not of the fill around a resampled oblique volume)."""
         if self._image is None:
             return
+        volume = layer_volume(self._image)
+        data = volume.data if volume is not None else full_resolution(self._image)
         try:
-            window = percentile_window(full_resolution(self._image), 1.0, 99.0, max_samples=SUBSAMPLE_VOXELS)
+            window = percentile_window(data, 1.0, 99.0, max_samples=SUBSAMPLE_VOXELS)
         except ValueError as exc:  # no finite value in the image
             notify_failure(exc)
             return
