@@ -73,6 +73,7 @@ class Job(QObject):
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._started_at = 0.0
         self._done = False
+        self._cancelled = False
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.setInterval(KILL_AFTER_MS)
@@ -89,6 +90,7 @@ class Job(QObject):
     def cancel(self) -> None:
         """Ask the job to stop (SIGTERM: it checkpoints and exits); kill it if it ignores that for 10 s."""
         if self.running:
+            self._cancelled = True
             self._process.terminate()
             self._kill_timer.start()
 
@@ -144,6 +146,10 @@ class Job(QObject):
     def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
         self._flush()
         crashed = exit_status == QProcess.ExitStatus.CrashExit
+        if crashed and not self._cancelled:  # killed by a signal (the OOM killer, a kill -9) or crashed:
+            # the last stderr line is what a dock shows, and "exit code -1" would say nothing
+            self._stderr_tail.append("the job's process was killed or crashed before it finished "
+                                     "(no exit status; out of memory is a common cause)")
         self._finish(-1 if crashed else int(exit_code))
 
     def _on_error(self, error: QProcess.ProcessError) -> None:

@@ -108,7 +108,10 @@ def write_inputs(image: VolumeInput, labels: VolumeInput, folder: str | os.PathL
     layers in the job's messages.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only, a file in the way, no permission
+        raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", folder) from exc
     written: dict[str, str] = {}
     paths = []
     for role, item in (("image", image), ("labels", labels)):

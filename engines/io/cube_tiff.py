@@ -24,9 +24,9 @@ from engines.io.cubes import check_labels, check_wavelengths
 def _open_array(path: str | os.PathLike) -> tuple[np.ndarray, str, tifffile.TiffFile]:
     try:
         tif = tifffile.TiffFile(path)
-    except (tifffile.TiffFileError, OSError, ValueError) as exc:
+        series = tif.series[0]
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:  # IndexError: no image in it
         raise InputError(f"not a readable TIFF ({exc})", path) from exc
-    series = tif.series[0]
     try:
         data = tifffile.memmap(path, series=0, mode="r")
     except ValueError:  # compressed or scattered strips: cannot be memory-mapped

@@ -199,11 +199,16 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
     img.set_sform(volume.affine, code=1)
     img.header.set_xyzt_units(xyz="mm")
     suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:  # a read-only folder: name the folder, not the temporary file
+        raise InputError(f"cannot write into this folder ({exc.strerror or exc})", target.parent) from exc
     os.close(fd)
     try:
         img.to_filename(tmp)
         os.replace(tmp, target)
+    except OSError as exc:  # a full disk, a target that cannot be replaced
+        raise InputError(f"cannot be written ({exc.strerror or exc})", path) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -70,3 +70,15 @@ def test_missing_program_reports_failure(qtbot, tmp_path):
     with qtbot.waitSignal(job.finished, timeout=10_000) as done:
         job.start()
     assert done.args[0] == -1 and "could not start" in done.args[1]
+
+
+def test_a_killed_job_says_so_in_its_last_line(qtbot, tmp_path):
+    """kill -9 (or the OOM killer) leaves no exit status: the last line still says what happened."""
+    script = tmp_path / "killed.py"
+    script.write_text("import os, signal, sys\nprint('working', file=sys.stderr, flush=True)\n"
+                      "os.kill(os.getpid(), signal.SIGKILL)\n")
+    job = _job(script)
+    with qtbot.waitSignal(job.finished, timeout=20_000) as done:
+        job.start()
+    code, tail = done.args
+    assert code == -1 and tail.splitlines()[-1].startswith("the job's process was killed or crashed")

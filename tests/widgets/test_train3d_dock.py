@@ -15,9 +15,10 @@ from qtpy.QtCore import QTimer
 
 from app.layers import image_layer, labels_layer, layer_affine
 from app.viewer import add_layers, make_layers
+from engines.errors import InputError
 from engines.io import write_volume
 from engines.volume import Volume
-from widgets.train3d_dock import Train3DDock, job_problem, volume_input
+from widgets.train3d_dock import Train3DDock, VolumeInput, job_problem, volume_input, write_inputs
 
 pytestmark = pytest.mark.qt
 
@@ -227,3 +228,11 @@ def test_cancel_keeps_a_checkpoint_and_the_gui_responsive(dock, viewer, qtbot, t
     assert dock.panel.status.text().startswith("Cancelled before the first step")
     assert json.loads((Path(out) / "checkpoint" / "checkpoint.json").read_text())["step"] == state["step"]
     _assert_responsive(ticks)
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    item = VolumeInput("img", np.eye(4), data=np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(InputError, match="Output folder cannot be written to") as info:
+        write_inputs(item, item, tmp_path / "taken" / "inputs")
+    assert info.value.path == str(tmp_path / "taken" / "inputs")

@@ -75,3 +75,9 @@ def test_truncated_compressed_tiff_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="image data cannot be read") as info:
         read_cube(path)
     assert info.value.path == str(path)
+
+
+def test_a_tiff_header_without_an_image_is_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match="not a readable TIFF"):
+        read_cube(tmp_path / "bad.tif")

@@ -301,3 +301,15 @@ def test_trailing_dimensions_of_one_are_a_3d_volume(tmp_path, name):
     assert volume.shape == (5, 6, 7) and volume.warnings == []
     np.testing.assert_array_equal(np.asarray(volume.data), data)
     np.testing.assert_allclose(volume.affine, affine)
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.nii.gz.abc123.nii.gz"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(InputError, match="cannot write into this folder \\(Permission denied\\)") as info:
+        write_volume(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), tmp_path / "out.nii.gz")
+    assert info.value.path == str(tmp_path)
