@@ -7,6 +7,7 @@ of its own to overlay the labels.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import napari
@@ -35,6 +36,10 @@ EXPORT_FILTER = ("Surface mesh (*.stl *.obj *.vtp);;STL (*.stl);;Wavefront OBJ (
                  "VTK PolyData (*.vtp)")
 # Key of a Surface layer's metadata holding the Mesh it shows.
 MESH_KEY = "mesh"
+
+
+class Cancelled(Exception):
+    """The user cancelled making a surface (raised in the worker between stages)."""
 
 
 class SurfaceDock(QWidget):
@@ -74,6 +79,10 @@ class SurfaceDock(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("The selected surface layer (else the last made) to STL, OBJ or VTP")
         self.export_button.clicked.connect(self.export)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop making the surface (it stops after the current stage)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setVisible(False)
@@ -90,6 +99,7 @@ class SurfaceDock(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.make_button)
         buttons.addWidget(self.export_button)
+        buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -106,15 +116,31 @@ class SurfaceDock(QWidget):
             notify_warning("Choose a labels layer to make a surface from (open a segmentation as labels).")
             return
         label = self.label_spin.value() or None
+        stop = threading.Event()
+
+        def progress(fraction: float) -> None:  # called by the worker between stages: where it can stop
+            if stop.is_set():
+                raise Cancelled("surface cancelled")
+            self.progress.emit(fraction)
+
         worker = create_worker(
             labels_to_mesh, full_resolution(labels), layer_affine(labels), label,
             smoothing_iterations=self.smoothing_spin.value(), pass_band=self.pass_band_spin.value(),
-            decimate=self.decimate_spin.value(), progress=self.progress.emit,
+            decimate=self.decimate_spin.value(), progress=progress,
             _start_thread=False, _ignore_errors=True,
         )
+        worker.stop_event = stop
         worker.returned.connect(lambda mesh: self._add_surface(worker, labels, label, mesh))
         worker.errored.connect(lambda exc: self._failed(worker, exc))
         self._busy(worker, f"Making the surface of '{labels.name}'…")
+
+    def cancel(self) -> None:
+        """Stop making the surface: the worker stops after its current stage and its result is dropped; the
+        dock is free at once."""
+        worker, self.worker = self.worker, None
+        if worker is not None and hasattr(worker, "stop_event"):
+            worker.stop_event.set()
+        self._busy(None, "Surface cancelled.")
 
     def _add_surface(self, worker: object, labels: Labels, label: int | None, mesh: Mesh) -> None:
         if worker is not self.worker:
@@ -177,6 +203,7 @@ class SurfaceDock(QWidget):
         self.progress_bar.setVisible(worker is not None)
         for button in (self.make_button, self.export_button):
             button.setEnabled(worker is None)
+        self.cancel_button.setEnabled(worker is not None and hasattr(worker, "stop_event"))
         if worker is not None:
             self.worker = worker
             worker.start()

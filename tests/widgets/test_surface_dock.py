@@ -97,6 +97,20 @@ def test_one_label_smoothed_and_decimated(viewer, dock, qtbot):
     assert "triangles" in dock.status.text()
 
 
+def test_cancel_frees_the_dock_at_once_and_the_worker_stops_without_a_surface(viewer, dock, qtbot):
+    add_layers(viewer, [labels_layer(_labels())])
+    assert not dock.cancel_button.isEnabled()
+    dock.make_button.click()
+    worker = dock.worker
+    assert dock.cancel_button.isEnabled() and not dock.make_button.isEnabled()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        dock.cancel_button.click()
+        assert dock.make_button.isEnabled() and dock.status.text() == "Surface cancelled."
+    qtbot.wait(50)
+    assert [layer._type_string for layer in viewer.layers] == ["labels"]  # no surface came after all
+    assert not dock.cancel_button.isEnabled()
+
+
 def test_export_writes_the_chosen_format(viewer, dock, qtbot, tmp_path, monkeypatch):
     add_layers(viewer, [labels_layer(_labels())])
     dock.make_button.click()
