@@ -62,7 +62,7 @@ def canonical_view(volume: Volume) -> tuple[Any, np.ndarray]:
     affine : ndarray, shape (4, 4)
         Maps indices of `data` to RAS mm: ``affine @ idx' == volume.affine @ idx`` for the same voxel.
     """
-    ornt = nib.orientations.io_orientation(volume.affine)
+    ornt, _, affine = _canonical_grid(volume)
     data = volume.data
     if not (ornt == [[0, 1], [1, 1], [2, 1]]).all():
         data = _supports_views(data)
@@ -70,8 +70,15 @@ def canonical_view(volume: Volume) -> tuple[Any, np.ndarray]:
         if flip == -1:
             data = np.flip(data, axis=axis)
     data = np.transpose(data, tuple(int(a) for a in np.argsort(ornt[:, 0])))
-    affine = volume.affine @ nib.orientations.inv_ornt_aff(ornt, volume.shape)
     return data, affine
+
+
+def _canonical_grid(volume: Volume) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
+    """The voxel axes' closest RAS orientation (nibabel's ornt), and the shape and affine of the voxels
+    reordered to it - what `canonical_view` shows, without touching the data."""
+    ornt = nib.orientations.io_orientation(volume.affine)
+    shape = tuple(volume.shape[int(a)] for a in np.argsort(ornt[:, 0]))
+    return ornt, shape, volume.affine @ nib.orientations.inv_ornt_aff(ornt, volume.shape)
 
 
 def _supports_views(data: Any) -> Any:
@@ -121,9 +128,8 @@ def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
         affine, shape = aligned_grid(volume.affine, volume.shape)
         if np.prod(shape, dtype=np.int64) <= RESLICE_MAX_VOXELS:
             return shape, affine, True
-    ornt = nib.orientations.io_orientation(volume.affine)
-    shape = tuple(volume.shape[int(a)] for a in np.argsort(ornt[:, 0]))
-    return shape, volume.affine @ nib.orientations.inv_ornt_aff(ornt, volume.shape), False
+    _, shape, affine = _canonical_grid(volume)
+    return shape, affine, False
 
 
 def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict]:
