@@ -22,8 +22,15 @@ def test_curves_grow_and_clear(qtbot) -> None:
     assert plot.axes["Dice"].get_ylim() == (0.0, 1.0)  # fixed
     legend = plot.axes["Dice"].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["grey matter", "white matter"]
+    plot.draw()
+    renderer = plot.figure.canvas.get_renderer()
+    # beside the panel, never over a curve
+    assert legend.get_window_extent(renderer).x0 >= plot.axes["Dice"].get_window_extent(renderer).x1
+    first_colour = plot.axes["loss"].lines[0].get_color()
     plot.clear()
     assert plot.series("loss", "train") == ([], []) and not plot.axes["loss"].lines
     assert plot.axes["Dice"].get_ylabel() == "Dice" and plot.axes["Dice"].get_legend() is None
+    plot.add("loss", "train", 1, 2.0)
+    assert plot.axes["loss"].lines[0].get_color() == first_colour  # colours start over
     with pytest.raises(KeyError):
         plot.add("accuracy", "train", 1, 0.5)
