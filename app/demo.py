@@ -17,11 +17,12 @@ import napari
 from napari.layers import Layer
 from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QCoreApplication
 from superqt.utils import WorkerBase
 
 from app.layers import LayerDataTuple, image_layer, labels_layer
 from app.notify import notify_failure, notify_info
+from app.turns import Turns
 from app.viewer import add_layers, make_layers
 
 T1_NAME = "MNI152 T1 (template)"
@@ -58,20 +59,15 @@ def demo_layers() -> list[LayerDataTuple]:
 
 def open_demo(viewer: napari.components.ViewerModel) -> WorkerBase:
     """Load the demo layers in a worker thread and add them to `viewer` when ready, one per turn of the event
-    loop (each insert costs napari ~150 ms; all three in one slot held the GUI for ~0.5 s); returns the
-    worker."""
-    def done(new_layers: list[Layer]) -> None:
-        remaining = list(new_layers)
+    loop (`app.turns`: all three in one slot held the GUI for ~0.5 s); returns the worker."""
+    turns = Turns(QCoreApplication.instance())
 
-        def add_next() -> None:
-            add_layers(viewer, [remaining.pop(0)])
-            if remaining:
-                QTimer.singleShot(0, add_next)
-                return
+    def done(new_layers: list[Layer]) -> None:
+        def last() -> None:
             viewer.layers.selection.active = new_layers[0]  # window/level and statistics act on the T1
             notify_info(DEMO_NOTE)
 
-        add_next()
+        turns.run([*(lambda layer=layer: add_layers(viewer, [layer]) for layer in new_layers), last])
 
     worker = create_worker(lambda: make_layers(demo_layers()), _start_thread=False, _ignore_errors=True)
     worker.returned.connect(done)

@@ -46,6 +46,7 @@ from qtpy.QtWidgets import (
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
+from app.turns import Turns
 from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.display import (
@@ -136,6 +137,7 @@ class HyperspectralDock(QWidget):
         self.rgb_layer: Image | None = None
         self.gt_layer: Labels | None = None
         self.worker = None  # the latest read (tests wait on it)
+        self.turns = Turns(self)  # show_cube's layer changes, one per turn of the event loop
         self.result: dict | None = None
         self.pixels: list[tuple[int, int]] = []
         self._pixel_lines: list = []  # the Line2D of each plotted pixel, as `pixels`
@@ -309,31 +311,47 @@ class HyperspectralDock(QWidget):
 
     def show_cube(self, cube: Cube, path: str, view: tuple[np.ndarray, tuple[float, float]]) -> None:
         """Make `cube` the dock's cube: band (`view`: its middle band, read) and ground-truth layers,
-        legend, slider."""
-        self.cube, self.path = cube, path
-        name = Path(path).stem
-        b = cube.shape[2]
-        self.info.setText(self._describe())
-        for layer in (self.band_layer, self.rgb_layer, self.gt_layer):
-            if layer is not None and layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.band_slider.blockSignals(True)
-        self.band_slider.setRange(0, b - 1)
-        self.band_slider.setValue(b // 2)
-        self.band_slider.blockSignals(False)
-        self.band_slider.setEnabled(True)
+        legend, slider.
+
+        The old cube's layers go and the new ones come one per turn of the event loop (`app.turns`: each
+        costs napari 100-400 ms of the GUI thread); `self.cube` is None until the last step, so nothing
+        acts on a cube half shown.
+        """
+        old = [layer for layer in (self.band_layer, self.rgb_layer, self.gt_layer) if layer is not None]
+        self.cube = None
+        self.band_layer = self.rgb_layer = self.gt_layer = None
+        self.band_slider.setEnabled(False)
+        name, b = Path(path).stem, cube.shape[2]
         data, limits = view
-        self.band_layer = self.viewer.add_image(
-            data, name=f"{name} band", colormap="gray", contrast_limits=limits
-        )
-        self.band_text.setText(band_label(cube, b // 2))
-        self.rgb_layer = None
-        self.gt_layer = None
-        if cube.labels is not None:
-            self.gt_layer = self.viewer.add_labels(cube.labels, name=f"{name} ground truth", opacity=0.4)
-        self._fill_legend()
-        self.clear_spectra()
-        self.panel.status.setText("")
+
+        def remove(layer: Image | Labels) -> None:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
+        def add_band() -> None:
+            self.band_layer = self.viewer.add_image(
+                data, name=f"{name} band", colormap="gray", contrast_limits=limits
+            )
+
+        def add_ground_truth() -> None:
+            if cube.labels is not None:
+                self.gt_layer = self.viewer.add_labels(cube.labels, name=f"{name} ground truth", opacity=0.4)
+
+        def finish() -> None:
+            self.cube, self.path = cube, path
+            self.info.setText(self._describe())
+            self.band_slider.blockSignals(True)
+            self.band_slider.setRange(0, b - 1)
+            self.band_slider.setValue(b // 2)
+            self.band_slider.blockSignals(False)
+            self.band_slider.setEnabled(True)
+            self.band_text.setText(band_label(cube, b // 2))
+            self._fill_legend()
+            self.clear_spectra()
+            self.panel.status.setText("")
+
+        self.turns.run([*(lambda layer=layer: remove(layer) for layer in old), add_band, add_ground_truth,
+                        finish])
 
     # -- bands and RGB -----------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 from engines.datasets.farmland import CLASS_NAMES, write_demo_scene
 from engines.hyperspectral.display import stretch
 from engines.io.cubes import read_cube
-from widgets.hyperspectral_dock import MAX_PIXEL_SPECTRA, REGIONS_LAYER, HyperspectralDock
+from widgets.hyperspectral_dock import MAX_PIXEL_SPECTRA, REGIONS_LAYER, HyperspectralDock, _open
 
 pytestmark = pytest.mark.qt
 
@@ -51,6 +51,25 @@ def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer
     np.testing.assert_array_equal(dock.gt_layer.data, cube.labels)
     legend = [dock.legend.item(i).text() for i in range(dock.legend.count())]
     assert len(legend) == len(CLASS_NAMES) and legend[0].startswith("1  Corn")
+
+
+def test_another_cube_replaces_the_layers_one_per_turn(dock, viewer, qtbot, tmp_path: Path) -> None:
+    """Each layer napari adds or removes holds the GUI thread for 100-400 ms: one per event-loop turn."""
+    dock.show_rgb()
+    qtbot.waitUntil(lambda: dock.rgb_layer is not None and not dock.rgb_reader.busy, timeout=10_000)
+    old = list(viewer.layers)
+    assert len(old) == 3
+    other = write_demo_scene(tmp_path / "other", size=(18, 16), seed=1, splits=())["envi"]
+    changes = []
+    viewer.layers.events.inserted.connect(lambda e: changes.append(("+", e.value.name)))
+    viewer.layers.events.removed.connect(lambda e: changes.append(("-", e.value.name)))
+    dock.show_cube(*_open(read_cube(other), str(other)))  # what a load does once its worker has read
+    assert len(changes) == 1 and dock.cube is None and dock.turns.busy  # the rest wait for later turns
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=10_000)
+    assert [c[0] for c in changes] == ["-", "-", "-", "+", "+"]
+    assert [layer.name for layer in viewer.layers] == [f"{other.stem} band", f"{other.stem} ground truth"]
+    assert dock.band_layer.data.shape == (18, 16) and dock.band_slider.isEnabled()
+    assert dock.info.text().startswith(f"SYNTHETIC {other.stem}: 18 x 16 pixels")
 
 
 def test_rgb_composite_of_chosen_wavelengths(dock, qtbot, scene_files) -> None:
@@ -152,7 +171,8 @@ def test_demo_scene_is_built_in_a_job_then_read(viewer, qtbot, monkeypatch, tmp_
     job, layer = dock.panel.job, dock.band_layer
     dock.load_demo()  # now cached: read at once, no second job
     assert dock.panel.job is job and dock.worker is not None
-    qtbot.waitUntil(lambda: dock.band_layer is not layer, timeout=30_000)  # shown: the read is over
+    # shown: the read is over and the new layers are in
+    qtbot.waitUntil(lambda: dock.cube is not None and dock.band_layer not in (None, layer), timeout=30_000)
 
 
 def test_old_pixel_spectra_go_but_region_lines_stay(dock, qtbot) -> None:
