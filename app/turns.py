@@ -38,12 +38,11 @@ class Turns(QObject):
         self._next()
 
     def _next(self) -> None:
+        self._timer.stop()
         if not self._steps:
-            self._timer.stop()
             return
-        step = self._steps.popleft()
-        if self._steps:
-            self._timer.start()
-        else:
-            self._timer.stop()
-        step()
+        try:
+            self._steps.popleft()()
+        finally:
+            if self._steps:  # started after the step, so timers that fell due during it go first
+                self._timer.start()

@@ -78,9 +78,16 @@ def band_view(cube: Cube, band: int) -> tuple[np.ndarray, tuple[float, float]]:
     return data, (lo, hi if hi > lo else lo + 1.0)
 
 
-def _open(cube: Cube, path: str) -> tuple[Cube, str, tuple[np.ndarray, tuple[float, float]]]:
-    """The cube, its path and the view of its middle band (the band shown first)."""
-    return cube, path, band_view(cube, cube.shape[2] // 2)
+def _open(path: str) -> tuple[Cube, str, list[Image | Labels]]:
+    """The cube at `path`, the path, and the layers it opens with, built here in the reading worker (napari
+    spends 100-450 ms building a layer: thumbnail, features): its middle band, and its ground truth if any."""
+    cube = read_cube(path)
+    name = Path(path).stem
+    data, limits = band_view(cube, cube.shape[2] // 2)
+    layers = [Image(data, name=f"{name} band", colormap="gray", contrast_limits=limits)]
+    if cube.labels is not None:
+        layers.append(Labels(cube.labels, name=f"{name} ground truth", opacity=0.4))
+    return cube, path, layers
 
 
 class LatestReader:
@@ -262,7 +269,7 @@ class HyperspectralDock(QWidget):
 
     def load(self, path: str) -> None:
         """Read `path` in a worker thread, then show it."""
-        worker = create_worker(lambda: _open(read_cube(path), path), _start_thread=False, _ignore_errors=True)
+        worker = create_worker(_open, path, _start_thread=False, _ignore_errors=True)
         self._start_read(worker, f"Reading {Path(path).name}…", path)
 
     def load_demo(self) -> None:
@@ -309,9 +316,9 @@ class HyperspectralDock(QWidget):
             f"\n⚠ {m}" for m in cube.warnings
         )
 
-    def show_cube(self, cube: Cube, path: str, view: tuple[np.ndarray, tuple[float, float]]) -> None:
-        """Make `cube` the dock's cube: band (`view`: its middle band, read) and ground-truth layers,
-        legend, slider.
+    def show_cube(self, cube: Cube, path: str, layers: list[Image | Labels]) -> None:
+        """Make `cube` the dock's cube: its `layers` (band, then ground truth if any: `_open`), legend,
+        slider.
 
         The old cube's layers go and the new ones come one per turn of the event loop (`app.turns`: each
         costs napari 100-400 ms of the GUI thread); `self.cube` is None until the last step, so nothing
@@ -321,21 +328,18 @@ class HyperspectralDock(QWidget):
         self.cube = None
         self.band_layer = self.rgb_layer = self.gt_layer = None
         self.band_slider.setEnabled(False)
-        name, b = Path(path).stem, cube.shape[2]
-        data, limits = view
+        b = cube.shape[2]
 
         def remove(layer: Image | Labels) -> None:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
 
-        def add_band() -> None:
-            self.band_layer = self.viewer.add_image(
-                data, name=f"{name} band", colormap="gray", contrast_limits=limits
-            )
-
-        def add_ground_truth() -> None:
-            if cube.labels is not None:
-                self.gt_layer = self.viewer.add_labels(cube.labels, name=f"{name} ground truth", opacity=0.4)
+        def add(layer: Image | Labels) -> None:
+            self.viewer.add_layer(layer)
+            if isinstance(layer, Labels):
+                self.gt_layer = layer
+            else:
+                self.band_layer = layer
 
         def finish() -> None:
             self.cube, self.path = cube, path
@@ -350,8 +354,8 @@ class HyperspectralDock(QWidget):
             self.clear_spectra()
             self.panel.status.setText("")
 
-        self.turns.run([*(lambda layer=layer: remove(layer) for layer in old), add_band, add_ground_truth,
-                        finish])
+        self.turns.run([*(lambda layer=layer: remove(layer) for layer in old),
+                        *(lambda layer=layer: add(layer) for layer in layers), finish])
 
     # -- bands and RGB -----------------------------------------------------------------------------------
 
@@ -561,9 +565,14 @@ class HyperspectralDock(QWidget):
             self.panel.status.setText("Classification cancelled.")
             return
         r = self.result
-        class_map = tifffile.imread(r["map"])
-        self.viewer.add_labels(class_map, name=f"{Path(self.path).stem} {r['method']} map", opacity=0.6)
         self.panel.status.setText(
             f"{r['method']}, {r['split']}: OA {100 * r['OA']:.2f} %, "
             f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
         )
+        # read and built in a worker: the GUI thread only inserts the layer
+        name = f"{Path(self.path).stem} {r['method']} map"
+        worker = create_worker(lambda: Labels(tifffile.imread(r["map"]), name=name, opacity=0.6),
+                               _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self.viewer.add_layer)
+        worker.errored.connect(lambda exc: notify_failure(exc, r["map"]))
+        worker.start()

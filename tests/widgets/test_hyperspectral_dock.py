@@ -63,7 +63,7 @@ def test_another_cube_replaces_the_layers_one_per_turn(dock, viewer, qtbot, tmp_
     changes = []
     viewer.layers.events.inserted.connect(lambda e: changes.append(("+", e.value.name)))
     viewer.layers.events.removed.connect(lambda e: changes.append(("-", e.value.name)))
-    dock.show_cube(*_open(read_cube(other), str(other)))  # what a load does once its worker has read
+    dock.show_cube(*_open(str(other)))  # what a load does once its worker has read
     assert len(changes) == 1 and dock.cube is None and dock.turns.busy  # the rest wait for later turns
     qtbot.waitUntil(lambda: dock.cube is not None, timeout=10_000)
     assert [c[0] for c in changes] == ["-", "-", "-", "+", "+"]
@@ -118,6 +118,7 @@ def test_classify_in_the_background(dock, viewer, qtbot) -> None:
     assert not dock.classify_button.isEnabled()
     qtbot.waitUntil(lambda: dock.classify_button.isEnabled(), timeout=120_000)
     assert dock.result is not None and dock.result["method"] == "gmlc"
+    qtbot.waitUntil(lambda: any(layer.name.endswith("gmlc map") for layer in viewer.layers))  # (worker)
     maps = [layer for layer in viewer.layers if layer.name.endswith("gmlc map")]
     assert len(maps) == 1 and maps[0].data.shape == (40, 36)
     assert "OA" in dock.panel.status.text()
