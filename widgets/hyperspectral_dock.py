@@ -20,7 +20,6 @@ from pathlib import Path
 import napari
 import numpy as np
 import tifffile
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
@@ -46,6 +45,7 @@ from qtpy.QtWidgets import (
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
+from app.plot import Canvas
 from app.turns import Turns
 from engines.cube import Cube
 from engines.errors import InputError
@@ -192,7 +192,7 @@ class HyperspectralDock(QWidget):
 
         self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
         self.axes = self.figure.add_subplot(111)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = Canvas(self.figure)
         self.canvas.setMinimumHeight(200)
         self.pick_box = QCheckBox("Plot the pixel under each click")
         self.pick_box.setChecked(True)

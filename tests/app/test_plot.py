@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow
 
 from app.plot import MetricPlot
 
@@ -34,3 +37,32 @@ def test_curves_grow_and_clear(qtbot) -> None:
     assert plot.axes["loss"].lines[0].get_color() == first_colour  # colours start over
     with pytest.raises(KeyError):
         plot.add("accuracy", "train", 1, 0.5)
+
+
+def test_a_canvas_behind_another_tab_draws_when_raised(qtbot, monkeypatch) -> None:
+    """A canvas in a dock behind another dock's tab (still "visible" to Qt) does not draw: each draw holds
+    the GUI thread. Raised, it draws before it paints; then it draws as it is asked."""
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.setCentralWidget(QLabel("viewer"))
+    plot = MetricPlot(("loss",))
+    docks = [QDockWidget("plot"), QDockWidget("other")]
+    docks[0].setWidget(plot)
+    docks[1].setWidget(QLabel("another dock"))
+    for dock in docks:
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.tabifyDockWidget(*docks)
+    docks[1].raise_()
+    window.show()
+    qtbot.waitExposed(window)
+    draws = []
+    monkeypatch.setattr(FigureCanvasAgg, "draw", lambda self: draws.append(self))
+    plot.add("loss", "train", 1, 2.0)
+    qtbot.wait(200)
+    assert plot.isVisible() and not plot.seen and draws == []
+    docks[0].raise_()
+    qtbot.waitUntil(lambda: len(draws) == 1, timeout=5_000)
+    plot.add("loss", "train", 2, 1.0)
+    qtbot.waitUntil(lambda: len(draws) == 2, timeout=5_000)
+    qtbot.wait(100)
+    assert len(draws) == 2
