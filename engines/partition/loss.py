@@ -46,10 +46,15 @@ def _weights(mask: torch.Tensor | None, flat: torch.Tensor, dtype: torch.dtype) 
 
 
 def _voxel_count(weights: torch.Tensor | None, flat: torch.Tensor, mesh: SpatialMesh) -> int:
-    """Voxels counted over the whole volume (all blocks): every one, or those `weights` keep."""
+    """Voxels counted over the whole volume (all blocks): every one, or those `weights` keep.
+
+    Every rank takes part in the all-reduce, with or without weights: a crop reaching into the padding
+    gives weights to the ranks whose block it reaches and none to the others.
+    """
     if weights is None:
-        return flat.numel() * mesh.spatial_size
-    count = weights.sum().to(torch.int64).reshape(1)  # exact: a float32 sum of a 512^3 mask is not
+        count = torch.full((1,), flat.numel(), dtype=torch.int64, device=flat.device)
+    else:
+        count = weights.sum().to(torch.int64).reshape(1)  # exact: a float32 sum of a 512^3 mask is not
     if mesh.spatial_size > 1:
         dist.all_reduce(count, group=mesh.spatial_group)
     return int(count.item())
