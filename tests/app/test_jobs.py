@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 
-from app.jobs import Job, eta_seconds, main_command
+from app.jobs import JOB_NICENESS, Job, eta_seconds, main_command
 
 pytestmark = pytest.mark.qt
 
@@ -63,6 +64,21 @@ def test_crash_reports_stderr_tail(qtbot, tmp_path):
         job.start()
     code, tail = done.args
     assert code == 3 and "boom: bad thing" in tail
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX niceness")
+def test_a_job_runs_at_a_lower_cpu_priority_than_the_gui(qtbot, tmp_path):
+    script = tmp_path / "nice.py"
+    script.write_text("import os\nprint('niceness', os.getpriority(os.PRIO_PROCESS, 0), os.getpid())\n")
+    job = _job(script)
+    lines = []
+    job.log.connect(lines.append)
+    with qtbot.waitSignal(job.finished, timeout=20_000) as done:
+        job.start()
+        pid = job._process.processId()
+    assert done.args[0] == 0
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert f"niceness {min(own + JOB_NICENESS, 19)} {pid}" in lines  # and the process is the job itself
 
 
 def test_missing_program_reports_failure(qtbot, tmp_path):
