@@ -11,7 +11,6 @@ from qtpy.QtCore import Signal
 from qtpy.QtGui import QFontDatabase
 from qtpy.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -20,6 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from app.jobs import Job
+from app.status_label import StatusLabel
 
 # Lines the log pane keeps (older ones scroll away).
 LOG_LINES = 2000
@@ -60,9 +60,7 @@ class JobPanel(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setEnabled(False)  # always shown: a layout jump would repaint the whole window
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())  # steady layout
+        self.status = StatusLabel(lines=2)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the job: it finishes its current step (a training job saves a "
                                       "checkpoint) and exits")

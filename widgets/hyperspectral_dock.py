@@ -46,6 +46,7 @@ from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
 from app.plot import Canvas
+from app.status_label import StatusLabel
 from app.turns import Turns
 from engines.cube import Cube
 from engines.errors import InputError
@@ -166,13 +167,12 @@ class HyperspectralDock(QWidget):
         self.demo_button = QPushButton("Demo scene")
         self.demo_button.setToolTip("The SYNTHETIC WHU-Hi-like farmland scene (PROSAIL crops + lab spectra)")
         self.demo_button.clicked.connect(self.load_demo)
-        self.info = QLabel("No cube open.")
-        self.info.setWordWrap(True)
+        self.info = StatusLabel("No cube open.", lines=2)
 
         self.band_slider = QSlider(Qt.Orientation.Horizontal)
         self.band_slider.setEnabled(False)
         self.band_slider.valueChanged.connect(self.set_band)
-        self.band_text = QLabel("")
+        self.band_text = StatusLabel()
 
         self.rgb_spins = []
         for nm in DEFAULT_RGB_NM:

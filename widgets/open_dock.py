@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from app import settings
 from app.layers import RESLICE_ABOVE_DEG, display_grid, layer_volume, obliquity_deg
 from app.notify import notify_failure
+from app.status_label import StatusLabel
 from app.viewer import open_paths
 from engines.io import VOLUME_EXTENSIONS, DicomSeriesInfo, list_dicom_series
 from engines.volume import Volume
@@ -78,9 +79,8 @@ class OpenDock(QWidget):
         self.as_labels = QCheckBox("open as labels (segmentation)")
         self.recent = QListWidget()
         self.recent.setToolTip("Double-click to open again")
-        self.status = QLabel("")
-        self.summary = QLabel("Nothing loaded yet.")
-        self.summary.setWordWrap(True)
+        self.status = StatusLabel()
+        self.summary = StatusLabel("Nothing loaded yet.")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 

@@ -44,6 +44,7 @@ from app.jobs import main_command
 from app.layers import full_resolution, layer_affine, unchanged_source
 from app.notify import notify_failure, notify_info, notify_warning
 from app.settings import config_dir
+from app.status_label import StatusLabel
 from app.window_level import strided_sample
 from engines.errors import InputError
 from engines.superres.data import intensity_range
@@ -143,10 +144,8 @@ class SuperResolutionDock(QWidget):
         self.split_slider.setValue(50)
         self.split_slider.setToolTip("Split position: bicubic on one side, the network on the other")
         self.split_slider.valueChanged.connect(self._show)
-        self.latency_label = QLabel("")
-        self.latency_label.setWordWrap(True)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.latency_label = StatusLabel()
+        self.status = StatusLabel()
 
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip(f"This slice with the full model ({REFINE_MODEL})")

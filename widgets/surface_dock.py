@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -29,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from app.layers import full_resolution, layer_affine
 from app.notify import notify_failure, notify_info, notify_warning
+from app.status_label import StatusLabel
 from engines.surface import Mesh, labels_to_mesh, write_mesh
 from widgets.view_dock import LayerChoice
 
@@ -86,8 +86,7 @@ class SurfaceDock(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.progress.connect(self._show_progress)  # a bound slot: queued from the worker thread
 
         form = QFormLayout()

@@ -35,7 +35,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -48,6 +47,7 @@ from app.jobs import main_command
 from app.layers import GRID_TOLERANCE_MM, full_resolution, labels_layer, layer_affine, unchanged_source
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
+from app.status_label import StatusLabel
 from app.viewer import add_layers, make_layers, open_paths
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
@@ -211,7 +211,7 @@ class Train3DDock(QWidget):
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
         self.plot = MetricPlot(("loss", "Dice"), limits={"Dice": (0.0, 1.0)})
-        self.memory = QLabel(NO_MEMORY)  # never empty: a label changing height would relayout the window
+        self.memory = StatusLabel(NO_MEMORY, lines=2)  # one line per few ranks
         self.panel = JobPanel()
         self.panel.job_event.connect(self._on_event)
         self.panel.finished.connect(self._on_finished)

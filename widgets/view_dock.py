@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane, set_plane
+from app.status_label import StatusLabel
 from app.window_level import (
     CT_PRESETS,
     dicom_window,
@@ -174,7 +175,7 @@ class ViewDock(QWidget):
     def _window_box(self) -> QGroupBox:
         box = QGroupBox("Window / level")
         layout = QVBoxLayout(box)
-        self.image_label = QLabel("No image")
+        self.image_label = StatusLabel("No image")
         layout.addWidget(self.image_label)
 
         self.width_spin = QDoubleSpinBox()
@@ -298,7 +299,7 @@ class ViewDock(QWidget):
         self.stats_button = QPushButton("Segment statistics")
         self.stats_button.setToolTip("Voxels, volume and image mean ± SD inside each label")
         self.stats_button.clicked.connect(self.compute_statistics)
-        self.stats_status = QLabel("")
+        self.stats_status = StatusLabel()
         row.addWidget(self.stats_button)
         row.addWidget(self.stats_status, stretch=1)
         layout.addLayout(row)
