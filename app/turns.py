@@ -16,8 +16,9 @@ from qtpy.QtCore import QObject, QTimer
 class Turns(QObject):
     """Runs a sequence of steps, the first at once and each next one in a later turn of the event loop.
 
-    A new `run` drops the steps still waiting (they served an older request). The steps stop when the
-    parent is deleted (the timer is the parent's child), so none runs against a closed dock.
+    A new `run` drops the steps still waiting (they served an older request): a caller whose steps undo
+    earlier ones keeps what is left to undo itself. The steps stop when the parent is deleted (the timer is
+    the parent's child); a dock that is only closed (napari keeps the widget) finishes what it started.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:

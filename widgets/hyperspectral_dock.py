@@ -146,10 +146,12 @@ class HyperspectralDock(QWidget):
         self.gt_layer: Labels | None = None
         self.worker = None  # the latest read (tests wait on it)
         self.turns = Turns(self)  # show_cube's layer changes, one per turn of the event loop
+        self._leaving: list[Image | Labels] = []  # an older cube's layers still to remove (show_cube)
         self.result: dict | None = None
         self.pixels: list[tuple[int, int]] = []
         self._pixel_lines: list = []  # the Line2D of each plotted pixel, as `pixels`
         self._map_file: str | None = None
+        self._classified: str | None = None  # the cube the classification job runs on
         self._job: str | None = None  # what the panel runs: "demo" or "classify"
         self._demo_path: str | None = None  # the cached demo scene, once its job has written it
         # Band and RGB reads run off the GUI thread (a memory-mapped BIP cube reads a band in seconds).
@@ -324,13 +326,15 @@ class HyperspectralDock(QWidget):
         costs napari 100-400 ms of the GUI thread); `self.cube` is None until the last step, so nothing
         acts on a cube half shown.
         """
-        old = [layer for layer in (self.band_layer, self.rgb_layer, self.gt_layer) if layer is not None]
+        # what is shown, and what an interrupted show_cube had still to remove (or had added already)
+        self._leaving += [layer for layer in (self.band_layer, self.rgb_layer, self.gt_layer) if layer]
         self.cube = None
         self.band_layer = self.rgb_layer = self.gt_layer = None
         self.band_slider.setEnabled(False)
         b = cube.shape[2]
 
-        def remove(layer: Image | Labels) -> None:
+        def remove() -> None:
+            layer = self._leaving.pop(0)
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
 
@@ -354,8 +358,19 @@ class HyperspectralDock(QWidget):
             self.clear_spectra()
             self.panel.status.setText("")
 
-        self.turns.run([*(lambda layer=layer: remove(layer) for layer in old),
-                        *(lambda layer=layer: add(layer) for layer in layers), finish])
+        self.turns.run([*[remove] * len(self._leaving), *(lambda layer=layer: add(layer) for layer in layers),
+                        finish])
+
+    def _have_cube(self, *, ground_truth: bool = False) -> bool:
+        """Whether a cube (with ground truth, if asked) is open; if not, a notification says what to do."""
+        if self.cube is None and self.turns.busy:
+            notify_info("The cube is still being shown: try again in a moment.")
+        elif self.cube is None or (ground_truth and self.cube.labels is None):
+            notify_warning("Open a cube with ground truth first (its <name>_gt file beside it)."
+                           if ground_truth else "Open a cube first.")
+        else:
+            return True
+        return False
 
     # -- bands and RGB -----------------------------------------------------------------------------------
 
@@ -379,8 +394,7 @@ class HyperspectralDock(QWidget):
 
     def show_rgb(self) -> None:
         """Add (or update), once read in a worker, the RGB composite of the three chosen wavelengths."""
-        if self.cube is None:
-            notify_warning("Open a cube first.")
+        if not self._have_cube():
             return
         self.rgb_reader.request(self.cube, [s.value() for s in self.rgb_spins], self.stretch_spin.value())
 
@@ -443,8 +457,7 @@ class HyperspectralDock(QWidget):
     def plot_regions(self) -> None:
         """Plot mean ± SD of every region drawn in the regions layer, once read in a worker
         (`region_stats` then holds (region number, mean, sd, n) per region)."""
-        if self.cube is None:
-            notify_warning("Open a cube first.")
+        if not self._have_cube():
             return
         shapes = self.regions_layer()
         if len(shapes.data) == 0:
@@ -516,12 +529,12 @@ class HyperspectralDock(QWidget):
 
     def classify(self) -> None:
         """Run the protocol in a background process; the map is added when it is done."""
-        if self.cube is None or self.cube.labels is None:
-            notify_warning("Open a cube with ground truth first (its <name>_gt file beside it).")
+        if not self._have_cube(ground_truth=True):
             return
         if self.panel.running:
             return
         self._job = "classify"
+        self._classified = self.path  # the map is named for this cube, even if another is opened meanwhile
         self._map_file = str(Path(tempfile.mkdtemp(prefix="tessera-hsi-")) / "classification.tif")
         self.result = None
         self.classify_button.setEnabled(False)
@@ -570,7 +583,7 @@ class HyperspectralDock(QWidget):
             f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
         )
         # read and built in a worker: the GUI thread only inserts the layer
-        name = f"{Path(self.path).stem} {r['method']} map"
+        name = f"{Path(self._classified).stem} {r['method']} map"
         worker = create_worker(lambda: Labels(tifffile.imread(r["map"]), name=name, opacity=0.6),
                                _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self.viewer.add_layer)

@@ -72,6 +72,32 @@ def test_another_cube_replaces_the_layers_one_per_turn(dock, viewer, qtbot, tmp_
     assert dock.info.text().startswith(f"SYNTHETIC {other.stem}: 18 x 16 pixels")
 
 
+def test_a_cube_shown_before_the_last_one_is_in_leaves_only_its_own_layers(dock, viewer, qtbot,
+                                                                             tmp_path: Path) -> None:
+    """The user opens B, then C while B's layers are still going in: A's and B's layers all go."""
+    dock.show_rgb()
+    qtbot.waitUntil(lambda: dock.rgb_layer is not None and not dock.rgb_reader.busy, timeout=10_000)
+    b, c = (write_demo_scene(tmp_path / name, size=(18, 16), seed=i, splits=())["envi"]
+            for i, name in enumerate(("b", "c")))
+    dock.show_cube(*_open(str(b)))
+    assert dock.turns.busy
+    dock.show_cube(*_open(str(c)))
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=10_000)
+    assert [layer.name for layer in viewer.layers] == [f"{c.stem} band", f"{c.stem} ground truth"]
+    assert Path(dock.path) == c and dock.rgb_layer is None
+
+
+def test_actions_wait_while_a_cube_is_being_shown(dock, tmp_path: Path, monkeypatch) -> None:
+    messages = []
+    monkeypatch.setattr("widgets.hyperspectral_dock.notify_info", messages.append)
+    other = write_demo_scene(tmp_path / "other", size=(18, 16), seed=1, splits=())["envi"]
+    dock.show_cube(*_open(str(other)))
+    dock.classify()
+    dock.show_rgb()
+    assert messages == ["The cube is still being shown: try again in a moment."] * 2
+    assert not dock.panel.running and not dock.rgb_reader.busy
+
+
 def test_rgb_composite_of_chosen_wavelengths(dock, qtbot, scene_files) -> None:
     cube = read_cube(scene_files["envi"])
     for spin, nm in zip(dock.rgb_spins, (700.0, 550.0, 450.0), strict=True):
