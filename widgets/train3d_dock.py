@@ -210,7 +210,8 @@ class Train3DDock(QWidget):
 
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
-        self.plot = MetricPlot(("loss", "Dice"), limits={"Dice": (0.0, 1.0)})
+        # Dice rises from 0 towards 1 as training goes: the lower right corner stays free for the legend
+        self.plot = MetricPlot(("loss", "Dice"), limits={"Dice": (0.0, 1.0)}, legend_loc="lower right")
         self.memory = StatusLabel(NO_MEMORY, lines=2)  # one line per few ranks
         self.panel = JobPanel()
         self.panel.job_event.connect(self._on_event)

@@ -26,9 +26,9 @@ def test_curves_grow_and_clear(qtbot) -> None:
     legend = plot.axes["Dice"].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["grey matter", "white matter"]
     plot.draw()
-    renderer = plot.figure.canvas.get_renderer()
-    # beside the panel, never over a curve
-    assert legend.get_window_extent(renderer).x0 >= plot.axes["Dice"].get_window_extent(renderer).x1
+    renderer = plot.get_renderer()
+    box, axes = legend.get_window_extent(renderer), plot.axes["Dice"].get_window_extent(renderer)
+    assert axes.x1 - 20 < box.x1 <= axes.x1 and axes.y1 - 20 < box.y1 <= axes.y1  # upper right, the default
     first_colour = plot.axes["loss"].lines[0].get_color()
     plot.clear()
     assert plot.series("loss", "train") == ([], []) and not plot.axes["loss"].lines
@@ -37,6 +37,18 @@ def test_curves_grow_and_clear(qtbot) -> None:
     assert plot.axes["loss"].lines[0].get_color() == first_colour  # colours start over
     with pytest.raises(KeyError):
         plot.add("accuracy", "train", 1, 0.5)
+
+
+def test_the_legend_sits_in_the_corner_asked_for(qtbot) -> None:
+    plot = MetricPlot(("Dice",), legend_loc="lower right")
+    qtbot.addWidget(plot)
+    for name in ("grey matter", "white matter"):
+        plot.add("Dice", name, 1, 0.5)
+    plot.draw()
+    renderer = plot.get_renderer()
+    box = plot.axes["Dice"].get_legend().get_window_extent(renderer)
+    axes = plot.axes["Dice"].get_window_extent(renderer)
+    assert axes.x1 - 20 < box.x1 <= axes.x1 and axes.y0 <= box.y0 < axes.y0 + 20
 
 
 def test_a_canvas_behind_another_tab_draws_when_raised(qtbot, monkeypatch) -> None:
