@@ -12,6 +12,7 @@ equal priority, 35 ms (71) with the job niced (25 ms on an idle machine).
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import sys
 import time
@@ -92,9 +93,16 @@ class Job(QObject):
         self._started_at = time.monotonic()
         # `nice` replaces itself with the command, so the process id stays the job's; a program that is not
         # there is started bare, for QProcess to report it could not start.
-        nice = shutil.which("nice") if shutil.which(self.argv[0]) else None
+        nice = shutil.which("nice") if self._program_found() else None
         argv = [nice, "-n", str(JOB_NICENESS), *self.argv] if nice else self.argv
         self._process.start(argv[0], argv[1:])
+
+    def _program_found(self) -> bool:
+        """Whether the program exists where the job looks for it: its working directory and PATH."""
+        program, cwd = self.argv[0], self._process.workingDirectory()
+        if cwd and os.sep in program and not os.path.isabs(program):
+            program = os.path.join(cwd, program)
+        return shutil.which(program, path=self._process.processEnvironment().value("PATH")) is not None
 
     def cancel(self) -> None:
         """Ask the job to stop (SIGTERM: it checkpoints and exits); kill it if it ignores that for 10 s."""

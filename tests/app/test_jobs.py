@@ -81,6 +81,30 @@ def test_a_job_runs_at_a_lower_cpu_priority_than_the_gui(qtbot, tmp_path):
     assert f"niceness {min(own + JOB_NICENESS, 19)} {pid}" in lines  # and the process is the job itself
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX niceness")
+def test_a_relative_program_is_looked_for_in_the_jobs_folder(qtbot, tmp_path, monkeypatch):
+    job_dir, gui_dir = tmp_path / "job", tmp_path / "gui"
+    for folder in (job_dir / "bin", gui_dir / "elsewhere"):
+        folder.mkdir(parents=True)
+    script = job_dir / "bin" / "here.sh"
+    script.write_text("#!/bin/sh\necho niceness $(cut -d' ' -f19 /proc/$$/stat)\n")
+    script.chmod(0o755)
+    (gui_dir / "elsewhere" / "there.sh").write_text("#!/bin/sh\necho wrong\n")
+    (gui_dir / "elsewhere" / "there.sh").chmod(0o755)
+    monkeypatch.chdir(gui_dir)
+    job = Job(["bin/here.sh"], cwd=str(job_dir))
+    lines = []
+    job.log.connect(lines.append)
+    with qtbot.waitSignal(job.finished, timeout=20_000) as done:
+        job.start()
+    niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS, 19)
+    assert done.args[0] == 0 and lines == [f"niceness {niceness}"]
+    missing = Job(["elsewhere/there.sh"], cwd=str(job_dir))  # in the GUI's folder, not the job's
+    with qtbot.waitSignal(missing.finished, timeout=20_000) as done:
+        missing.start()
+    assert done.args[0] == -1 and "could not start" in done.args[1]
+
+
 def test_missing_program_reports_failure(qtbot, tmp_path):
     job = Job([str(tmp_path / "no-such-program")])
     with qtbot.waitSignal(job.finished, timeout=10_000) as done:
