@@ -66,9 +66,11 @@ def run_gui(argv: list[str]) -> int:
 
     import napari
 
+    from app.viewer import freeze_startup_objects
     from widgets.workbench import open_workbench
 
     open_workbench(files=args.files, demo=args.demo)
+    freeze_startup_objects()
     napari.run()
     return 0
 

@@ -244,3 +244,32 @@ def test_a_hyperspectral_cube_is_sent_to_its_dock(viewer, qtbot, tmp_path):
     (message,) = [str(n.message) for n in notification_manager.records[before:]]
     assert str(cube) in message and "Hyperspectral dock" in message
     assert len(viewer.layers) == 0
+
+
+def test_startup_objects_are_frozen_after_one_collection() -> None:
+    """Garbage left from start-up is freed first (frozen, it would stay for good); what is alive then is left
+    out of later collections, which still free new garbage."""
+    import gc
+    import weakref
+
+    from app.viewer import freeze_startup_objects
+
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref:
+        node = Node()
+        node.me = node
+        return weakref.ref(node)
+
+    try:
+        gc.disable()  # no automatic collection may free the cycles before the calls below
+        before = cycle()
+        freeze_startup_objects()
+        assert before() is None and gc.get_freeze_count() > 0
+        after = cycle()
+        gc.collect()
+        assert after() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()
