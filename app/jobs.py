@@ -5,8 +5,7 @@ line. `Job` runs it in a QProcess so the GUI thread only ever handles short sign
 re-emitted, other lines go to the log, and the end reports the exit code and the tail of stderr.
 Cancel sends SIGTERM (the job checkpoints and exits 0) and kills the process if it is still alive 10 s later.
 On POSIX a job runs at a lower CPU priority (`nice`), so that the GUI thread gets a core first when it has
-work: with two training ranks on a two-core machine a plot redraw took 42 ms on average (98 at most) at
-equal priority, 35 ms (71) with the job niced (25 ms on an idle machine).
+work (benchmarks/gui_stalls.py compares both: with two ranks on two cores the gain is small).
 """
 
 from __future__ import annotations

@@ -116,24 +116,25 @@ def child(steps: int) -> list[dict]:
                   "hyperspectral: a second cube replaces it", lambda cube=cube: hsi.load(str(cube)),
                   lambda cube=cube: hsi.cube is not None and hsi.path == str(cube), 120)
         train.parent().raise_()
-        train.image_choice.set_layer(t1)
-        train.labels_choice.set_layer(tissue)
         train.steps_spin.setValue(steps)
         for niceness in (app.jobs.JOB_NICENESS, 0):
             app.jobs.JOB_NICENESS = niceness
+            train.image_choice.set_layer(t1)  # (the choices follow the layer selection)
+            train.labels_choice.set_layer(tissue)
             train.out_edit.setText(str(Path(tmp) / f"train_nice{niceness}"))
+            before = train.prediction_layer
             phase(f"train 3D: demo, 2 ranks, {steps} steps + prediction (job at nice {niceness})",
-                  train.start, lambda: _trained(train), CHILD_TIMEOUT_S / 3)
-            v.layers.remove(train.prediction_layer)
+                  train.start, lambda before=before: _trained(train, before), CHILD_TIMEOUT_S / 3)
     v.close()
     return records
 
 
-def _trained(train) -> bool:
-    """The Train 3D dock's job is over and its prediction added; raises if the job did not start or failed."""
+def _trained(train, before) -> bool:
+    """The Train 3D dock's job is over and a new prediction (not `before`) added; raises if the job did not
+    start or failed."""
     if train.last_message and not train.panel.running:
         raise RuntimeError(f"the training job failed: {train.last_message}")
-    return train.prediction_layer is not None and not train.panel.running
+    return train.prediction_layer not in (None, before) and not train.panel.running
 
 
 def _run_child(steps: int) -> list[dict]:
