@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-from benchmarks.report import command_line, write_results  # noqa: E402
+from benchmarks.report import command_line, run_gui_child, write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "gui_stalls.json"
 TICK_MS = 10
@@ -137,17 +134,6 @@ def _trained(train, before) -> bool:
     return train.prediction_layer not in (None, before) and not train.panel.running
 
 
-def _run_child(steps: int) -> list[dict]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--steps", str(steps)]
-    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S + 60, cwd=ROOT)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="training steps per Train 3D phase")
@@ -157,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.steps)), flush=True)
         return 0
-    records = _run_child(args.steps)
+    records = run_gui_child(Path(__file__).resolve(), ["--steps", str(args.steps)], CHILD_TIMEOUT_S + 60)
     rows = ["| phase | s | longest GUI gap ms | gaps > 100 ms | plot redraws: n, mean, max ms |",
             "|---|---|---|---|---|"]
     for r in records:

@@ -22,8 +22,6 @@ import json
 import os
 import platform
 import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import run_gui_child, write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "open_volume.json"
 TARGET_SECONDS = 2.0
@@ -103,17 +101,6 @@ def child(path: str) -> dict:
     return result
 
 
-def _run_child(path: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path)]
-    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S + 60, cwd=ROOT)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
-
-
 def _mib(n: float) -> str:
     return f"{n / 2**20:.0f}"
 
@@ -148,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {size}^3 int16 phantom as .nii and .nii.gz in {time.perf_counter() - t:.1f} s",
               file=sys.stderr)
         for path in paths:
-            result = _run_child(path)
+            result = run_gui_child(Path(__file__).resolve(), [str(path)], CHILD_TIMEOUT_S + 60)
             result["peak_over_file"] = round(result["peak_rss_bytes"] / result["file_bytes"], 3)
             result["added_over_file"] = round(
                 (result["peak_rss_bytes"] - result["baseline_rss_bytes"]) / result["file_bytes"], 3)
