@@ -12,7 +12,15 @@ from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.classifiers import GaussianMLClassifier, SVMClassifier
 from engines.hyperspectral.metrics import accuracy_report
-from engines.hyperspectral.protocol import Progress, Split, Stop, band_mask, make_split
+from engines.hyperspectral.protocol import (
+    IgnoredAsNaN,
+    Progress,
+    Split,
+    Stop,
+    band_mask,
+    make_split,
+    no_data_pixels,
+)
 
 METHODS = ("svm", "gmlc", "cnn")
 
@@ -30,6 +38,18 @@ def make_classifier(method: str, *, seed: int = 0, quick: bool = False):
     raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def spectra(cube: Cube):
+    """The cube's data as the protocol reads it: with its "data ignore value" (if any) as NaN."""
+    ignore = cube.meta.get("data_ignore_value")
+    return cube.data if ignore is None else IgnoredAsNaN(cube.data, ignore)
+
+
+def no_data_of(cube: Cube, *, progress: Progress | None = None, stop: Stop | None = None) -> np.ndarray:
+    """(H, W) bool: the cube's pixels without data (the ignore value or NaN in a band that is not bad)."""
+    return no_data_pixels(spectra(cube), band_mask(cube.shape[2], cube.bad_bands), progress=progress,
+                          stop=stop)
+
+
 def split_for(
     cube: Cube,
     *,
@@ -38,8 +58,10 @@ def split_for(
     official: int | None = None,
     train_file: str | os.PathLike | None = None,
     test_file: str | os.PathLike | None = None,
+    no_data: np.ndarray | None = None,
 ) -> Split:
-    """The split a run uses: explicit split files, official split N found beside the cube, or seeded."""
+    """The split a run uses: explicit split files, official split N found beside the cube, or seeded;
+    pixels where `no_data` is set are in neither set."""
     if official is not None:
         found = cube.meta.get("splits", {}).get(official)
         if not found or "train" not in found:
@@ -49,8 +71,9 @@ def split_for(
             )
         train_file, test_file = found["train"], found.get("test")
     if train_file is not None:
-        return make_split(cube.labels, train_file=train_file, test_file=test_file, source=cube.source)
-    return make_split(cube.labels, per_class=per_class, seed=seed, source=cube.source)
+        return make_split(cube.labels, train_file=train_file, test_file=test_file, source=cube.source,
+                          no_data=no_data)
+    return make_split(cube.labels, per_class=per_class, seed=seed, source=cube.source, no_data=no_data)
 
 
 def run_protocol(
@@ -61,10 +84,12 @@ def run_protocol(
     seed: int = 0,
     quick: bool = False,
     full_map: bool = False,
+    no_data: np.ndarray | None = None,
     progress: Progress | None = None,
     stop: Stop | None = None,
 ) -> tuple[dict, np.ndarray]:
-    """Fit `method` on the split's training pixels and score it on its test pixels.
+    """Fit `method` on the split's training pixels and score it on its test pixels; pixels without data
+    are taken out of both sets and left 0 in the map.
 
     Parameters
     ----------
@@ -73,36 +98,45 @@ def run_protocol(
     method : {"svm", "gmlc", "cnn"}
     split : Split
     full_map : bool
-        Classify every pixel (for display), not only the test pixels.
+        Classify every pixel with data (for display), not only the test pixels.
+    no_data : ndarray of bool, shape (H, W), optional
+        The cube's pixels without data (`no_data_of`); found here when not given.
 
     Returns
     -------
     result : dict
         ``method``, ``per_class_train``, ``OA``, ``AA``, ``kappa``, ``per_class_accuracy``, ``seconds``
         (fit + predict), and ``fit_seconds``, ``predict_seconds``, ``confusion_matrix``, ``class_names``,
-        ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``.
+        ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``, ``no_data_pixels``,
+        ``no_data_labelled`` (labelled pixels left out for want of data).
     class_map : ndarray of uint8 (wider for class ids past 255), shape (H, W)
         Predicted classes (0 where not predicted).
     """
     names = list(cube.class_names)
     n_classes = len(names)
+    data = spectra(cube)
+    keep = band_mask(cube.shape[2], cube.bad_bands)
+    if no_data is None:
+        no_data = no_data_pixels(data, keep, progress=progress, stop=stop)
+    labelled = (split.train > 0) | (split.test > 0) | (False if cube.labels is None else cube.labels > 0)
+    labelled_no_data = int((no_data & labelled).sum())
+    split = split.without(no_data)
     train_counts, test_counts = split.counts(n_classes)
     if (train_counts > 0).sum() < 2:
         raise InputError("the training set must hold at least two classes", cube.source)
     if not (split.test > 0).any():
         raise InputError("the test set is empty", cube.source)
-    keep = band_mask(cube.shape[2], cube.bad_bands)
     clf = make_classifier(method, seed=seed, quick=quick)
     t0 = time.perf_counter()
     try:
-        clf.fit(cube.data, split.train, keep, progress=progress, stop=stop)
+        clf.fit(data, split.train, keep, progress=progress, stop=stop)
     except InputError as exc:  # what the method cannot learn from: say which cube
         if exc.path is not None:
             raise
         raise InputError(exc.problem, cube.source) from exc
     t1 = time.perf_counter()
     class_map = clf.predict(
-        cube.data, keep, mask=None if full_map else split.test > 0, progress=progress, stop=stop
+        data, keep, mask=~no_data if full_map else split.test > 0, progress=progress, stop=stop
     )
     t2 = time.perf_counter()
     test = split.test > 0
@@ -126,5 +160,7 @@ def run_protocol(
         "seed": seed,
         "quick": quick,
         "settings": clf.describe(),
+        "no_data_pixels": int(no_data.sum()),
+        "no_data_labelled": labelled_no_data,
     }
     return result, class_map

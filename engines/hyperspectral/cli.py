@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
-from engines.files import refuse_overwrite
+from engines.files import check_output, refuse_overwrite
 from engines.hyperspectral.protocol import Cancelled
 from engines.memory import peak_rss_mb
 
@@ -144,12 +144,17 @@ def _input_files(cube, args: argparse.Namespace) -> list[str]:
 @_error_event
 def run_bench(args: argparse.Namespace) -> int:
     """Run one protocol and print the result (text, one JSON document, or job events)."""
-    from engines.hyperspectral.bench import run_protocol, split_for
+    from engines.hyperspectral.bench import no_data_of, run_protocol, split_for
 
     stop_request = StopRequest().install()
     if args.per_class < 1:
         raise InputError(f"--per-class must be >= 1, got {args.per_class}")
     cube = _load(args)
+    if args.save_map:
+        check_output(args.save_map, (".tif", ".tiff"), "the class map")
+        for source in _input_files(cube, args):
+            refuse_overwrite(source, args.save_map)
+    no_data = no_data_of(cube)
     split = split_for(
         cube,
         per_class=args.per_class,
@@ -157,10 +162,8 @@ def run_bench(args: argparse.Namespace) -> int:
         official=args.split,
         train_file=args.train_file,
         test_file=args.test_file,
+        no_data=no_data,
     )
-    if args.save_map:
-        for source in _input_files(cube, args):
-            refuse_overwrite(source, args.save_map)
     progress = _event_progress() if args.events else None if args.json else _text_progress()
     if args.events:
         emit("start", method=args.method, cube=args.cube, split=split.description)
@@ -172,6 +175,7 @@ def run_bench(args: argparse.Namespace) -> int:
             seed=args.seed,
             quick=args.quick,
             full_map=bool(args.save_map),
+            no_data=no_data,
             progress=progress,
             stop=lambda: bool(stop_request),
         )
@@ -233,6 +237,9 @@ def _print_table(r: dict) -> None:
             f"  {name:<{width}}  train {r['train_counts'][i]:>5}  test {r['test_counts'][i]:>7}  "
             f"{'-' if acc is None else f'{100 * acc:6.2f} %'}"
         )
+    if r["no_data_pixels"]:
+        print(f"{r['no_data_pixels']} pixels without data (the ignore value or NaN) left out, "
+              f"{r['no_data_labelled']} of them labelled; 0 in the map")
     print("confusion matrix (rows: truth, columns: prediction, classes 1..C):")
     cm = r["confusion_matrix"]
     cell = max(len(str(v)) for row in cm for v in row) + 1

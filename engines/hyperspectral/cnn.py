@@ -176,7 +176,9 @@ class CNNClassifier:
     def _scene_components(
         self, data, keep: np.ndarray, progress: Progress | None, stop: Stop | None
     ) -> np.ndarray:
-        """Standardised PCA image (H + p - 1, W + p - 1, d) float32, reflect-padded by p // 2.
+        """Standardised PCA image (H + p - 1, W + p - 1, d) float32, reflect-padded by p // 2; pixels
+        without data (non-finite values) are 0, the training mean, so they add nothing to their neighbours'
+        patches.
 
         Not kept between fit and predict, so prediction time counts the whole path from cube to map.
         """
@@ -184,9 +186,11 @@ class CNNClassifier:
         z = np.empty((h, w, self.pca.n_components_), np.float32)
         for r0, block in row_blocks(data, keep, rows=32, progress=progress, stop=stop, stage="PCA"):
             flat = block.reshape(-1, block.shape[-1])
-            z[r0 : r0 + block.shape[0]] = ((self.pca.transform(flat) - self.z_mean) / self.z_std).reshape(
-                block.shape[0], w, -1
-            )
+            measured = np.isfinite(flat).all(axis=1)
+            flat = np.where(measured[:, None], flat, self.pca.mean_.astype(np.float32))
+            standard = (self.pca.transform(flat) - self.z_mean) / self.z_std
+            standard[~measured] = 0.0
+            z[r0 : r0 + block.shape[0]] = standard.reshape(block.shape[0], w, -1)
         half = self.settings.patch // 2
         return np.pad(z, ((half, half), (half, half), (0, 0)), mode="reflect")
 

@@ -2,8 +2,10 @@
 
 A split is two (H, W) label maps, as the WHU-Hi ``Train<N>.mat`` / ``Test<N>.mat`` files hold them:
 ``train`` has the class at each training pixel and 0 elsewhere, ``test`` the class at every other
-labelled pixel. Pixels are read from the cube in row blocks, so a memory-mapped cube is never loaded
-whole; progress callbacks report each block and a stop callback cancels between blocks.
+labelled pixel. Pixels without data (ENVI's "data ignore value", NaN) are in neither set: a classifier can
+neither learn from nor be scored on a pixel the sensor did not measure. Pixels are read from the cube in
+row blocks, so a memory-mapped cube is never loaded whole; progress callbacks report each block and a stop
+callback cancels between blocks.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class Split:
             np.bincount(self.test.ravel(), minlength=n_classes + 1)[1 : n_classes + 1],
         )
 
+    def without(self, no_data: np.ndarray | None) -> Split:
+        """This split with the pixels where `no_data` (H, W) is set taken out of both sets."""
+        if no_data is None or not no_data.any():
+            return self
+        return Split(train=np.where(no_data, 0, self.train).astype(np.int32),
+                     test=np.where(no_data, 0, self.test).astype(np.int32), description=self.description)
+
 
 def sample_split(labels: np.ndarray, per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw `per_class` training pixels of every class at random (seeded); the other labelled pixels test.
@@ -91,15 +100,17 @@ def make_split(
     train_file: str | os.PathLike | None = None,
     test_file: str | os.PathLike | None = None,
     source: str | os.PathLike | None = None,
+    no_data: np.ndarray | None = None,
 ) -> Split:
     """A seeded split of `labels`, or the official split read from `train_file` (+ `test_file`).
 
     Without `test_file`, the test set is every labelled pixel of `labels` that is not a training pixel.
+    Pixels where `no_data` (H, W) is set are left out of both sets (of a seeded split, before drawing).
     """
     from engines.io.cubes import read_labels
 
     if train_file is not None:
-        shape = None if labels is None else labels.shape
+        shape = labels.shape if labels is not None else None if no_data is None else no_data.shape
         train, _ = read_labels(train_file, shape=shape)
         if test_file is not None:
             test, _ = read_labels(test_file, shape=train.shape)
@@ -110,12 +121,13 @@ def make_split(
         if np.any((train > 0) & (test > 0)):
             raise InputError("training and test split files share pixels", test_file)
         names = f"{os.path.basename(train_file)}" + (f" / {os.path.basename(test_file)}" if test_file else "")
-        return Split(train=train, test=test, description=f"official split files {names}")
+        return Split(train=train, test=test, description=f"official split files {names}").without(no_data)
     if labels is None:
         raise InputError("the cube has no ground truth (give one, e.g. --gt CUBE_gt.mat)", source)
     if per_class is None:
         raise ValueError("give per_class or train_file")
-    train, test = sample_split(labels, per_class, seed=seed)
+    usable = labels if no_data is None else np.where(no_data, 0, labels)
+    train, test = sample_split(usable, per_class, seed=seed)
     return Split(
         train=train, test=test, description=f"{per_class} random training pixels per class, seed {seed}"
     )
@@ -127,6 +139,30 @@ def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:
     if not keep.any():
         raise InputError("every band is flagged bad (bbl)")
     return keep
+
+
+class IgnoredAsNaN:
+    """A cube's data (H, W, B) read as float32 with its "data ignore value" as NaN, so that a no-data pixel
+    is non-finite wherever the protocol reads it (row blocks, gathered spectra, the CNN's PCA image)."""
+
+    def __init__(self, data, ignore: float) -> None:
+        self.data, self.ignore = data, np.float32(ignore)
+        self.shape = tuple(data.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        values = np.array(self.data[key], dtype=np.float32)
+        values[values == self.ignore] = np.nan
+        return values
+
+
+def no_data_pixels(
+    data, keep: np.ndarray, *, progress: Progress | None = None, stop: Stop | None = None
+) -> np.ndarray:
+    """(H, W) bool: pixels with a non-finite value in some kept band (no data; bad bands do not count)."""
+    out = np.zeros(tuple(data.shape[:2]), bool)
+    for r0, block in row_blocks(data, keep, progress=progress, stop=stop, stage="looking for no-data pixels"):
+        out[r0 : r0 + block.shape[0]] = ~np.isfinite(block).all(axis=-1)
+    return out
 
 
 def row_blocks(
