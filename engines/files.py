@@ -26,3 +26,14 @@ def refuse_overwrite(source: str | os.PathLike, out: str | os.PathLike, *, folde
     if folder and Path(out).resolve() in Path(source).resolve().parents:
         raise InputError(f"this input lies inside the output folder {out}, which the job writes into; "
                          "choose another output folder", source)
+
+
+def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], kind: str) -> None:
+    """InputError naming `path` when an output file could not be written there - a name not ending in one of
+    `suffixes` (lower case, e.g. (".nii", ".nii.gz")) or a folder that does not exist - so that a command
+    says so before its work, not after it."""
+    if not Path(path).name.lower().endswith(suffixes):
+        raise InputError(f"{kind} is written as {' or '.join(suffixes)}: give a name ending in one of them",
+                         path)
+    if not Path(path).parent.is_dir():
+        raise InputError("the folder to write into does not exist", path)

@@ -21,10 +21,15 @@ from nibabel.openers import ImageOpener
 from nibabel.volumeutils import apply_read_scaling
 
 from engines.errors import InputError
+from engines.files import check_output
 from engines.io.geometry import check_affine
 from engines.volume import Volume
 
 # NIfTI spatial units -> millimetres (ITK scales the same way).
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# A qform (rotation, zooms, translation: no shear) further than this from the affine at any voxel corner is
+# not written: readers that prefer the qform (ITK) would place the volume there instead.
+QFORM_TOLERANCE_MM = 1e-3
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
@@ -176,27 +181,27 @@ def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
 
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> None:
-    """Write `volume` as NIfTI-1 (.nii or .nii.gz) with its affine as both qform and sform (code 1, mm).
+    """Write `volume` as NIfTI-1 (.nii or .nii.gz) with its affine as sform and, unless the affine shears
+    (which a qform cannot express), as qform too (code 1, mm).
 
     The file is written to a temporary name beside `path` and then moved into place, so a failure never
     leaves half a file. Refuses to overwrite the volume's own source file.
     """
     target = Path(path)
     name = target.name.lower()
-    if not name.endswith((".nii", ".nii.gz")):
-        raise InputError("write_volume writes NIfTI: give a name ending in .nii or .nii.gz", path)
+    check_output(path, NIFTI_SUFFIXES, "a volume")
     if volume.source and target.exists() and Path(volume.source).exists() and os.path.samefile(
         target, volume.source
     ):
         raise InputError("refusing to overwrite the file this volume was read from", path)
-    if not target.parent.is_dir():
-        raise InputError("the folder to write into does not exist", path)
     data = np.asarray(volume.data)
     if data.dtype == bool:
         data = data.astype(np.uint8)
     img = nib.Nifti1Image(data, volume.affine)
-    img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
+    img.set_qform(volume.affine, code=1)
+    if _corner_error_mm(img.header.get_qform(), volume.affine, data.shape) > QFORM_TOLERANCE_MM:
+        img.set_qform(None, code=0)  # sheared (a gantry tilt): the sform alone holds the geometry
     img.header.set_xyzt_units(xyz="mm")
     suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
     try:
@@ -212,3 +217,10 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _corner_error_mm(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
+    """The largest distance (mm) between where affines `a` and `b` put the corner voxels of `shape`."""
+    corners = np.array(np.meshgrid(*[(0, max(n - 1, 0)) for n in shape[:3]], indexing="ij")).reshape(3, -1)
+    ends = np.vstack([corners, np.ones(corners.shape[1])])
+    return float(np.linalg.norm((np.asarray(a) - np.asarray(b))[:3] @ ends, axis=0).max())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
+from engines.files import check_output
+from engines.io.nifti import NIFTI_SUFFIXES
 from engines.partition.models import MODELS
 
 CHECK_EPILOG = """example:
@@ -128,8 +130,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == Path(args.image).resolve():
         raise InputError("--out is the input image: choose another file (input files are never written)",
                          args.out)
-    if not str(args.out).endswith((".nii", ".nii.gz")):
-        raise InputError("--out must be a NIfTI file (.nii or .nii.gz)", args.out)
+    check_output(args.out, NIFTI_SUFFIXES, "the labels file")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda, but torch sees no GPU here")
     gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())

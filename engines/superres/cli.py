@@ -160,7 +160,7 @@ class _Stopped(Exception):
 def run_sr(args: argparse.Namespace) -> int:
     from engines.events import StopRequest, emit
     from engines.superres.geometry import check_scales
-    from engines.superres.infer import read_input, super_resolve_volume, write_output
+    from engines.superres.infer import check_output_path, read_input, super_resolve_volume, write_output
 
     sx = args.scale
     sy = args.scale if args.scale_y is None else args.scale_y
@@ -176,6 +176,7 @@ def run_sr(args: argparse.Namespace) -> int:
                 raise _Stopped
 
     volume, is_image = read_input(args.input)
+    check_output_path(args.out, is_image=is_image)
     if args.progress:
         emit("start", input=args.input, output=args.out, scale_x=sx, scale_y=sy, model=args.model)
     try:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from engines.errors import InputError
+from engines.files import check_output
+from engines.io.nifti import NIFTI_SUFFIXES
 from engines.superres.data import intensity_range, normalise
 from engines.superres.geometry import check_scales, output_size, upsampled_affine
 from engines.superres.model import MetaSR
@@ -238,12 +240,19 @@ def read_input(path: str | os.PathLike) -> tuple[Volume, bool]:
     return volume, False
 
 
+def check_output_path(path: str | os.PathLike, *, is_image: bool) -> None:
+    """InputError naming `path` when the result could not be written there (checked before any slice is
+    computed): a volume is written as NIfTI, a 2D image as PNG or NIfTI, into a folder that exists."""
+    if str(path).lower().endswith(".png") and not is_image:
+        raise InputError("PNG output is for a 2D image input; write .nii.gz for a volume", path)
+    check_output(path, (".png", *NIFTI_SUFFIXES) if is_image else NIFTI_SUFFIXES, "the result")
+
+
 def write_output(volume: Volume, path: str | os.PathLike, *, is_image: bool = False) -> None:
     """Write NIfTI (.nii/.nii.gz) through engines.io, or PNG for a 2D image result."""
     text = str(path)
+    check_output_path(path, is_image=is_image and volume.shape[2] == 1)
     if text.lower().endswith(".png"):
-        if not is_image or volume.shape[2] != 1:
-            raise InputError("PNG output is for a 2D image input; write .nii.gz for a volume", path)
         from skimage import io as skio
 
         img = np.asarray(volume.data)[:, :, 0]
@@ -254,8 +263,6 @@ def write_output(volume: Volume, path: str | os.PathLike, *, is_image: bool = Fa
         else:
             img = np.clip(img, 0.0, 1.0)
             img = np.rint(img * 255).astype(np.uint8)
-        if not Path(text).parent.is_dir():
-            raise InputError("the folder to write into does not exist", path)
         skio.imsave(text, img, check_contrast=False)
         return
     from engines.io.nifti import write_volume

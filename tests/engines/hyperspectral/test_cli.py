@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,21 @@ def test_demo_writer_keeps_split_files_it_did_not_write(env: dict, tmp_path: Pat
     proc = _run(env, "hsi-demo", str(tmp_path), "--size", "16", "16", "--json")
     assert proc.returncode == 2 and "Train25.mat" in proc.stderr and "overwrite" in proc.stderr
     assert (splits / "Train25.mat").read_bytes() == before
+
+
+@pytest.mark.parametrize(("target", "message"),
+                         [("nowhere/map.tif", "does not exist"), ("map.png", r"\.tif")])
+def test_a_map_that_cannot_be_written_is_refused_before_training(env: dict, tmp_path: Path, target: str,
+                                                                 message: str) -> None:
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "c.tif", rng.random((20, 16, 8), np.float32), photometric="minisblack",
+                     planarconfig="contig")
+    tifffile.imwrite(tmp_path / "c_gt.tif", rng.integers(1, 4, (20, 16)).astype(np.uint8))
+    proc = _run(env, "hsi-bench", str(tmp_path / "c.tif"), "--method", "gmlc", "--per-class", "5", "--events",
+                "--save-map", str(tmp_path / target))
+    assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr
+    assert str(tmp_path / target) in proc.stderr
+    assert '"progress"' not in proc.stdout  # nothing was trained or predicted first

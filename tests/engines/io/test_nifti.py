@@ -164,6 +164,24 @@ def test_write_then_read_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.nii", "out.nii.gz"]  # no temporary files left
 
 
+def test_a_sheared_affine_is_written_as_sform_only(tmp_path):
+    """A gantry tilt's shear has no qform; a qform made rigid would place it mm away in qform-first readers
+    (ITK), so it is not written: ITK refuses the file rather than misplace it."""
+    tilt = np.deg2rad(20)
+    affine = np.array([[0.8, 0, 0, -50], [0, 0.8, 2.5 * np.sin(tilt), -60], [0, 0, 2.5 * np.cos(tilt), 10],
+                       [0, 0, 0, 1]])
+    write_volume(Volume(data=np.zeros((30, 30, 20), np.int16), affine=affine), tmp_path / "tilt.nii.gz")
+    header = nib.load(tmp_path / "tilt.nii.gz").header
+    assert (int(header["qform_code"]), int(header["sform_code"])) == (0, 1)
+    np.testing.assert_allclose(read_volume(tmp_path / "tilt.nii.gz").affine, affine, atol=1e-5)
+    with pytest.raises(RuntimeError, match="orthonormal"):
+        sitk.ReadImage(str(tmp_path / "tilt.nii.gz"))
+    write_volume(Volume(data=np.zeros((30, 30, 20), np.int16), affine=_oblique_affine()), tmp_path / "o.nii")
+    header = nib.load(tmp_path / "o.nii").header
+    assert int(header["qform_code"]) == 1
+    np.testing.assert_allclose(header.get_qform(), _oblique_affine(), atol=1e-5)
+
+
 def test_write_a_big_endian_memory_mapped_volume(tmp_path):
     anatomical = read_volume(NIBABEL_DATA / "anatomical.nii")  # big-endian int16, memory-mapped
     write_volume(anatomical, tmp_path / "copy.nii.gz")

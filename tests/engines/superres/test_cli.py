@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nibabel as nib
 import numpy as np
@@ -210,6 +211,16 @@ def test_sr_progress_prints_json_lines_events_for_the_job_runner(oblique_nifti, 
     progress = [e for e in events if e["event"] == "progress"]
     assert [e["step"] for e in progress] == list(range(1, SHAPE[0] + 1))  # coronal: slices along axis 0
     assert events[-1]["outputs"] == [str(out)] and out.exists()
+
+
+@pytest.mark.parametrize(("name", "message"), [("x.nrrd", r"\.nii"), ("missing/x.nii.gz", "does not exist"),
+                                               ("x.png", "PNG output is for a 2D image")])
+def test_an_output_that_cannot_be_written_is_refused_before_any_slice(name, message, oblique_nifti,
+                                                                      tmp_path, capsys):
+    code, stdout, err = _run(capsys, "sr", str(oblique_nifti), "--scale", "2", "--out", str(tmp_path / name),
+                             "--progress")
+    assert code == 2 and re.search(message, err) and str(tmp_path / name) in err
+    assert '"progress"' not in stdout  # refused before the work, not after it
 
 
 @pytest.mark.parametrize("spelling", ["same", "dotdot", "symlink"])
