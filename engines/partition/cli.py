@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.files import check_output
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--run", required=True, help="train-seg's output folder (its checkpoint)")
     predict.add_argument("--image", required=True, help="volume to label (any format engines.io reads)")
     predict.add_argument("--out", required=True, help="labels file to write (.nii or .nii.gz)")
-    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    predict.add_argument("--device", choices=DEVICES, default="auto",
                          help="auto: the first GPU when there is one")
     predict.set_defaults(func=run_predict)
 
@@ -123,18 +124,13 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import torch
-
     from engines.partition.predict import predict_volume
 
     if Path(args.out).resolve() == Path(args.image).resolve():
         raise InputError("--out is the input image: choose another file (input files are never written)",
                          args.out)
     check_output(args.out, NIFTI_SUFFIXES, "the labels file")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda, but torch sees no GPU here")
-    gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = "cuda" if gpu else "cpu"
+    device = torch_device(args.device)
     written = predict_volume(args.run, args.image, args.out, device=device)
     print(f"labels written to {written}")
     return 0

@@ -11,6 +11,7 @@ import shlex
 import sys
 from typing import Any
 
+from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.files import refuse_overwrite
 
@@ -59,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model name in resources/models (sr_light, sr_full, ...) or a .safetensors path")
     p.add_argument("--out", required=True, help="output file (.nii, .nii.gz; .png for a PNG input)")
     p.add_argument("--nan-fill", type=float, help="replace NaNs by this value instead of refusing the input")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default), cuda, or auto (cuda when "
+                   "torch sees a GPU)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--progress", action="store_true",
                    help="print JSON-lines events (start, progress per slice, done) for the GUI's job runner; "
@@ -165,6 +167,7 @@ def run_sr(args: argparse.Namespace) -> int:
     sx = args.scale
     sy = args.scale if args.scale_y is None else args.scale_y
     check_scales(sx, sy)
+    device = torch_device(args.device)
     refuse_overwrite(args.input, args.out)
     on_slice = None
     if args.progress:
@@ -181,7 +184,7 @@ def run_sr(args: argparse.Namespace) -> int:
         emit("start", input=args.input, output=args.out, scale_x=sx, scale_y=sy, model=args.model)
     try:
         result = super_resolve_volume(volume, sx, sy, plane=None if is_image else args.plane,
-                                      model=args.model, nan_fill=args.nan_fill, device=args.device,
+                                      model=args.model, nan_fill=args.nan_fill, device=device,
                                       on_slice=on_slice)
     except _Stopped:
         emit("done", stopped=True, outputs=[])

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from engines.devices import torch_device
 from engines.events import StopRequest, emit
 from engines.superres.data import PatchSampler, intensity_range, normalise, training_blocks
 from engines.superres.model import MetaSR, PatchDiscriminator, count_parameters
@@ -145,12 +146,6 @@ def load_training_volume(data: str) -> np.ndarray:
     return normalise(array, intensity_range(array))
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     """PSNR in dB of two batches on a [0, data_range] scale."""
     mse = F.mse_loss(a.clamp(0, data_range), b.clamp(0, data_range)).item()
@@ -165,7 +160,7 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         self.command, self.stream = command, stream
         self.stop = stop if stop is not None else StopRequest()
-        self.device = _resolve_device(cfg.device)
+        self.device = torch.device(torch_device(cfg.device))
         torch.set_num_threads(max(1, cfg.threads))
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
