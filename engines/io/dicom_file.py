@@ -24,6 +24,7 @@ from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
     first_float,
+    frame_count,
     has_geometry,
     plane_of,
     single_slice_spacing,
@@ -49,8 +50,9 @@ _VALUE_REPRESENTATIONS = frozenset(
 
 def dicom_start(path: str) -> str | None:
     """How a DICOM file starts: "marker" (the 128-byte preamble and 'DICM'), "bare" (a dataset written without
-    them, as some PACS exports and anonymisers do: its first element in group 0002 or 0008, little endian,
-    with a valid VR or, implicit, a length within the file), or None when it is not DICOM."""
+    them, as some PACS exports and anonymisers do: its first element in group 0002 or 0008, little endian
+    with a valid VR or, implicit, a length within the file, or big endian with a valid VR), or None when it
+    is not DICOM."""
     try:
         with open(path, "rb") as fobj:
             head = fobj.read(132)
@@ -59,9 +61,13 @@ def dicom_start(path: str) -> str | None:
         return None
     if head[128:132] == b"DICM":
         return "marker"
-    if len(head) < 8 or int.from_bytes(head[:2], "little") not in (0x0002, 0x0008):
+    if len(head) < 8:
         return None
     explicit = head[4:6] in _VALUE_REPRESENTATIONS
+    if int.from_bytes(head[:2], "big") in (0x0002, 0x0008) and explicit:  # explicit VR big endian
+        return "bare"
+    if int.from_bytes(head[:2], "little") not in (0x0002, 0x0008):
+        return None
     return "bare" if explicit or int.from_bytes(head[4:8], "little") <= size - 8 else None
 
 
@@ -86,7 +92,7 @@ def read_dicom_file(path: str, *, allow_gaps: bool = True, source: str | None = 
     ds = read_dicom_dataset(path)
     check_is_greyscale_image(ds, path)
     warnings: list[str] = []
-    n_frames = int(ds.get("NumberOfFrames") or 1)
+    n_frames = frame_count(ds, path)
     if "PerFrameFunctionalGroupsSequence" in ds:
         if len(ds.PerFrameFunctionalGroupsSequence) < n_frames:
             raise InputError(f"{n_frames} frames but only {len(ds.PerFrameFunctionalGroupsSequence)} "

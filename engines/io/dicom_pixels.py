@@ -15,6 +15,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from engines.errors import InputError
+from engines.io.dicom_tags import frame_count
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _RESCALE_KEYWORDS = ("RescaleSlope", "RescaleIntercept", "RescaleType")
@@ -37,6 +38,9 @@ def check_is_greyscale_image(ds: Dataset, path: str) -> None:
             "Tessera reads greyscale volumes",
             path,
         )
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+        raise InputError("colour DICOM image (PALETTE COLOR: its values index a colour table, they are not "
+                         "intensities); Tessera reads greyscale volumes", path)
 
 
 def decode_frames(ds: Dataset, path: str) -> np.ndarray:
@@ -58,12 +62,13 @@ def _check_native_length(ds: Dataset, path: str) -> None:
     if (syntax is not None and syntax.is_compressed) or "PixelData" not in ds:
         return
     bits = int(ds.get("BitsAllocated") or 0)
-    pixels = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames") or 1)
+    frames = frame_count(ds, path)
+    pixels = int(ds.Rows) * int(ds.Columns) * frames
     needed = (pixels * bits + 7) // 8
     found = len(ds.PixelData or b"")
     if found < needed:
         raise InputError(f"the pixel data is truncated: {found} bytes, {ds.Rows} x {ds.Columns} x "
-                         f"{int(ds.get('NumberOfFrames') or 1)} pixels of {bits} bits need {needed}", path)
+                         f"{frames} pixels of {bits} bits need {needed}", path)
 
 
 def _decode_with_gdcm(ds: Dataset, path: str, pydicom_error: Exception) -> np.ndarray:

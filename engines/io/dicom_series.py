@@ -22,6 +22,7 @@ from engines.io.dicom_stack import stack_planes
 from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
+    frame_count,
     has_geometry,
     plane_of,
     single_slice_spacing,
@@ -48,7 +49,7 @@ class _Image:
 
     @property
     def frames(self) -> int:
-        return int(self.header.get("NumberOfFrames") or 1)
+        return frame_count(self.header, self.path)
 
     @property
     def multiframe(self) -> bool:

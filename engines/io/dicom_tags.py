@@ -27,9 +27,25 @@ def first_float(value: Any) -> float | None:
     return float(value)
 
 
+def frame_count(ds: Dataset, path: str) -> int:
+    """NumberOfFrames (1 when absent); InputError naming the file when it is not a positive whole number."""
+    value = ds.get("NumberOfFrames")
+    try:
+        count = 1 if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"NumberOfFrames is {str(value)!r}, not a whole number", path) from None
+    if count < 1:
+        raise InputError(f"NumberOfFrames is {count}", path)
+    return count
+
+
 def window_of(ds: Dataset) -> tuple[float, float] | None:
-    """(centre, width) from WindowCenter/WindowWidth (first values), or None."""
-    centre, width = first_float(ds.get("WindowCenter")), first_float(ds.get("WindowWidth"))
+    """(centre, width) from WindowCenter/WindowWidth (first values), or None (also when unreadable: the
+    window is a display hint, not a reason to refuse the image)."""
+    try:
+        centre, width = first_float(ds.get("WindowCenter")), first_float(ds.get("WindowWidth"))
+    except (TypeError, ValueError):
+        return None
     if centre is None or width is None or width <= 0:
         return None
     return centre, width

@@ -34,7 +34,7 @@ _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
 _READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
-                ValueError, KeyError, TypeError, OverflowError, zlib.error)
+                ValueError, KeyError, TypeError, OverflowError, zlib.error, nib.freesurfer.mghformat.MGHError)
 
 
 class ScaledProxy:
@@ -94,6 +94,9 @@ def read_nibabel_volume(path: str, *, kind: str) -> Volume:
         img = nib.load(path, mmap="r")
     except _READ_ERRORS as exc:
         reason = f"unrecognised header value {exc}" if isinstance(exc, KeyError) else str(exc)
+        if _gzipped_but_not_named_so(path):
+            suffix = ".nii.gz" if kind == "NIfTI" else ".mgz"
+            reason = f"the file is gzip-compressed, so its name should end in {suffix}"
         raise InputError(f"not a readable {kind} image ({reason})", path) from exc
     if kind == "NIfTI" and not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"not a NIfTI image (nibabel reads it as {type(img).__name__})", path)
@@ -150,6 +153,17 @@ def _check_pixdim(path: str, img: Any) -> None:
     valid = np.isfinite(pixdim) & (pixdim != 0)
     if np.any(~valid & (np.asarray(img.shape[:n_spatial]) > 1)):
         raise InputError(f"voxel size (pixdim[1:4]) is zero or NaN: {pixdim.tolist()}", path)
+
+
+def _gzipped_but_not_named_so(path: str) -> bool:
+    """Whether `path` holds gzip data (its magic bytes) under a name that says uncompressed."""
+    if path.lower().endswith((".gz", ".mgz")):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
 
 
 def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:

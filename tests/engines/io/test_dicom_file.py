@@ -160,6 +160,32 @@ def test_colour_dicom_is_refused():
         read_volume(get_testdata_file("SC_rgb_rle.dcm"))
 
 
+def test_palette_colour_dicom_is_refused_not_shown_as_table_indices():
+    with pytest.raises(InputError, match="PALETTE COLOR"):
+        read_volume(get_testdata_file("examples_palette.dcm"))
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_a_malformed_number_of_frames_is_named_with_the_file():
+    path = get_testdata_file("badVR.dcm")  # NumberOfFrames '1A'
+    with pytest.raises(InputError, match="NumberOfFrames is '1A', not a whole number") as info:
+        read_volume(path)
+    assert info.value.path == path
+
+
+def test_a_big_endian_file_without_preamble_and_marker_is_read(tmp_path):
+    """A bare dataset (no preamble, no 'DICM', no file meta) in explicit VR big endian."""
+    source = get_testdata_file("MR_small_bigendian.dcm")
+    ds = pydicom.dcmread(source)
+    ds.preamble = None
+    del ds.file_meta
+    ds.save_as(tmp_path / "bare.dcm", enforce_file_format=False, implicit_vr=False, little_endian=False)
+    assert (tmp_path / "bare.dcm").read_bytes()[:2] == b"\x00\x08"  # group 0008, big endian
+    expected, bare = read_volume(source), read_volume(tmp_path / "bare.dcm")
+    np.testing.assert_array_equal(np.asarray(bare.data), np.asarray(expected.data))
+    np.testing.assert_array_equal(bare.affine, expected.affine)
+
+
 def test_text_file_named_dcm_is_refused(tmp_path):
     path = tmp_path / "fake.dcm"
     path.write_text("hello, I am not DICOM\n" * 20)

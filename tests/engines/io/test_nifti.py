@@ -151,6 +151,15 @@ def test_2d_nifti_reads_as_one_slice(tmp_path):
     assert volume.shape == (7, 9, 1)
 
 
+@pytest.mark.parametrize(("source", "name", "right"),
+                         [(NIBABEL_DATA / "test.mgz", "scan.mgh", ".mgz"),
+                          (NIBABEL_DATA / "example4d.nii.gz", "scan.nii", ".nii.gz")])
+def test_a_compressed_file_named_as_uncompressed_is_refused_saying_so(tmp_path, source, name, right):
+    shutil.copy(source, tmp_path / name)
+    with pytest.raises(InputError, match=f"gzip-compressed, so its name should end in {right}"):
+        read_volume(tmp_path / name)
+
+
 def test_write_then_read_round_trip(tmp_path):
     data = np.random.default_rng(0).normal(size=(12, 10, 8)).astype(np.float32)
     original = Volume(data=data, affine=_oblique_affine(), modality="MR", source="memory")
