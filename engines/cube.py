@@ -17,7 +17,8 @@ class Cube:
     data : array-like, shape (H, W, B)
         Band values; memory-mapped where the format allows.
     wavelengths_nm : ndarray, shape (B,), or None
-        Band centres in nanometres, increasing.
+        Band centres in nanometres, in the file's band order (increasing in most files; see
+        `engines.io.cubes.check_wavelengths`).
     bad_bands : ndarray of bool, shape (B,), or None
         True where a band is flagged bad (ENVI ``bbl`` = 0).
     labels : ndarray of int, shape (H, W), or None

@@ -313,7 +313,7 @@ class HyperspectralDock(QWidget):
         h, w, b = cube.shape
         synthetic = "SYNTHETIC " if "SYNTHETIC" in str(cube.meta.get("description", "")) + path else ""
         wl = cube.wavelengths_nm
-        span = "" if wl is None else f", {wl[0]:.0f}-{wl[-1]:.0f} nm"
+        span = "" if wl is None else f", {np.min(wl):.0f}-{np.max(wl):.0f} nm"
         return f"{synthetic}{Path(path).stem}: {h} x {w} pixels, {b} bands{span}" + "".join(
             f"\n⚠ {m}" for m in cube.warnings
         )
@@ -410,12 +410,16 @@ class HyperspectralDock(QWidget):
 
     # -- spectra -----------------------------------------------------------------------------------------
 
-    def _x(self) -> tuple[np.ndarray, str]:
+    def _x(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """The x values of a spectrum in increasing order, the band order that gives them (a file may list
+        its wavelengths descending, or overlapping detectors twice), and the axis label."""
         wl = self.cube.wavelengths_nm
-        return (np.arange(self.cube.shape[2]), "band") if wl is None else (np.asarray(wl), "wavelength (nm)")
+        x = np.arange(self.cube.shape[2]) if wl is None else np.asarray(wl)
+        order = np.argsort(x, kind="stable")
+        return x[order], order, "band" if wl is None else "wavelength (nm)"
 
     def _draw_axes(self) -> None:
-        self.axes.set_xlabel("wavelength (nm)" if self.cube is None else self._x()[1])
+        self.axes.set_xlabel("wavelength (nm)" if self.cube is None else self._x()[2])
         self.axes.set_ylabel("reflectance")
         self.canvas.draw_idle()
 
@@ -435,11 +439,11 @@ class HyperspectralDock(QWidget):
         if len(self.pixels) >= MAX_PIXEL_SPECTRA:  # the oldest pixel's line goes (never a region's)
             self._pixel_lines.pop(0).remove()
             self.pixels.pop(0)
-        x, _ = self._x()
+        x, order, _ = self._x()
         label = f"({row}, {col})"
         if self.cube.labels is not None and self.cube.labels[row, col] > 0:
             label += f" {self.cube.class_names[self.cube.labels[row, col] - 1]}"
-        self._pixel_lines.append(self.axes.plot(x, spectrum, lw=1, label=label)[0])
+        self._pixel_lines.append(self.axes.plot(x, spectrum[order], lw=1, label=label)[0])
         self.pixels.append((row, col))
         self.axes.legend(fontsize="x-small")
         self._draw_axes()
@@ -469,10 +473,11 @@ class HyperspectralDock(QWidget):
     def _regions_read(self, request: tuple, stats: list[tuple[int, np.ndarray, np.ndarray, int]]) -> None:
         if request[0] is not self.cube:
             return
-        x, _ = self._x()
+        x, order, _ = self._x()
         for i, mean, sd, n in stats:
-            (line,) = self.axes.plot(x, mean, lw=1.5, label=f"region {i + 1} (n={n})")
-            self.axes.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+            (line,) = self.axes.plot(x, mean[order], lw=1.5, label=f"region {i + 1} (n={n})")
+            self.axes.fill_between(x, (mean - sd)[order], (mean + sd)[order], color=line.get_color(),
+                                   alpha=0.2)
         self.region_stats = stats
         self.axes.legend(fontsize="x-small")
         self._draw_axes()

@@ -180,7 +180,7 @@ def read_envi_cube(path: str | os.PathLike) -> Cube:
         factor, note = wavelength_scale_to_nm(units, wl)
         if note:
             warn.append(note)
-        wl = None if factor is None else check_wavelengths(wl * factor, bands, hdr)
+        wl = None if factor is None else check_wavelengths(wl * factor, bands, hdr, warn)
         if fwhm is not None:
             fwhm = None if factor is None else fwhm * factor
     bbl = _floats(header, "bbl", bands, hdr)

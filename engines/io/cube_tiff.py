@@ -82,7 +82,7 @@ def read_tiff_cube(path: str | os.PathLike) -> Cube:
     if wl is not None:
         factor, note = wavelength_scale_to_nm(units, wl)
         warn += [note] if note else []
-        wl = None if factor is None else check_wavelengths(wl * factor, bands, path)
+        wl = None if factor is None else check_wavelengths(wl * factor, bands, path, warn)
     meta = {
         "format": "TIFF",
         "axes": axes,

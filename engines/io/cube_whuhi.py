@@ -225,7 +225,7 @@ def read_mat_cube(path: str | os.PathLike) -> Cube:
     wl = None
     extras = {k: load_mat_variable(p, k) for k in _OPTIONAL if k in variables}
     if "wavelengths_nm" in extras:
-        wl = check_wavelengths(np.asarray(extras["wavelengths_nm"], dtype=np.float64).ravel(), b, p)
+        wl = check_wavelengths(np.asarray(extras["wavelengths_nm"], dtype=np.float64).ravel(), b, p, warn)
         meta["wavelength_source"] = "file"
     elif scene is not None:
         wl = np.linspace(*WHU_HI_RANGE_NM, b)

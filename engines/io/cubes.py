@@ -150,8 +150,11 @@ def check_labels(labels: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def check_wavelengths(wavelengths: np.ndarray, bands: int, path: str | os.PathLike) -> np.ndarray:
-    """`wavelengths` (nm) as float64 (B,), checked: one per band, finite, strictly increasing."""
+def check_wavelengths(
+    wavelengths: np.ndarray, bands: int, path: str | os.PathLike, warnings: list[str]
+) -> np.ndarray:
+    """`wavelengths` (nm) as float64 (B,), checked: one per band, finite. Not increasing (a file listed
+    from red to blue, or two detectors overlapping) is read as it is, with a warning in `warnings`."""
     wl = np.asarray(wavelengths, dtype=np.float64).ravel()
     if wl.size != bands:
         raise InputError(f"{wl.size} wavelengths for {bands} bands", path)
@@ -160,9 +163,8 @@ def check_wavelengths(wavelengths: np.ndarray, bands: int, path: str | os.PathLi
     bad = np.flatnonzero(np.diff(wl) <= 0)
     if bad.size:
         i = int(bad[0])
-        raise InputError(
-            f"wavelengths out of order: band {i + 1} is {wl[i]:g} nm and band {i + 2} is "
-            f"{wl[i + 1]:g} nm (they must increase)",
-            path,
+        warnings.append(
+            f"wavelengths do not increase (band {i + 1} is {wl[i]:g} nm, band {i + 2} {wl[i + 1]:g} nm): "
+            "bands keep the file's order; spectra are drawn by wavelength"
         )
     return wl

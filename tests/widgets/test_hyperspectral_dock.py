@@ -202,6 +202,28 @@ def test_demo_scene_is_built_in_a_job_then_read(viewer, qtbot, monkeypatch, tmp_
     qtbot.waitUntil(lambda: dock.cube is not None and dock.band_layer not in (None, layer), timeout=30_000)
 
 
+def test_a_cube_listed_red_to_blue_is_drawn_by_wavelength(viewer, qtbot, tmp_path: Path) -> None:
+    from spectral.io import envi
+
+    values = np.random.default_rng(0).random((6, 5, 4)).astype(np.float32)
+    envi.save_image(str(tmp_path / "rev.hdr"), values, metadata={"wavelength": [900, 700, 500, 400],
+                                                                  "wavelength units": "nm"})
+    dock = HyperspectralDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Hyperspectral")
+    dock.load(str(tmp_path / "rev.hdr"))
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=30_000)
+    assert "400-900 nm" in dock.info.text() and "do not increase" in dock.info.text()
+    dock.add_spectrum(2, 3)
+    x, y = dock.axes.lines[0].get_data()
+    np.testing.assert_array_equal(x, [400, 500, 700, 900])
+    np.testing.assert_array_equal(y, values[2, 3, ::-1])
+    dock.regions_layer().add_rectangles(np.array([[0, 0], [3, 3]]))
+    dock.plot_regions()
+    qtbot.waitUntil(lambda: not dock.region_reader.busy, timeout=10_000)
+    (_, mean, _, _), = dock.region_stats
+    np.testing.assert_allclose(dock.axes.lines[-1].get_ydata(), mean[::-1])
+
+
 def test_old_pixel_spectra_go_but_region_lines_stay(dock, qtbot) -> None:
     dock.regions_layer().add_rectangles(np.array([[2, 3], [10, 12]]))
     dock.plot_regions()

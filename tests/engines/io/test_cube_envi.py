@@ -9,6 +9,7 @@ import pytest
 from spectral.io import envi
 
 from engines.errors import InputError
+from engines.hyperspectral.display import nearest_band
 from engines.io.cubes import is_cube_path, read_cube
 
 RNG = np.random.default_rng(7)
@@ -119,10 +120,17 @@ def test_header_disagrees_with_file_size(tmp_path: Path) -> None:
         read_cube(tmp_path / "d.hdr")
 
 
-def test_wavelengths_out_of_order(tmp_path: Path) -> None:
-    hdr = _write(tmp_path, "c", metadata={"wavelength": [0.41, 0.52, 0.50, 0.74, 0.85]})
-    with pytest.raises(InputError, match="out of order: band 2 is 520 nm and band 3 is 500 nm"):
-        read_cube(hdr)
+@pytest.mark.parametrize("wavelengths", [[0.41, 0.52, 0.50, 0.74, 0.85], [0.85, 0.74, 0.52, 0.50, 0.41],
+                                         [0.41, 0.52, 0.52, 0.74, 0.85]])
+def test_wavelengths_that_do_not_increase_are_read_in_the_files_order_with_a_warning(
+    tmp_path: Path, wavelengths: list[float]
+) -> None:
+    """Overlapping detectors (VNIR/SWIR) and files listed red to blue exist: read, not refused."""
+    hdr = _write(tmp_path, "c", metadata={"wavelength": wavelengths, "wavelength units": "micrometers"})
+    cube = read_cube(hdr)
+    np.testing.assert_allclose(cube.wavelengths_nm, np.array(wavelengths) * 1000)
+    assert any("wavelengths do not increase" in w for w in cube.warnings)
+    assert nearest_band(cube, 745) == wavelengths.index(0.74)
 
 
 def test_wrong_number_of_wavelengths(tmp_path: Path) -> None:

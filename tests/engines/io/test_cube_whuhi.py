@@ -133,12 +133,13 @@ def test_ground_truth_of_another_shape(tmp_path: Path) -> None:
         read_cube(tmp_path / "WHU_Hi_LongKou.mat")
 
 
-def test_wavelengths_variable_out_of_order(tmp_path: Path) -> None:
+def test_wavelengths_variable_out_of_order_is_read_with_a_warning(tmp_path: Path) -> None:
     wl = np.linspace(400, 1000, B)
     wl[10] = wl[12]
     scipy.io.savemat(tmp_path / "s.mat", {"s": CUBE, "wavelengths_nm": wl})
-    with pytest.raises(InputError, match="out of order"):
-        read_cube(tmp_path / "s.mat")
+    cube = read_cube(tmp_path / "s.mat")
+    np.testing.assert_array_equal(cube.wavelengths_nm, wl)
+    assert any("band 11 is" in w and "do not increase" in w for w in cube.warnings)
 
 
 def test_not_a_mat_file(tmp_path: Path) -> None:
