@@ -38,14 +38,31 @@ def _open_array(path: str | os.PathLike) -> tuple[np.ndarray, str, tifffile.Tiff
     return data.reshape([series.shape[i] for i in keep]), "".join(series.axes[i] for i in keep), tif
 
 
-def _band_axis(axes: str, shape: tuple[int, ...], path: str | os.PathLike) -> int:
+def _band_axis(axes: str, shape: tuple[int, ...], path: str | os.PathLike,
+               rows_cols: tuple[int, int] | None, warnings: list[str]) -> int:
+    """The axis of `shape` that holds the bands: the one that is not Y or X, unless that axis is the file's
+    pages and the ground truth's `rows_cols` say the pages are rows (a (rows, columns, bands) array saved
+    by `tifffile.imwrite(path, cube)` is stored one row per page). Pages read as bands without ground
+    truth to confirm it add a warning."""
     if len(shape) != 3 or "Y" not in axes or "X" not in axes:
         raise InputError(
             f"a cube TIFF must hold one 3-D image (rows, columns, bands); this one is "
             f"{'x'.join(map(str, shape))} with axes {axes!r}",
             path,
         )
-    return next(i for i, a in enumerate(axes) if a not in "YX")
+    axis = next(i for i, a in enumerate(axes) if a not in "YX")
+    if axis != 0 or axes[0] == "S":  # samples of each pixel: bands, no doubt
+        return axis
+    if rows_cols is not None and tuple(rows_cols) == tuple(shape[:2]) != tuple(shape[1:]):
+        warnings.append(f"the file's {shape[0]} pages of {shape[1]} x {shape[2]} are read as the rows of a "
+                        f"(rows, columns, bands) cube, as its ground truth's shape says")
+        return 2
+    if rows_cols is None or tuple(rows_cols) == tuple(shape[:2]):  # nothing, or nothing certain, to go by
+        warnings.append(f"each of the file's {shape[0]} pages is read as one band of {shape[1]} x {shape[2]} "
+                        "pixels; if it holds a (rows, columns, bands) array saved one row per page, open it "
+                        "with its ground truth (which tells them apart) or save the bands as samples "
+                        "(photometric='minisblack', planarconfig='contig')")
+    return axis
 
 
 def _gdal_wavelengths(tif: tifffile.TiffFile, bands: int) -> tuple[np.ndarray | None, str | None]:
@@ -68,15 +85,16 @@ def _gdal_wavelengths(tif: tifffile.TiffFile, bands: int) -> tuple[np.ndarray | 
     return np.array([values[i] for i in range(bands)]), units
 
 
-def read_tiff_cube(path: str | os.PathLike) -> Cube:
-    """Read a multi-band TIFF as a Cube whose ``data`` is an (H, W, B) view (memory-mapped when possible)."""
+def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None = None) -> Cube:
+    """Read a multi-band TIFF as a Cube whose ``data`` is an (H, W, B) view (memory-mapped when possible);
+    `rows_cols`, the ground truth's shape if known, tells a file of band pages from one of row pages."""
     data, axes, tif = _open_array(path)
+    warn: list[str] = []
     with tif:
-        axis = _band_axis(axes, data.shape, path)
+        axis = _band_axis(axes, data.shape, path, rows_cols, warn)
         bands = data.shape[axis]
         wl, units = _gdal_wavelengths(tif, bands)
         shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}
-    warn: list[str] = []
     if wl is None and "wavelengths_nm" in shaped:
         wl, units = np.asarray(shaped["wavelengths_nm"], dtype=np.float64), "nm"
     if wl is not None:

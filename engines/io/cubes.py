@@ -65,6 +65,7 @@ def read_cube(path: str | os.PathLike, *, gt: str | os.PathLike | None = None) -
             "not a hyperspectral cube (expected an ENVI .hdr or its data file, a .mat, or a .tif/.tiff)", path
         )
     suffix = p.suffix.lower()
+    labels = None  # a TIFF's ground truth, read first: its shape tells which of the file's axes are bands
     if suffix == ".mat":
         from engines.io.cube_whuhi import read_mat_cube
 
@@ -72,7 +73,9 @@ def read_cube(path: str | os.PathLike, *, gt: str | os.PathLike | None = None) -
     elif suffix in TIFF_SUFFIXES:
         from engines.io.cube_tiff import read_tiff_cube
 
-        cube = read_tiff_cube(p)
+        gt = find_ground_truth(p) if gt is None else gt
+        labels = None if gt is None else read_labels(gt)
+        cube = read_tiff_cube(p, rows_cols=None if labels is None else labels[0].shape)
     else:
         from engines.io.cube_envi import read_envi_cube
 
@@ -81,7 +84,8 @@ def read_cube(path: str | os.PathLike, *, gt: str | os.PathLike | None = None) -
     if gt is None and cube.labels is None:
         gt = find_ground_truth(p)
     if gt is not None:
-        cube.labels, names = read_labels(gt, shape=cube.shape[:2])
+        cube.labels, names = read_labels(gt) if labels is None else labels
+        check_label_shape(cube.labels, cube.shape[:2], gt)
         cube.class_names = names or cube.class_names
         cube.meta["ground_truth"] = str(gt)
     if cube.labels is not None and len(cube.class_names) < int(cube.labels.max(initial=0)):
@@ -122,18 +126,27 @@ def read_labels(
         from engines.io.cube_tiff import read_tiff_labels
 
         labels, names = read_tiff_labels(p)
-    else:
+    elif suffix in ("", ".hdr", *ENVI_DATA_SUFFIXES):
         from engines.io.cube_envi import read_envi_labels
 
         labels, names = read_envi_labels(p)
         labels = check_labels(labels, p)
-    if shape is not None and tuple(labels.shape) != tuple(shape):
+    else:
+        raise InputError(f"ground truth is read from .mat, ENVI (.hdr and its data file) or .tif/.tiff "
+                         f"files, not {suffix}", path)
+    if shape is not None:
+        check_label_shape(labels, shape, path)
+    return labels, names
+
+
+def check_label_shape(labels: np.ndarray, shape: tuple[int, int], path: str | os.PathLike) -> None:
+    """InputError naming `path` unless the labels are `shape` (the cube's rows x columns)."""
+    if tuple(labels.shape) != tuple(shape):
         raise InputError(
             f"ground truth has shape {labels.shape[0]}x{labels.shape[1]} but the cube is "
             f"{shape[0]}x{shape[1]} (rows x columns)",
             path,
         )
-    return labels, names
 
 
 def check_labels(labels: np.ndarray, path: str | os.PathLike) -> np.ndarray:

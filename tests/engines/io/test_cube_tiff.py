@@ -37,6 +37,33 @@ def test_band_planes(tmp_path: Path, compression: str | None) -> None:
     assert cube.wavelengths_nm is None
 
 
+def test_pages_of_rows_are_told_from_pages_of_bands_by_the_ground_truth(tmp_path: Path) -> None:
+    """`tifffile.imwrite(path, cube)` of a (rows, columns, bands) array stores one row per page."""
+    tifffile.imwrite(tmp_path / "c.tif", CUBE)
+    alone = read_cube(tmp_path / "c.tif")  # no ground truth: pages read as bands, with a warning
+    assert alone.shape == (CUBE.shape[1], CUBE.shape[2], CUBE.shape[0])
+    assert any("pages is read as one band" in w for w in alone.warnings)
+    labels = RNG.integers(0, 5, size=CUBE.shape[:2]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "c_gt.tif", labels)
+    cube = read_cube(tmp_path / "c.tif")
+    assert cube.shape == CUBE.shape and cube.meta["band_axis"] == 2
+    np.testing.assert_array_equal(np.asarray(cube.data), CUBE)
+    np.testing.assert_array_equal(cube.labels, labels)
+    assert any("read as the rows" in w for w in cube.warnings)
+    tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(CUBE, -1, 0))  # bands first, confirmed by its gt
+    tifffile.imwrite(tmp_path / "planes_gt.tif", labels)
+    planes = read_cube(tmp_path / "planes.tif")
+    np.testing.assert_array_equal(np.asarray(planes.data), CUBE)
+    assert planes.warnings == []
+
+
+def test_ground_truth_in_another_format_is_named_as_such(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "c.tif", CUBE, photometric="minisblack", planarconfig="contig")
+    np.save(tmp_path / "labels.npy", np.zeros(CUBE.shape[:2], np.uint8))
+    with pytest.raises(InputError, match=r"ground truth is read from \.mat, ENVI .* not \.npy"):
+        read_cube(tmp_path / "c.tif", gt=tmp_path / "labels.npy")
+
+
 def test_gdal_band_metadata(tmp_path: Path) -> None:
     items = "".join(f'<Item name="wavelength" sample="{i}">{0.45 + 0.05 * i:.2f}</Item>'
                     f'<Item name="wavelength_units" sample="{i}">Micrometers</Item>' for i in range(6))
