@@ -141,9 +141,9 @@ def wavelength_scale_to_nm(units: str | None, values: np.ndarray) -> tuple[float
     if u in _OTHER_UNITS:
         return None, f"band positions are given in {units!r}, not as wavelengths: bands are shown by number"
     guess_um = float(np.nanmax(values)) < 100.0  # 0.4-2.5 reads as micrometres, 400-2500 as nanometres
+    given = "no wavelength units given" if not u else f"wavelength units {units!r} not recognised"
     return (1000.0 if guess_um else 1.0), (
-        f"wavelength units {units!r} not recognised: read as {'micrometres' if guess_um else 'nanometres'} "
-        "from the values' magnitude"
+        f"{given}: read as {'micrometres' if guess_um else 'nanometres'} from the values' magnitude"
     )
 
 

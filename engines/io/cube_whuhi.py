@@ -201,7 +201,8 @@ def _pick(path: str | os.PathLike, variables: dict, ndim: int, preferred: list[s
 
 def read_mat_cube(path: str | os.PathLike) -> Cube:
     """Read a WHU-Hi-style cube .mat, and the ``Train<N>/Test<N>.mat`` split files beside it (its
-    ``<stem>_gt.mat``, or the ground truth the user names, is read by `engines.io.cubes.read_cube`).
+    ``<stem>_gt.mat``, or the ground truth the user names, is read by `engines.io.cubes.read_cube`, and
+    wins over a label image kept in the cube's own file).
 
     Returns
     -------
@@ -248,14 +249,33 @@ def read_mat_cube(path: str | os.PathLike) -> Cube:
     splits = find_split_files(p.parent)
     if splits:
         meta["splits"] = splits
+    labels_key, labels = _labels_beside_the_cube(p, variables, data.shape[:2])
+    if labels_key is not None:
+        meta["labels_variable"] = labels_key
     return Cube(
         data=data,
         wavelengths_nm=wl,
+        labels=labels,
         class_names=names,
         meta=meta,
         source=str(path),
         warnings=warn,
     )
+
+
+def _labels_beside_the_cube(
+    path: Path, variables: dict[str, tuple[tuple[int, ...], str]], rows_cols: tuple[int, int]
+) -> tuple[str | None, np.ndarray | None]:
+    """Ground truth kept in the cube's own file, and its variable: the one numeric 2-D variable of the
+    cube's rows x columns, when it holds whole numbers >= 0 (else (None, None): it is something else)."""
+    flat = [k for k, (shape, cls) in variables.items() if tuple(shape) == tuple(rows_cols)
+            and cls not in ("cell", "char", "struct") and k not in _OPTIONAL]
+    if len(flat) != 1:
+        return None, None
+    try:
+        return flat[0], check_labels(np.asarray(load_mat_variable(path, flat[0])), path)
+    except InputError:
+        return None, None
 
 
 def read_mat_labels(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:

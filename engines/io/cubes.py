@@ -81,7 +81,7 @@ def read_cube(path: str | os.PathLike, *, gt: str | os.PathLike | None = None) -
 
         cube = read_envi_cube(p)
     cube.source = str(path)
-    if gt is None and cube.labels is None:
+    if gt is None:
         gt = find_ground_truth(p)
     if gt is not None:
         cube.labels, names = read_labels(gt) if labels is None else labels

@@ -59,7 +59,13 @@ def test_nanometres_and_guessed_units(tmp_path: Path) -> None:
     hdr = _write(tmp_path, "unk", metadata={"wavelength units": "Unknown"})
     cube = read_cube(hdr)
     np.testing.assert_allclose(cube.wavelengths_nm, [410, 520, 630, 740, 850])
-    assert any("micrometres" in w for w in cube.warnings)
+    assert any("units 'Unknown' not recognised: read as micrometres" in w for w in cube.warnings)
+    hdr = _write(tmp_path, "none")
+    _edit_header(hdr, drop="wavelength units")
+    assert "wavelength units" not in hdr.read_text()
+    cube = read_cube(hdr)
+    np.testing.assert_allclose(cube.wavelengths_nm, [410, 520, 630, 740, 850])
+    assert any(w.startswith("no wavelength units given: read as micrometres") for w in cube.warnings)
 
 
 @pytest.mark.parametrize(("units", "values", "nm"), [

@@ -126,6 +126,26 @@ def test_ground_truth_file_opened_as_a_cube(tmp_path: Path) -> None:
         read_cube(tmp_path / "WHU_Hi_LongKou_gt.mat")
 
 
+@pytest.mark.parametrize("version", ["v5", "v7.3"])
+def test_ground_truth_kept_in_the_cubes_own_file(tmp_path: Path, version: str) -> None:
+    """{"data": cube, "gt": labels} in one file: the labels are found; a _gt.mat beside wins over them."""
+    if version == "v5":
+        scipy.io.savemat(tmp_path / "scene.mat", {"data": CUBE, "gt": GT})
+    else:
+        write_mat73(tmp_path / "scene.mat", {"data": CUBE, "gt": GT})
+    cube = read_cube(tmp_path / "scene.mat")
+    np.testing.assert_array_equal(cube.labels, GT)
+    assert cube.meta["labels_variable"] == "gt" and len(cube.class_names) == GT.max()
+    other = (GT + 1) % 10
+    scipy.io.savemat(tmp_path / "scene_gt.mat", {"scene_gt": other})
+    np.testing.assert_array_equal(read_cube(tmp_path / "scene.mat").labels, other)
+
+
+def test_a_2d_array_that_is_not_labels_is_left_alone(tmp_path: Path) -> None:
+    scipy.io.savemat(tmp_path / "scene.mat", {"data": CUBE, "mean_band": CUBE.mean(axis=2)})
+    assert read_cube(tmp_path / "scene.mat").labels is None
+
+
 def test_ground_truth_of_another_shape(tmp_path: Path) -> None:
     scipy.io.savemat(tmp_path / "WHU_Hi_LongKou.mat", {"WHU_Hi_LongKou": CUBE})
     scipy.io.savemat(tmp_path / "WHU_Hi_LongKou_gt.mat", {"WHU_Hi_LongKou_gt": GT[:, :-1]})
