@@ -2,7 +2,9 @@
 
 Files are grouped by SeriesInstanceUID; the largest series is read unless one is named. Within a
 series, images of another orientation or size (e.g. localizers sharing the UID) are left out with a
-warning; the rest are stacked by engines.io.dicom_stack (sorting, rescale, gap handling).
+warning; a series holding several volumes at the same slice positions (echoes, phases, repeats) gives its
+first, told apart by the attribute that separates them, with a warning (as a 4D NIfTI gives its first
+volume); the rest are stacked by engines.io.dicom_stack (sorting, rescale, gap handling).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from engines.io.dicom_stack import stack_planes
 from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
+    first_float,
     frame_count,
     has_geometry,
     plane_of,
@@ -29,6 +32,10 @@ from engines.io.dicom_tags import (
     window_of,
 )
 from engines.volume import Volume
+
+# Attributes that tell apart the volumes a series may hold at the same slice positions, in the order tried.
+VOLUME_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
+                     "DiffusionBValue")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ def read_dicom_series(
     if dropped:
         warnings.append(f"{dropped} image{'s' if dropped > 1 else ''} of this series with another "
                         "orientation or size (e.g. localizers) left out")
+    images, note = _first_volume(images)
+    warnings += [note] if note else []
     if not all(has_geometry(image.header) for image in images):
         if len(images) == 1:
             warnings.append(NO_GEOMETRY)
@@ -193,3 +202,36 @@ def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:
             groups.append((size, orientation, [image]))
     kept = max((members for _, _, members in groups), key=len)
     return kept, len(images) - len(kept)
+
+
+def _first_volume(images: list[_Image]) -> tuple[list[_Image], str | None]:
+    """When images repeat slice positions, the images of the first volume by the first of
+    VOLUME_ATTRIBUTES that splits them into volumes of distinct positions, and a warning; else `images`
+    and None (repeated positions nothing tells apart are then refused by the stacking, which names them)."""
+    positions = [tuple(np.round([float(v) for v in image.header.get("ImagePositionPatient") or ()], 2))
+                 for image in images]
+    if len(set(positions)) == len(positions):
+        return images, None
+    for keyword in VOLUME_ATTRIBUTES:
+        values = [_number(image.header.get(keyword)) for image in images]
+        if any(v is None for v in values):
+            continue
+        volumes: dict[float, list[int]] = defaultdict(list)
+        for i, value in enumerate(values):
+            volumes[value].append(i)
+        if len(volumes) > 1 and all(len({positions[i] for i in members}) == len(members)
+                                    for members in volumes.values()):
+            first = min(volumes)
+            listed = ", ".join(f"{v:g}" for v in sorted(volumes)[:8]) + (", ..." if len(volumes) > 8 else "")
+            return [images[i] for i in volumes[first]], (
+                f"the series holds {len(volumes)} volumes at the same slice positions ({keyword} {listed}); "
+                f"showing {keyword} {first:g}")
+    return images, None
+
+
+def _number(value: object) -> float | None:
+    """The first number of a DICOM attribute's value, or None when absent or not a number."""
+    try:
+        return first_float(value)
+    except (TypeError, ValueError):
+        return None

@@ -244,6 +244,25 @@ def test_two_images_at_one_position_are_refused(tmp_path):
         read_volume(tmp_path / "x")
 
 
+@pytest.mark.parametrize(("keyword", "values"),
+                         [("EchoNumbers", (2, 1)), ("TemporalPositionIdentifier", (3, 1)),
+                          ("TriggerTime", (412.5, 35.0))])
+def test_a_series_of_several_volumes_gives_the_first_with_a_warning(tmp_path, keyword, values):
+    """Echoes, phases or trigger times of one series at the same positions: the lowest one, as 4D NIfTI."""
+    first = SeriesSpec(ramp_values(SHAPE))
+    second = SeriesSpec(ramp_values(SHAPE, low=0, high=300), series_uid=first.series_uid)
+    for spec, value, prefix in ((first, values[1], "A"), (second, values[0], "B")):
+        for path in write_series(tmp_path, spec, prefix=prefix):
+            ds = pydicom.dcmread(path)
+            setattr(ds, keyword, value)
+            ds.save_as(path, enforce_file_format=True)
+    volume = read_volume(tmp_path)
+    np.testing.assert_array_equal(np.asarray(volume.data), first.expected())
+    np.testing.assert_allclose(volume.affine, first.affine_ras(), atol=1e-4)
+    (warning,) = volume.warnings
+    assert f"2 volumes at the same slice positions ({keyword} {min(values):g}, {max(values):g})" in warning
+
+
 def test_truncated_pixel_data_is_refused_naming_the_file(tmp_path):
     paths = write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)))
     ds = pydicom.dcmread(paths[2])
