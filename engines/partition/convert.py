@@ -177,8 +177,9 @@ def required_multiple(model: nn.Module, *, in_channels: int | None = None) -> tu
                 multiple[axis] = math.lcm(multiple[axis], before * stride[axis])
 
     hooks = [module.register_forward_pre_hook(record) for module in downsampling]
-    with torch.no_grad():
-        probe(torch.empty(1, in_channels, *probe_size, device="meta"))
+    dtype = next((p.dtype for p in probe.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    with torch.no_grad():  # in the model's own dtype: a float64 or bf16 model refuses a float32 input
+        probe(torch.empty(1, in_channels, *probe_size, device="meta", dtype=dtype))
     for hook in hooks:
         hook.remove()
     return tuple(multiple)  # type: ignore[return-value]

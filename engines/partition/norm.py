@@ -94,13 +94,27 @@ class GlobalInstanceNorm3d(PartitionedModule, nn.InstanceNorm3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         uses_running = self.track_running_stats and not self.training
         if not self.mesh.split_axes or uses_running:  # one block: local = global
-            return super().forward(x)
-        y, mean, var = global_norm(x, self.weight, self.bias, groups=x.shape[1], batch=False, eps=self.eps,
-                                   process_group=self.mesh.spatial_group)
-        if self.training and self.track_running_stats:
-            # As F.instance_norm: momentum None means 0, and num_batches_tracked is left alone.
-            _update_running(self, mean, var, x[0, 0].numel() * self.mesh.spatial_size, self.momentum or 0.0)
+            y = super().forward(x)
+        else:
+            y, mean, var = global_norm(x, self.weight, self.bias, groups=x.shape[1], batch=False,
+                                       eps=self.eps, process_group=self.mesh.spatial_group)
+            if self.training and self.track_running_stats:
+                # As F.instance_norm: momentum None means 0, and num_batches_tracked is left alone.
+                _update_running(self, mean, var, x[0, 0].numel() * self.mesh.spatial_size,
+                                self.momentum or 0.0)
+        if self.training and self.track_running_stats and self.mesh.data_parallel > 1:
+            _average_over_replicas(self)
         return y
+
+
+def _average_over_replicas(module: nn.Module) -> None:
+    """Running statistics averaged over the data-parallel replicas, as one network seeing all their samples
+    would have them (the update is linear in the batch's mean; every replica's batch is the same size, and
+    the ranks of one replica hold equal values, so the world mean is the replicas' mean)."""
+    with torch.no_grad():
+        for running in (module.running_mean, module.running_var):
+            dist.all_reduce(running)
+            running.div_(dist.get_world_size())
 
 
 class GlobalGroupNorm(PartitionedModule, nn.GroupNorm):

@@ -148,6 +148,14 @@ def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], b
     return best_window(image.shape, crop, block, voxels)
 
 
+def label_types(classes: int) -> tuple[torch.dtype, np.dtype]:
+    """The torch and numpy types a label map of `classes` classes is kept in: uint8 up to 256 classes,
+    wider beyond (labels such as FreeSurfer's, with ids past 255, would wrap in uint8)."""
+    if classes <= 256:
+        return torch.uint8, np.dtype(np.uint8)
+    return torch.int32, np.dtype(np.uint16 if classes <= 65536 else np.int32)
+
+
 @torch.no_grad()
 def predict_partitioned(model: nn.Module, image: BlockFile, window: Sequence[int], mesh: SpatialMesh,
                         device: torch.device | str) -> np.ndarray | None:
@@ -169,12 +177,12 @@ def predict_partitioned(model: nn.Module, image: BlockFile, window: Sequence[int
 
     Returns
     -------
-    ndarray, shape of `image`, uint8 on the replica's first rank; None on the others.
+    ndarray, shape of `image`, `label_types` of the classes, on the replica's first rank; None on the others.
     """
     tiles = [window_tiling(n, w, w // 8) for n, w in zip(image.shape, window, strict=True)]
     inner = mesh.block_slices(window)
     first = mesh.rank == mesh.replica_ranks()[0]
-    whole = np.zeros(image.shape, np.uint8) if first else None
+    whole = None
     was_training = model.training
     model.eval()
     try:
@@ -182,9 +190,12 @@ def predict_partitioned(model: nn.Module, image: BlockFile, window: Sequence[int
             starts = [start for start, _ in corner]
             box = tuple(slice(o + s.start, o + s.stop) for o, s in zip(starts, inner, strict=True))
             x = torch.from_numpy(image.read(box))[None, None].to(device)
-            labels = model(x).argmax(1)[0].to(torch.uint8)
+            logits = model(x)
+            as_torch, as_numpy = label_types(logits.shape[1])
+            labels = logits.argmax(1)[0].to(as_torch)
             labels = mesh.gather(labels) if mesh.distributed else labels
-            if whole is not None:
+            if first:
+                whole = np.zeros(image.shape, as_numpy) if whole is None else whole
                 kept = tuple(keep for _, keep in corner)
                 local = tuple(slice(k.start - o, k.stop - o) for k, o in zip(kept, starts, strict=True))
                 whole[kept] = labels.cpu().numpy()[local]
@@ -221,7 +232,7 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
 
     Returns
     -------
-    ndarray, shape (D, H, W), uint8.
+    ndarray, shape (D, H, W), `label_types` of the classes.
     """
     from monai.inferers import sliding_window_inference
 
@@ -234,7 +245,8 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
         roi_size = tuple(min(c, n) for c, n in zip(config["crop"], padded.shape, strict=True))
     x = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
     logits = sliding_window_inference(x, roi_size, 1, model, overlap=overlap, mode="gaussian")
-    labels = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    as_torch, as_numpy = label_types(logits.shape[1])
+    labels = logits.argmax(1)[0].to(as_torch).cpu().numpy().astype(as_numpy, copy=False)
     return labels[: image.shape[0], : image.shape[1], : image.shape[2]]
 
 
@@ -243,7 +255,7 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
     from engines.io import write_volume
     from engines.volume import Volume
 
-    write_volume(Volume(data=np.asarray(labels, dtype=np.uint8), affine=affine), path)
+    write_volume(Volume(data=np.asarray(labels), affine=affine), path)
     return Path(path)
 
 

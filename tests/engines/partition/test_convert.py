@@ -97,6 +97,12 @@ def test_required_multiple_for_strides_that_do_not_divide_a_power_of_two(layers,
     assert required_multiple(nn.Sequential(*layers)) == multiple
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_required_multiple_of_a_model_in_another_dtype(dtype):
+    """The probe runs in the model's own dtype (a float64 model refuses a float32 input)."""
+    assert required_multiple(build_model("basicunet", out_channels=2, width=2).to(dtype)) == (16, 16, 16)
+
+
 def test_a_halo_deeper_than_the_block_is_refused_naming_the_layer():
     part = partition_model(nn.Sequential(nn.Conv3d(1, 1, 7, padding=3)), MESH)
     with pytest.raises(ValueError, match=r"^0 \(HaloConv3d\): its halo of 3 slices along D.*\(2 slices"):

@@ -79,3 +79,24 @@ def layer_worker(names, mesh_shape):
 def test_partitioned_layers_equal_whole_volume_layers(ranks, n, mesh_shape):
     errors = ranks(n).run(layer_worker, list(LAYERS), mesh_shape, timeout_s=180)[0]
     assert {name: err for name, err in errors.items() if not err < 1e-10} == {}
+
+
+def replica_running_stats_worker(mesh_shape, data_parallel):
+    """Instance norm with running statistics, each replica on its own two samples of a batch of
+    2 x replicas: the worst |partitioned - whole-batch| over the running buffers."""
+    mesh = SpatialMesh(mesh_shape, data_parallel=data_parallel)
+    layer = nn.InstanceNorm3d(3, track_running_stats=True).double()
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(2 * data_parallel, 3, 8, 8, 8, dtype=torch.float64, generator=generator) * 3 + 1
+    part = partition_model(layer, mesh)
+    layer.train()(x)  # the whole batch at once
+    part.train()(mesh.block(x[2 * mesh.replica: 2 * mesh.replica + 2]))
+    err = torch.stack([(b - c).abs().max() for b, c in zip(part.buffers(), layer.buffers(), strict=True)])
+    return float(err.max())
+
+
+@pytest.mark.dist
+@pytest.mark.parametrize(("n", "mesh_shape", "data_parallel"), [(2, (1, 1, 1), 2), (4, (2, 1, 1), 2)])
+def test_running_statistics_of_replicas_are_those_of_the_whole_batch(ranks, n, mesh_shape, data_parallel):
+    errors = ranks(n).run(replica_running_stats_worker, mesh_shape, data_parallel, timeout_s=120)
+    assert max(errors) < 1e-10

@@ -14,7 +14,7 @@ import torch
 from engines.errors import InputError
 from engines.partition.checkpoint import load_checkpoint, save_checkpoint
 from engines.partition.models import build_model
-from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling
+from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling, write_labels
 
 
 def _trained_folder(tmp_path, crop):
@@ -61,6 +61,23 @@ def test_one_window_covering_the_volume_equals_a_plain_forward(tmp_path):
         expected = model(torch.from_numpy(padded)[None, None]).argmax(1)[0, :20, :13, :16].numpy()
     assert labels.shape == image.shape and labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_labels_past_255_are_not_wrapped(tmp_path):
+    """A network of 300 classes (label ids as FreeSurfer's): uint16 labels, as its argmax gives them."""
+    torch.manual_seed(0)
+    model = build_model("unet", out_channels=300, width=2).eval()
+    config = {"model": "unet", "width": 2, "in_channels": 1, "classes": 300, "crop": [16, 16, 8], "mean": 0.0,
+              "std": 1.0, "multiple": [8, 8, 8]}
+    save_checkpoint(tmp_path, model, None, 1, config)
+    image = np.random.default_rng(0).normal(0, 1, (16, 16, 8)).astype(np.float32)
+    labels = predict_sliding_window(tmp_path, image)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(image)[None, None]).argmax(1)[0].numpy()
+    assert labels.dtype == np.uint16 and expected.max() > 255
+    np.testing.assert_array_equal(labels, expected)
+    write_labels(labels, np.eye(4), tmp_path / "labels.nii.gz")
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "labels.nii.gz").dataobj), expected)
 
 
 def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
