@@ -99,6 +99,11 @@ def run_check(args: argparse.Namespace) -> int:
     needed = shape[0] * shape[1] * shape[2] * replicas
     if args.ranks != needed:
         raise InputError(f"--ranks {args.ranks}, but mesh {args.mesh} needs {needed} ranks")
+    for name, value, low in (("--width", args.width, 1), ("--seed", args.seed, 0)):
+        if value < low:
+            raise InputError(f"{name} must be at least {low}; got {value}")
+    if not args.timeout > 0:
+        raise InputError(f"--timeout must be positive; got {args.timeout}")
     backend = resolve_backend(args.backend, args.ranks)
     result = spawn(check_worker, args.ranks, (args.model, shape, replicas, args.dtype, args.width, args.seed),
                    backend=backend, timeout_s=args.timeout)[0]
@@ -206,7 +211,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from exc
     ranks = replicas * mesh_shape[0] * mesh_shape[1] * mesh_shape[2]
     backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
-    if args.port:
+    if args.port != 0:
         check_port_free(args.port)
     stop = StopRequest().install()  # until torchrun installs its own handler
     stop.on_signal(_stop_before_launch)

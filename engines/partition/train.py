@@ -14,12 +14,13 @@ import argparse
 import contextlib
 import ctypes
 import datetime
+import math
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,13 +103,31 @@ def resolve_backend(name: str, local_ranks: int) -> str:
 
 
 def check_port_free(port: int) -> None:
-    """InputError if something on this machine already listens on `port` (127.0.0.1)."""
+    """InputError if `port` is not a TCP port or something on this machine already listens on it
+    (127.0.0.1)."""
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port must be 1..65535 (or left out); got {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
             raise InputError(f"port {port} is in use ({exc.strerror}); choose another --port or leave "
                              f"it out") from exc
+
+
+def check_blocks_hold_data(shape: Sequence[int], multiple: Sequence[int], mesh_shape: Sequence[int],
+                           mesh: str) -> None:
+    """InputError when the padded volume's last blocks along an axis would hold nothing but padding (each
+    block is a multiple of the model's downsampling, so a short axis fills fewer blocks than the mesh has):
+    those ranks would only compute on filler."""
+    for axis, (n, unit, blocks) in enumerate(zip(shape, multiple, mesh_shape, strict=True)):
+        fits = max(k for k in range(1, blocks + 1) if (k - 1) * math.ceil(n / (k * unit)) * unit < n)
+        if fits < blocks:
+            local = math.ceil(n / (blocks * unit)) * unit
+            raise InputError(
+                f"mesh {mesh}: the volume's {n} voxels along {'DHW'[axis]} fill {fits} of its {blocks} "
+                f"blocks there (each {local} voxels, a multiple of the model's {unit}); the others would "
+                f"hold only padding: use at most {fits} along {'DHW'[axis]}")
 
 
 def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str
@@ -157,11 +176,12 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     if world_size is not None and world_size != needed:
         raise InputError(f"mesh {args.mesh} needs {needed} ranks; torchrun started {world_size}")
     for name, value, low in (("--steps", args.steps, 1), ("--width", args.width, 1),
-                             ("--checkpoint-every", args.checkpoint_every, 0)):
+                             ("--checkpoint-every", args.checkpoint_every, 0), ("--seed", args.seed, 0)):
         if value < low:
             raise InputError(f"{name} must be at least {low}; got {value}")
-    if not args.lr > 0:
-        raise InputError(f"--lr must be positive; got {args.lr}")
+    for name, value in (("--lr", args.lr), ("--collective-timeout", args.collective_timeout)):
+        if not value > 0:
+            raise InputError(f"{name} must be positive; got {value}")
     if not args.checkpoint_minutes >= 0:
         raise InputError(f"--checkpoint-minutes must be 0 or more; got {args.checkpoint_minutes}")
 
@@ -171,6 +191,7 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     resume = _resume_checkpoint(args)
 
     def check(shape: tuple[int, ...], classes: int) -> None:
+        check_blocks_hold_data(shape, multiple, mesh_shape, args.mesh)
         _crop_shape(args.crop, shape, block, args.mesh)
         if resume is not None and resume.config.get("classes") != classes:
             raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; "

@@ -83,6 +83,8 @@ def test_fractional_labels_are_refused(tmp_path, volumes, capsys):
     (["--crop", "24,24,16"], ["24 along D is not a multiple of 16", "mesh 2x1x1"]),
     (["--crop", "64,16,16"], ["64 along D exceeds the volume's 32"]),
     (["--mesh", "2x2"], ["mesh must look like"]),
+    (["--mesh", "1x1x4", "--ranks", "4"],
+     ["20 voxels along W fill 3 of its 4 blocks", "use at most 3 along W"]),
 ])
 def test_bad_mesh_ranks_and_crops_are_refused(tmp_path, volumes, capsys, extra, fragments):
     argv = _train_args(volumes, tmp_path / "o", "--steps", "1")
@@ -121,6 +123,24 @@ def test_a_port_in_use_is_refused(tmp_path, volumes, capsys):
         port = busy.getsockname()[1]
         argv = _train_args(volumes, tmp_path / "o", "--steps", "1", "--port", str(port))
         _refused(capsys, argv, f"port {port}")
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--seed", "-1"], "--seed must be at least 0"),
+    (["--collective-timeout", "0"], "--collective-timeout must be positive"),
+    (["--port", "70000"], "--port must be 1..65535"),
+    (["--port", "-1"], "--port must be 1..65535"),
+])
+def test_options_out_of_range_are_refused_before_any_rank(tmp_path, volumes, capsys, extra, fragment):
+    _refused(capsys, _train_args(volumes, tmp_path / "o", "--steps", "1", *extra), fragment)
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [(["--width", "0"], "--width must be at least 1"),
+                                                 (["--timeout", "0"], "--timeout must be positive")])
+def test_partition_check_options_out_of_range_exit_2(capsys, extra, fragment):
+    assert main.main(["partition-check", "--ranks", "2", "--mesh", "2x1x1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
 
 
 def test_a_negative_checkpoint_interval_is_refused(tmp_path, volumes, capsys):
