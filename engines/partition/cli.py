@@ -141,10 +141,11 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-# What a rank fails with when another rank vanished first (gloo, NCCL, the c10d store): a consequence.
+# What a rank fails with when another rank vanished or hung first (gloo, NCCL, the c10d store): a
+# consequence. A collective's timeout is one: the rank waited for another that stopped answering.
 _COLLATERAL = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "DistNetworkError",
                "DistBackendError", "remote process exited", "communicator was aborted", "failed to recv",
-               "Socket Timeout")
+               "Socket Timeout", "Timed out waiting", "timed out after")
 
 
 def _failure_message(failure) -> str:

@@ -390,6 +390,11 @@ def _failure(tmp_path, rank: int, exitcode: int, message: str | None = None, tim
       1: (1, "ValueError: weights cannot be saved")},
      "rank 1 failed: ValueError: weights cannot be saved; rank 0 failed: RuntimeError: [gloo] Connection "
      "closed by peer"),
+    # rank 1 hung (SIGSTOP); rank 0 timed out waiting for it, and torchrun had to SIGKILL rank 1: the hung
+    # rank first, the timeout after it
+    ({0: (1, "RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Timed out waiting "
+             "45000ms for send operation to complete"), 1: (-signal.SIGKILL, None)},
+     "rank 1 died (SIGKILL); rank 0 failed: RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc"),
     # rank 0 raised and recorded it, then torchrun's SIGTERM ended it: the message is kept
     ({0: (-signal.SIGTERM, "ValueError: weights cannot be saved"),
       1: (1, "RuntimeError: Connection closed by peer")},
