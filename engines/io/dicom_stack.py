@@ -184,9 +184,11 @@ def _gantry_tilt(
     length = float(np.linalg.norm(step))
     if np.linalg.norm(step - np.dot(step, normal) * normal) <= 1e-3 * length:
         return None, []
-    angle = float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(step, normal))) / length))))
+    apart = abs(float(np.dot(step, normal)))
+    angle = float(np.degrees(np.arccos(min(1.0, apart / length))))
     return step, [f"slices are sheared (gantry tilt of about {angle:.1f}°): the affine includes the shear, "
-                  "so every voxel is at its true position"]
+                  f"so every voxel is at its true position; the planes are {apart:.2f} mm apart along their "
+                  f"normal, each slice's origin {length:.2f} mm from the last (the third spacing)"]
 
 
 def _rescaled_stack(

@@ -219,6 +219,10 @@ def test_gantry_tilt_gives_a_sheared_affine_with_every_slice_in_place(tmp_path):
     paths = write_series(tmp_path, spec, tilt_degrees=12.0)
     volume = read_volume(tmp_path)
     assert "gantry tilt of about 12.0°" in volume.warnings[0]
+    step = spec.slice_spacing / np.cos(np.radians(12.0))  # origins step along the table, planes stay apart
+    assert f"planes are {spec.slice_spacing:.2f} mm apart along their normal" in volume.warnings[0]
+    assert f"origin {step:.2f} mm from the last" in volume.warnings[0]
+    np.testing.assert_allclose(volume.spacing[2], step, atol=1e-4)
     for path in paths:  # the first voxel of every file's slice lands on its ImagePositionPatient
         lps = np.array([float(v) for v in pydicom.dcmread(path).ImagePositionPatient])
         k = round(float(np.dot(lps - spec.origin_lps, spec.normal)) / spec.slice_spacing)
