@@ -128,9 +128,14 @@ def make_split(
         raise ValueError("give per_class or train_file")
     usable = labels if no_data is None else np.where(no_data, 0, labels)
     train, test = sample_split(usable, per_class, seed=seed)
-    return Split(
-        train=train, test=test, description=f"{per_class} random training pixels per class, seed {seed}"
-    )
+    description = f"{per_class} random training pixels per class, seed {seed}"
+    drawn = np.bincount(train.ravel())
+    short = [c for c in np.unique(usable[usable > 0]) if drawn[c] < per_class]
+    if short:
+        listed = ", ".join(f"{c} ({drawn[c]})" for c in short)
+        description += (f"; class{'es' if len(short) > 1 else ''} {listed} had fewer than {2 * per_class} "
+                        f"pixels and train on half of them")
+    return Split(train=train, test=test, description=description)
 
 
 def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:

@@ -130,14 +130,14 @@ def read_dicom_series(
         if len(infos) > 1:
             largest = "largest" if chosen is infos[0] else "largest greyscale"
             warnings.append(
-                f"the folder holds {len(infos)} series; showing the {largest}, '{chosen.description}' "
+                f"the folder holds {len(infos)} series; showing the {largest}, {_named(chosen)} "
                 f"({chosen.modality}, {chosen.slices} images, UID {chosen.uid}); "
-                "choose another with --series UID"
+                "choose another in the Open dock's Open DICOM folder… (on the command line: --series UID)"
             )
     else:
         matches = [info for info in infos if info.uid == series_uid.strip()]
         if not matches:
-            listing = ", ".join(f"{info.uid} ('{info.description}', {info.slices} images)" for info in infos)
+            listing = ", ".join(f"{info.uid} ({_named(info)}, {info.slices} images)" for info in infos)
             raise InputError(f"no series with UID {series_uid} here; the folder holds: {listing}", folder)
         chosen = matches[0]
     images = series[chosen.uid]
@@ -184,6 +184,11 @@ def read_dicom_series(
         source=folder,
         warnings=warnings + stack.warnings,
     )
+
+
+def _named(info: DicomSeriesInfo) -> str:
+    """The series' description in quotes, or "no description"."""
+    return f"'{info.description}'" if info.description.strip() else "no description"
 
 
 def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:

@@ -4,7 +4,8 @@ Convention (one source of truth for the network, the interpolation baselines and
 pixels are cells and both grids cover the same field of view, so output pixel i has its centre at input
 coordinate u_i = (i + 0.5) / s - 0.5 (input pixel units). Its *source pixel* is the nearest input pixel,
 round(u_i), and its sub-pixel *offset* u_i - round(u_i) lies in [-0.5, 0.5]. The first output voxel centre
-therefore sits (1/s - 1)/2 input voxels from the first input voxel centre.
+therefore sits (1/s - 1)/2 input voxels from the first input voxel centre. An axis gets round(n * s)
+output pixels, so when n * s is not whole the grids' far edges differ by less than half an output pixel.
 """
 
 from __future__ import annotations

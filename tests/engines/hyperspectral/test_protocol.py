@@ -33,6 +33,13 @@ def test_counts_per_class_and_disjoint() -> None:
     assert np.all(train[train > 0] == LABELS[train > 0])
 
 
+def test_a_split_says_which_classes_were_too_small_for_the_count() -> None:
+    split = make_split(LABELS, per_class=25, seed=0)
+    assert split.description == ("25 random training pixels per class, seed 0; class 5 (2) had fewer than "
+                                 "50 pixels and train on half of them")
+    assert make_split(LABELS, per_class=2, seed=0).description == "2 random training pixels per class, seed 0"
+
+
 def test_seeded() -> None:
     a, _ = sample_split(LABELS, 10, seed=3)
     b, _ = sample_split(LABELS, 10, seed=3)

@@ -78,13 +78,13 @@ def test_shuffled_file_order_does_not_matter(tmp_path):
 
 
 def test_two_series_in_one_folder_largest_by_default_and_by_uid(tmp_path):
-    big = SeriesSpec(ramp_values(SHAPE), description="big")
+    big = SeriesSpec(ramp_values(SHAPE), description="")
     small = SeriesSpec(ramp_values((6, 5, 3), low=0, high=50), description="small", modality="MR")
     write_series(tmp_path, big, prefix="B")
     write_series(tmp_path, small, prefix="S")
     series = list_dicom_series(tmp_path)
     assert [(s.uid, s.description, s.modality, s.slices) for s in series] == [
-        (big.series_uid, "big", "CT", 7),
+        (big.series_uid, "", "CT", 7),
         (small.series_uid, "small", "MR", 3),
     ]
     assert len(series[1].files) == 3
@@ -92,6 +92,8 @@ def test_two_series_in_one_folder_largest_by_default_and_by_uid(tmp_path):
     volume = read_volume(tmp_path)
     assert volume.meta["series_uid"] == big.series_uid
     assert "2 series" in volume.warnings[0] and big.series_uid in volume.warnings[0]
+    assert "the largest, no description (CT, 7 images" in volume.warnings[0]
+    assert "Open DICOM folder" in volume.warnings[0]  # the app's way to choose, beside the CLI's
 
     chosen = read_volume(tmp_path, series_uid=small.series_uid)
     np.testing.assert_array_equal(np.asarray(chosen.data), small.expected())
