@@ -142,7 +142,7 @@ class _NoStep:
 def run_case(ranks: int, size: int, steps: int, seed: int) -> dict:
     """One rank count in a fresh RankPool; per-rank results and their summary."""
     from engines.partition.launch import RankPool, cpu_threads_per_rank
-    from engines.partition.mesh import format_mesh
+    from engines.partition.layout import format_mesh
 
     mesh = MESHES[ranks]
     with RankPool(ranks, threads=cpu_threads_per_rank(ranks), collective_timeout_s=1800) as pool:

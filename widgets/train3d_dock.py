@@ -51,6 +51,7 @@ from app.status_label import StatusLabel
 from app.viewer import add_layers, make_layers, open_paths
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
+from engines.partition.layout import check_layout
 from engines.partition.models import MODELS
 from engines.volume import Volume
 from widgets.open_dock import FILE_FILTER
@@ -122,6 +123,18 @@ def write_inputs(image: VolumeInput, labels: VolumeInput, folder: str | os.PathL
             written[path] = f"layer '{item.name}'"
         paths.append(path)
     return paths, written
+
+
+def check_and_write(image: VolumeInput, labels: VolumeInput, folder: str | os.PathLike,
+                    shape: tuple[int, ...], layout: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The form's mesh and crop checked against the volume (`check_layout`: model, mesh, crop),
+    then `write_inputs`: a worker thread's job, so that a crop or mesh the volume cannot take is named at
+    once, before anything is written or started."""
+    try:
+        check_layout(shape, **layout)
+    except InputError as exc:
+        raise job_problem(exc.problem, {}) from None
+    return write_inputs(image, labels, folder)
 
 
 def job_problem(message: str, written: dict[str, str]) -> InputError:
@@ -274,14 +287,19 @@ class Train3DDock(QWidget):
         with contextlib.suppress(ValueError):  # a malformed mesh is reported by the check at Start
             self.ranks_spin.setValue(math.prod(int(v) for v in text.lower().split("x")))
 
+    def split_settings(self) -> dict[str, Any]:
+        """The form's network and split: model, mesh and crop (what `check_layout` takes)."""
+        return {"model": self.model_combo.currentText(), "mesh": self.mesh_combo.currentText().strip(),
+                "crop": self.crop_edit.text().strip().replace(" ", "")}
+
     def options(self, image: str, labels: str, out: str, *, resume: bool) -> list[str]:
         """train-seg's arguments from the form."""
+        layout = self.split_settings()
         options = ["--image", image, "--labels", labels,
-                   "--ranks", str(self.ranks_spin.value()), "--mesh", self.mesh_combo.currentText().strip(),
-                   "--model", self.model_combo.currentText(), "--width", str(self.width_spin.value()),
+                   "--ranks", str(self.ranks_spin.value()), "--mesh", layout["mesh"],
+                   "--model", layout["model"], "--width", str(self.width_spin.value()),
                    "--steps", str(self.steps_spin.value()), "--lr", repr(self.lr_spin.value()),
-                   "--crop", self.crop_edit.text().strip().replace(" ", ""),
-                   "--backend", self.backend_combo.currentText(), "--out", out]
+                   "--crop", layout["crop"], "--backend", self.backend_combo.currentText(), "--out", out]
         return [*options, "--resume"] if resume else options
 
     # -- start -----------------------------------------------------------------------------------------
@@ -310,8 +328,9 @@ class Train3DDock(QWidget):
         self._label_names = label_names(labels)
         self._labels_colormap = labels.colormap
         self._image_name = image.name
-        worker = create_worker(write_inputs, image_input, labels_input, Path(out) / "inputs",
-                               _start_thread=False, _ignore_errors=True)
+        worker = create_worker(check_and_write, image_input, labels_input, Path(out) / "inputs",
+                               full_resolution(image).shape, self.split_settings(), _start_thread=False,
+                               _ignore_errors=True)
         worker.returned.connect(lambda written: self._launch(worker, out, resume, *written))
         worker.errored.connect(lambda exc: worker is self.worker and self._problem(exc))
         worker.finished.connect(lambda: self.start_button.setEnabled(not self.panel.running))

@@ -25,8 +25,9 @@ from torch import nn
 
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.grads import sum_gradients
+from engines.partition.layout import format_mesh
 from engines.partition.loss import dice_ce_loss
-from engines.partition.mesh import SpatialMesh, format_mesh
+from engines.partition.mesh import SpatialMesh
 from engines.partition.models import build_model
 
 TOLERANCES = {torch.float32: (1e-4, 1e-5), torch.float64: (1e-9, 1e-9)}  # (rtol, atol)

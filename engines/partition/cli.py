@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from engines.partition.check import check_worker
     from engines.partition.launch import spawn
-    from engines.partition.mesh import parse_mesh
+    from engines.partition.layout import parse_mesh
     from engines.partition.train import resolve_backend
 
     try:
@@ -203,7 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
     from torch.distributed.run import parse_args as torchrun_args
 
     from engines.partition.launch import cpu_rank_env, cpu_threads_per_rank
-    from engines.partition.mesh import parse_mesh
+    from engines.partition.layout import parse_mesh
     from engines.partition.train import check_port_free, plan_training, resolve_backend, worker_argv
 
     try:

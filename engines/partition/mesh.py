@@ -15,27 +15,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from engines.partition.layout import format_mesh
+
 AXES = ("D", "H", "W")
-
-
-def parse_mesh(text: str) -> tuple[tuple[int, int, int], int]:
-    """Parse "DxHxW" or "DxHxWxP" (P = data-parallel replicas) into ((D, H, W), P).
-
-    >>> parse_mesh("2x2x1")
-    ((2, 2, 1), 1)
-    """
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) not in (3, 4) or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
-        raise ValueError(f"mesh must look like 2x2x1 (blocks along D, H, W) or 2x1x1x2 (x data-parallel "
-                         f"replicas), with positive integers; got {text!r}")
-    sizes = [int(p) for p in parts]
-    return (sizes[0], sizes[1], sizes[2]), (sizes[3] if len(sizes) == 4 else 1)
-
-
-def format_mesh(shape: Sequence[int], data_parallel: int = 1) -> str:
-    """The inverse of `parse_mesh`: (2, 2, 1), 1 -> "2x2x1"."""
-    text = "x".join(str(int(s)) for s in shape)
-    return text if data_parallel == 1 else f"{text}x{data_parallel}"
 
 
 class SpatialMesh:

@@ -10,6 +10,9 @@ if TYPE_CHECKING:  # torch is imported when a model is built, so the GUI can lis
     from torch import nn
 
 MODELS = ("basicunet", "unet", "dynunet")
+# What each network's block extents must be a multiple of (its total downsampling), known without torch;
+# tests/engines/partition/test_convert.py checks them against required_multiple.
+MULTIPLES = {"basicunet": 16, "unet": 8, "dynunet": 8}
 
 
 def build_model(name: str, *, in_channels: int = 1, out_channels: int = 2, width: int = 8,

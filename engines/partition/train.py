@@ -14,13 +14,12 @@ import argparse
 import contextlib
 import ctypes
 import datetime
-import math
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,10 @@ from engines.partition.convert import partition_model, required_multiple
 from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
 from engines.partition.launch import cpu_threads_per_rank
+from engines.partition.layout import check_volume, format_mesh, parse_mesh
 from engines.partition.loss import dice_ce_loss, dice_scores
-from engines.partition.mesh import SpatialMesh, format_mesh, parse_mesh
+from engines.partition.mesh import SpatialMesh
 from engines.partition.models import MODELS, build_model
-from engines.partition.pad import padded_shape
 from engines.partition.predict import predict_partitioned, prediction_window, write_labels
 
 PREDICTION = "prediction.nii.gz"
@@ -115,42 +114,6 @@ def check_port_free(port: int) -> None:
                              f"it out") from exc
 
 
-def check_blocks_hold_data(shape: Sequence[int], multiple: Sequence[int], mesh_shape: Sequence[int],
-                           mesh: str) -> None:
-    """InputError when the padded volume's last blocks along an axis would hold nothing but padding (each
-    block is a multiple of the model's downsampling, so a short axis fills fewer blocks than the mesh has):
-    those ranks would only compute on filler."""
-    for axis, (n, unit, blocks) in enumerate(zip(shape, multiple, mesh_shape, strict=True)):
-        fits = max(k for k in range(1, blocks + 1) if (k - 1) * math.ceil(n / (k * unit)) * unit < n)
-        if fits < blocks:
-            local = math.ceil(n / (blocks * unit)) * unit
-            raise InputError(
-                f"mesh {mesh}: the volume's {n} voxels along {'DHW'[axis]} fill {fits} of its {blocks} "
-                f"blocks there (each {local} voxels, a multiple of the model's {unit}); the others would "
-                f"hold only padding: use at most {fits} along {'DHW'[axis]}")
-
-
-def _crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str
-                ) -> tuple[int, int, int]:
-    if text == "full":
-        return padded_shape(shape, block)
-    try:
-        crop = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        crop = ()
-    if len(crop) != 3 or min(crop) < 1:
-        raise InputError(f"--crop must be D,H,W (three positive integers) or 'full'; got {text!r}")
-    padded = padded_shape(shape, block)  # crops are drawn from the volume padded to the block multiple
-    for axis, (c, n, p, b) in enumerate(zip(crop, shape, padded, block, strict=True)):
-        if c > p:
-            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} exceeds the volume's {n}"
-                             + (f" (padded to {p})" if p != n else ""))
-        if c % b:
-            raise InputError(f"--crop {text}: {c} along {'DHW'[axis]} is not a multiple of {b} (mesh "
-                             f"{mesh} x the model's downsampling); use {max(b, c // b * b)} or 'full'")
-    return crop  # type: ignore[return-value]
-
-
 def plan_training(args: argparse.Namespace, *, world_size: int | None = None, prepare: bool = True,
                   give_up: Callable[[], str | None] = lambda: None) -> TrainPlan:
     """Check every setting and the data before any rank starts; prepare the volumes in OUT/data/.
@@ -191,8 +154,7 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     resume = _resume_checkpoint(args)
 
     def check(shape: tuple[int, ...], classes: int) -> None:
-        check_blocks_hold_data(shape, multiple, mesh_shape, args.mesh)
-        _crop_shape(args.crop, shape, block, args.mesh)
+        check_volume(shape, multiple, mesh_shape, args.mesh, args.crop)
         if resume is not None and resume.config.get("classes") != classes:
             raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; "
                              f"these labels have {classes}", resume.path)
@@ -203,7 +165,7 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
         data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S,
                              give_up=give_up)
     check(data.shape, data.classes)  # again for volumes prepared earlier
-    crop = _crop_shape(args.crop, data.shape, block, args.mesh)
+    crop = check_volume(data.shape, multiple, mesh_shape, args.mesh, args.crop)
     config = {
         "model": args.model, "width": args.width, "in_channels": 1, "classes": data.classes,
         "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,

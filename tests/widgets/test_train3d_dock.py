@@ -156,6 +156,20 @@ def test_what_the_job_refuses_is_named_before_any_rank_starts(dock, viewer, qtbo
     assert str(tmp_path) in _problem_after_start(dock, qtbot)
 
 
+@pytest.mark.parametrize(("mesh", "crop", "fragments"), [
+    ("2x1x1", "64,64,64", ["Crop 64,64,64: 64 along D exceeds the volume's 32"]),
+    ("4x1x1", "full", ["mesh 4x1x1: the volume's 32 voxels along D fill 2 of its 4 blocks", "at most 2"]),
+])
+def test_a_crop_or_mesh_the_volume_cannot_take_is_named_before_anything_is_written(
+        dock, viewer, qtbot, tmp_path: Path, mesh: str, crop: str, fragments: list[str]) -> None:
+    _settings(dock, tmp_path, steps=2, crop=crop)
+    dock.mesh_combo.setCurrentText(mesh)
+    _add(viewer)
+    message = _problem_after_start(dock, qtbot)
+    assert all(fragment in message for fragment in fragments), message
+    assert not (tmp_path / "run" / "inputs").exists()  # the layers were not even written
+
+
 def _ticks() -> tuple[QTimer, list[tuple[float, float]]]:
     """A 20 ms timer recording (wall time, GUI-thread CPU time) each time it fires."""
     ticks = [(time.monotonic(), time.thread_time())]

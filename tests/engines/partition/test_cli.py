@@ -109,11 +109,11 @@ def test_missing_inputs_an_out_that_is_a_file_and_outputs_onto_inputs_are_refuse
 
 def test_a_crop_may_reach_into_the_padding_as_full_does(tmp_path, volumes):
     """W is 20, padded to 24 for the network: a 24-voxel crop is what --crop full takes there."""
-    from engines.partition.train import _crop_shape
+    from engines.partition.layout import crop_shape
 
-    assert _crop_shape("16,24,24", (32, 24, 20), (16, 8, 8), "2x1x1") == (16, 24, 24)
+    assert crop_shape("16,24,24", (32, 24, 20), (16, 8, 8), "2x1x1") == (16, 24, 24)
     with pytest.raises(InputError, match="32 along W exceeds the volume's 20 \\(padded to 24\\)"):
-        _crop_shape("16,24,32", (32, 24, 20), (16, 8, 8), "2x1x1")
+        crop_shape("16,24,32", (32, 24, 20), (16, 8, 8), "2x1x1")
 
 
 def test_a_port_in_use_is_refused(tmp_path, volumes, capsys):

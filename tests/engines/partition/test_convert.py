@@ -10,14 +10,15 @@ from torch import nn
 from engines.partition.conv import HaloConv3d, HaloConvTranspose3d
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.mesh import SpatialMesh
-from engines.partition.models import MODELS, build_model
+from engines.partition.models import MODELS, MULTIPLES, build_model
 from engines.partition.norm import GlobalInstanceNorm3d
 
 MESH = SpatialMesh((2, 1, 1), rank=0)  # arithmetic only: no process group needed to convert
 
 
-@pytest.mark.parametrize(("name", "multiple"), [("basicunet", 16), ("unet", 8), ("dynunet", 8)])
-def test_models_convert_keeping_parameters_and_state_dict_keys(name, multiple):
+@pytest.mark.parametrize("name", MODELS)
+def test_models_convert_keeping_parameters_and_state_dict_keys(name):
+    multiple = MULTIPLES[name]  # what the layout checks assume without torch
     model = build_model(name, out_channels=3, width=4)
     part = partition_model(model, MESH)
     assert part.state_dict().keys() == model.state_dict().keys()

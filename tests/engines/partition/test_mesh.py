@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engines.partition.mesh import SpatialMesh, format_mesh, parse_mesh
+from engines.partition.layout import format_mesh, parse_mesh
+from engines.partition.mesh import SpatialMesh
 
 
 @pytest.mark.parametrize(("text", "expected"), [
