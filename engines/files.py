@@ -7,6 +7,8 @@ from pathlib import Path
 
 from engines.errors import InputError
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether paths `a` and `b` name the same file (symlinks, '..' and hard links resolved)."""

@@ -21,12 +21,11 @@ from nibabel.openers import ImageOpener
 from nibabel.volumeutils import apply_read_scaling
 
 from engines.errors import InputError
-from engines.files import check_output
+from engines.files import NIFTI_SUFFIXES, check_output
 from engines.io.geometry import check_affine
 from engines.volume import Volume
 
 # NIfTI spatial units -> millimetres (ITK scales the same way).
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # A qform (rotation, zooms, translation: no shear) further than this from the affine at any voxel corner is
 # not written: readers that prefer the qform (ITK) would place the volume there instead.
 QFORM_TOLERANCE_MM = 1e-3

@@ -12,8 +12,7 @@ from pathlib import Path
 from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
-from engines.files import check_output
-from engines.io.nifti import NIFTI_SUFFIXES
+from engines.files import NIFTI_SUFFIXES, check_output
 from engines.partition.models import MODELS
 
 CHECK_EPILOG = """example:

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from engines.errors import InputError
-from engines.files import check_output
-from engines.io.nifti import NIFTI_SUFFIXES
+from engines.files import NIFTI_SUFFIXES, check_output
 from engines.superres.data import intensity_range, normalise
 from engines.superres.geometry import check_scales, output_size, upsampled_affine
 from engines.superres.model import MetaSR

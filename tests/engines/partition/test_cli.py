@@ -43,6 +43,15 @@ def volumes(tmp_path):
             _write(tmp_path / "labels.nii.gz", labels))
 
 
+def test_the_rank_side_imports_no_medical_image_reader():
+    """A GPU machine may have torch and MONAI only (tools/gpu_check.sh): partition-check and the ranks'
+    module must start there; only the launcher's preparing and predict-seg read image files."""
+    code = ("import sys, engines.partition.cli, engines.partition.train, engines.partition.check; "
+            "print([m for m in ('nibabel', 'pydicom', 'SimpleITK', 'napari') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
 def _train_args(volumes, out, *extra):
     image, labels = volumes
     return ["train-seg", "--image", image, "--labels", labels, "--ranks", "2", "--mesh", "2x1x1",
