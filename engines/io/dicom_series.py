@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from engines.errors import InputError
 from engines.io.dicom_file import read_dicom_dataset, read_dicom_file
 from engines.io.dicom_pixels import decode_frames
-from engines.io.dicom_stack import stack_planes
+from engines.io.dicom_stack import VOLUME_ATTRIBUTES, stack_planes
 from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
@@ -32,10 +32,6 @@ from engines.io.dicom_tags import (
     window_of,
 )
 from engines.volume import Volume
-
-# Attributes that tell apart the volumes a series may hold at the same slice positions, in the order tried.
-VOLUME_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
-                     "DiffusionBValue")
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,12 @@ class _Image:
 
     @property
     def frames(self) -> int:
-        return frame_count(self.header, self.path)
+        """Frames of the file (1 when its NumberOfFrames is unreadable: reading it then says why, and a
+        folder's other series stay listed and readable)."""
+        try:
+            return frame_count(self.header, self.path)
+        except InputError:
+            return 1
 
     @property
     def multiframe(self) -> bool:
@@ -211,9 +212,12 @@ def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:
 
 def _first_volume(images: list[_Image]) -> tuple[list[_Image], str | None]:
     """When images repeat slice positions, the images of the first volume by the first of
-    VOLUME_ATTRIBUTES that splits them into volumes of distinct positions, and a warning; else `images`
-    and None (repeated positions nothing tells apart are then refused by the stacking, which names them)."""
-    positions = [tuple(np.round([float(v) for v in image.header.get("ImagePositionPatient") or ()], 2))
+    VOLUME_ATTRIBUTES that splits them into volumes - at least two, each of several images at the same
+    distinct positions - and a warning; else `images` and None (repeated or missing positions nothing tells
+    apart are then refused by the stacking, which names them)."""
+    if not all(has_geometry(image.header) for image in images):
+        return images, None
+    positions = [tuple(np.round([float(v) for v in image.header.ImagePositionPatient], 2))
                  for image in images]
     if len(set(positions)) == len(positions):
         return images, None
@@ -224,8 +228,9 @@ def _first_volume(images: list[_Image]) -> tuple[list[_Image], str | None]:
         volumes: dict[float, list[int]] = defaultdict(list)
         for i, value in enumerate(values):
             volumes[value].append(i)
-        if len(volumes) > 1 and all(len({positions[i] for i in members}) == len(members)
-                                    for members in volumes.values()):
+        covered = [sorted(positions[i] for i in members) for members in volumes.values()]
+        if len(volumes) > 1 and len(covered[0]) > 1 and all(
+                c == covered[0] and len(set(c)) == len(c) for c in covered):
             first = min(volumes)
             listed = ", ".join(f"{v:g}" for v in sorted(volumes)[:8]) + (", ..." if len(volumes) > 8 else "")
             return [images[i] for i in volumes[first]], (

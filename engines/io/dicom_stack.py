@@ -24,6 +24,10 @@ from engines.io.geometry import dicom_affine, unit_cosines
 # Positions closer than this along the normal are "the same slice" (mm).
 _SAME_POSITION_MM = 1e-3
 
+# Attributes that tell apart the volumes a series may hold at the same slice positions, in the order tried.
+VOLUME_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
+                     "DiffusionBValue")
+
 
 @dataclass
 class Plane:
@@ -93,8 +97,8 @@ def stack_planes(
             k = int(same[0])
             raise InputError(
                 f"images share a slice position ({along[k]:.2f} mm along the normal: "
-                f"{planes[order[k]].label}, {planes[order[k + 1]].label}); the series holds several volumes "
-                "(phases, echoes or repeats), which Tessera does not split",
+                f"{planes[order[k]].label}, {planes[order[k + 1]].label}): a slice sent twice, or several "
+                f"volumes (phases, echoes, repeats) that none of {', '.join(VOLUME_ATTRIBUTES)} tells apart",
                 path,
             )
         grid, spacing, gap_messages = _slice_grid(along, [planes[i].label for i in order],

@@ -28,15 +28,16 @@ def first_float(value: Any) -> float | None:
 
 
 def frame_count(ds: Dataset, path: str) -> int:
-    """NumberOfFrames (1 when absent); InputError naming the file when it is not a positive whole number."""
+    """NumberOfFrames (1 when absent or 0, as pydicom reads it); InputError naming the file when it is not a
+    whole number >= 0."""
     value = ds.get("NumberOfFrames")
     try:
         count = 1 if value is None or value == "" else int(value)
     except (TypeError, ValueError):
         raise InputError(f"NumberOfFrames is {str(value)!r}, not a whole number", path) from None
-    if count < 1:
+    if count < 0:
         raise InputError(f"NumberOfFrames is {count}", path)
-    return count
+    return max(count, 1)
 
 
 def window_of(ds: Dataset) -> tuple[float, float] | None:

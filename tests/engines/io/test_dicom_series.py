@@ -8,6 +8,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.data import get_testdata_file
 
 from engines.errors import InputError
 from engines.io import list_dicom_series, read_volume, write_volume
@@ -267,6 +268,37 @@ def test_a_series_of_several_volumes_gives_the_first_with_a_warning(tmp_path, ke
     np.testing.assert_allclose(volume.affine, first.affine_ras(), atol=1e-4)
     (warning,) = volume.warnings
     assert f"2 volumes at the same slice positions ({keyword} {min(values):g}, {max(values):g})" in warning
+
+
+def test_a_slice_sent_twice_is_not_taken_for_a_second_volume(tmp_path):
+    """An AcquisitionNumber per slice (axial CT) splits the images into one-image groups: not volumes."""
+    spec = SeriesSpec(ramp_values(SHAPE))
+    paths = write_series(tmp_path, spec)
+    for number, path in enumerate(paths, start=1):
+        ds = pydicom.dcmread(path)
+        ds.AcquisitionNumber = number
+        ds.save_as(path, enforce_file_format=True)
+    ds = pydicom.dcmread(paths[3])
+    ds.AcquisitionNumber, ds.SOPInstanceUID = len(paths) + 1, pydicom.uid.generate_uid()
+    ds.save_as(tmp_path / "again.dcm", enforce_file_format=True)
+    with pytest.raises(InputError, match=r"share a slice position .*a slice sent twice"):
+        read_volume(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+@pytest.mark.filterwarnings("ignore:A value of '0' for")
+def test_an_unreadable_frame_count_in_another_series_leaves_the_folder_readable(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path, spec)
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.NumberOfFrames, ds.SeriesInstanceUID = 0, pydicom.uid.generate_uid()  # read as 1, as pydicom does
+    ds.save_as(tmp_path / "zero.dcm", enforce_file_format=True)
+    shutil.copy(get_testdata_file("badVR.dcm"), tmp_path / "bad.dcm")  # NumberOfFrames '1A'
+    assert sorted(s.slices for s in list_dicom_series(tmp_path)) == [1, 1, 7]
+    np.testing.assert_array_equal(np.asarray(read_volume(tmp_path).data), spec.expected())
+    assert read_volume(tmp_path / "zero.dcm").shape == (64, 64, 1)
+    with pytest.raises(InputError, match="NumberOfFrames is '1A'"):
+        read_volume(tmp_path / "bad.dcm")
 
 
 def test_truncated_pixel_data_is_refused_naming_the_file(tmp_path):
