@@ -26,9 +26,10 @@ from engines.io.geometry import check_affine
 from engines.volume import Volume
 
 # NIfTI spatial units -> millimetres (ITK scales the same way).
-# A qform (rotation, zooms, translation: no shear) further than this from the affine at any voxel corner is
-# not written: readers that prefer the qform (ITK) would place the volume there instead.
-QFORM_TOLERANCE_MM = 1e-3
+# Voxel axes further from perpendicular than this (the cosine of the angle between two) shear: a qform
+# (rotation, zooms, translation) cannot hold them, and readers that prefer it (ITK) would misplace voxels.
+# Direction cosines written to 6 decimals stay far below it; a gantry tilt of 1 degree is 0.017.
+SHEAR_COSINE = 1e-4
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
@@ -212,9 +213,10 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
         data = data.astype(np.uint8)
     img = nib.Nifti1Image(data, volume.affine)
     img.set_sform(volume.affine, code=1)
-    img.set_qform(volume.affine, code=1)
-    if _corner_error_mm(img.header.get_qform(), volume.affine, data.shape) > QFORM_TOLERANCE_MM:
-        img.set_qform(None, code=0)  # sheared (a gantry tilt): the sform alone holds the geometry
+    if shears(volume.affine):
+        img.set_qform(None, code=0)  # a gantry tilt: the sform alone holds the geometry
+    else:
+        img.set_qform(volume.affine, code=1)
     img.header.set_xyzt_units(xyz="mm")
     suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
     try:
@@ -232,8 +234,9 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
             os.remove(tmp)
 
 
-def _corner_error_mm(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
-    """The largest distance (mm) between where affines `a` and `b` put the corner voxels of `shape`."""
-    corners = np.array(np.meshgrid(*[(0, max(n - 1, 0)) for n in shape[:3]], indexing="ij")).reshape(3, -1)
-    ends = np.vstack([corners, np.ones(corners.shape[1])])
-    return float(np.linalg.norm((np.asarray(a) - np.asarray(b))[:3] @ ends, axis=0).max())
+def shears(affine: np.ndarray) -> bool:
+    """Whether the affine's voxel axes are not perpendicular (beyond rounding): a shear (gantry tilt)."""
+    axes = np.asarray(affine, dtype=np.float64)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    cosines = unit.T @ unit - np.eye(3)
+    return bool(np.abs(cosines).max() > SHEAR_COSINE)

@@ -191,6 +191,21 @@ def test_a_sheared_affine_is_written_as_sform_only(tmp_path):
     np.testing.assert_allclose(header.get_qform(), _oblique_affine(), atol=1e-5)
 
 
+def test_an_oblique_lps_volume_keeps_its_qform(tmp_path):
+    """A DICOM-derived grid (LPS flipped to RAS: a rotation near 180 degrees, where the float32 quaternion
+    is least precise) tilted slightly: no shear, so the qform is written as ever."""
+    from scipy.spatial.transform import Rotation
+
+    rotation = np.diag([-1.0, -1.0, 1.0]) @ Rotation.from_euler("xyz", [2, -1.5, 1], degrees=True).as_matrix()
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.7, 0.7, 2.5])
+    affine[:3, 3] = [180.0, 200.0, -90.0]
+    write_volume(Volume(data=np.zeros((512, 512, 60), np.int16), affine=affine), tmp_path / "ct.nii.gz")
+    header = nib.load(tmp_path / "ct.nii.gz").header
+    assert (int(header["qform_code"]), int(header["sform_code"])) == (1, 1)
+    np.testing.assert_allclose(header.get_sform(), affine, atol=1e-4)
+
+
 def test_write_a_big_endian_memory_mapped_volume(tmp_path):
     anatomical = read_volume(NIBABEL_DATA / "anatomical.nii")  # big-endian int16, memory-mapped
     write_volume(anatomical, tmp_path / "copy.nii.gz")
