@@ -118,8 +118,6 @@ def run_protocol(
     keep = band_mask(cube.shape[2], cube.bad_bands)
     if no_data is None:
         no_data = no_data_pixels(data, keep, progress=progress, stop=stop)
-    labelled = (split.train > 0) | (split.test > 0) | (False if cube.labels is None else cube.labels > 0)
-    labelled_no_data = int((no_data & labelled).sum())
     split = split.without(no_data)
     train_counts, test_counts = split.counts(n_classes)
     if (train_counts > 0).sum() < 2:
@@ -161,6 +159,6 @@ def run_protocol(
         "quick": quick,
         "settings": clf.describe(),
         "no_data_pixels": int(no_data.sum()),
-        "no_data_labelled": labelled_no_data,
+        "no_data_labelled": split.no_data_labelled,
     }
     return result, class_map

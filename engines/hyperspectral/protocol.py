@@ -38,11 +38,13 @@ def report(progress: Progress | None, stop: Stop | None, stage: str, step: int, 
 
 @dataclass
 class Split:
-    """Training and test label maps (H, W) int32, 0 = not in the set; disjoint."""
+    """Training and test label maps (H, W) int32, 0 = not in the set; disjoint. `no_data_labelled`: the
+    labelled pixels left out of both for want of data."""
 
     train: np.ndarray
     test: np.ndarray
     description: str
+    no_data_labelled: int = 0
 
     def counts(self, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and test pixel counts per class 1..n_classes, shape (n_classes,) each."""
@@ -55,8 +57,10 @@ class Split:
         """This split with the pixels where `no_data` (H, W) is set taken out of both sets."""
         if no_data is None or not no_data.any():
             return self
+        dropped = int((no_data & ((self.train > 0) | (self.test > 0))).sum())
         return Split(train=np.where(no_data, 0, self.train).astype(np.int32),
-                     test=np.where(no_data, 0, self.test).astype(np.int32), description=self.description)
+                     test=np.where(no_data, 0, self.test).astype(np.int32), description=self.description,
+                     no_data_labelled=self.no_data_labelled + dropped)
 
 
 def sample_split(labels: np.ndarray, per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +139,8 @@ def make_split(
         listed = ", ".join(f"{c} ({drawn[c]})" for c in short)
         description += (f"; class{'es' if len(short) > 1 else ''} {listed} had fewer than {2 * per_class} "
                         f"pixels and train on half of them")
-    return Split(train=train, test=test, description=description)
+    dropped = 0 if no_data is None else int((no_data & (labels > 0)).sum())
+    return Split(train=train, test=test, description=description, no_data_labelled=dropped)
 
 
 def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:

@@ -62,7 +62,10 @@ def test_bench_official_split_and_events(env: dict, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert events[0]["event"] == "start" and "Train25.mat" in events[0]["split"]
+    assert events[0]["event"] == "start"
+    assert any(e["event"] == "progress" and e["stage"] == "looking for no-data pixels" for e in events)
+    assert any(e["event"] == "log" and "Train25.mat" in e["message"] for e in events)
+    assert "Train25.mat" in events[-1]["result"]["split"]
     assert any(e["event"] == "progress" and e["stage"] == "predicting" for e in events)
     assert events[-1]["event"] == "done" and events[-1]["result"]["map"] == str(tmp_path / "map.tif")
     assert (tmp_path / "map.tif").is_file()

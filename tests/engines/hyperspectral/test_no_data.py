@@ -79,3 +79,20 @@ def test_bad_bands_full_of_the_ignore_value_do_not_make_a_pixel_empty(small_scen
     cube = _with(small_scene, data=data, bad_bands=bad, meta={"data_ignore_value": IGNORE})
     assert not no_data_of(cube).any()
     assert no_data_of(_with(cube, bad_bands=None)).all()
+
+
+def test_gap_pixels_of_split_files_are_counted_without_ground_truth(small_scene, holes, tmp_path) -> None:
+    """Official Train/Test files and no ground truth: the labelled gap pixels are still counted."""
+    import scipy.io
+
+    split = make_split(small_scene.labels, per_class=10, seed=0)
+    scipy.io.savemat(tmp_path / "Train10.mat", {"Train10": split.train})
+    scipy.io.savemat(tmp_path / "Test10.mat", {"Test10": split.test})
+    data = np.array(small_scene.data, dtype=np.float32)
+    data[holes] = IGNORE
+    gappy = _with(small_scene, data=data, labels=None, meta={"data_ignore_value": IGNORE})
+    no_data = no_data_of(gappy)
+    files = split_for(gappy, train_file=tmp_path / "Train10.mat", test_file=tmp_path / "Test10.mat",
+                      no_data=no_data)
+    result, _ = run_protocol(gappy, "gmlc", files, seed=0, no_data=no_data)
+    assert result["no_data_labelled"] == (holes & (small_scene.labels > 0)).sum() > 0
