@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.errors import InputError
 from engines.superres.geometry import exact_fraction
 from engines.superres.model import MetaSR, count_parameters
 from engines.superres.resample import degrade, upsample_bicubic, upsample_nearest
@@ -31,8 +32,13 @@ TARGETS = {"psnr_gain_x2_db": 1.0, "psnr_gain_x4_db": 0.5, "max_params": 1_500_0
 
 
 def holdout_slab(model: str) -> tuple[int, int]:
-    """The held-out axial slab (k0, k1) recorded in the model's card."""
-    k0, k1 = read_card(model)["training"]["holdout"]
+    """The held-out axial slab (k0, k1) recorded in the model's card; InputError for a model that held
+    none out (adapted on a scan, or trained on another volume): it has no unseen MNI152 slices to score."""
+    slab = read_card(model)["training"].get("holdout")
+    if not slab:
+        raise InputError("this model held out no MNI152 slab (adapted on a scan, or trained on another "
+                         "volume), so sr-bench has no unseen slices to score it on", model)
+    k0, k1 = slab
     return int(k0), int(k1)
 
 

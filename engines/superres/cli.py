@@ -9,6 +9,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from engines.devices import DEVICES, torch_device
@@ -109,9 +110,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # -- sr-train ------------------------------------------------------------------------------------------
 def train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig from --config, --adapt and the override flags."""
-    from engines.superres.train import TrainConfig
+    from engines.superres.train import MNI152, TrainConfig, saved_config
 
     raw: dict[str, Any] = {}
+    if args.resume and not args.config and not args.adapt:  # the run's own settings, then the flags
+        raw = saved_config(args.out) or {}
     if args.config:
         try:
             with open(args.config) as fh:
@@ -124,13 +127,15 @@ def train_config(args: argparse.Namespace) -> Any:
     if args.adapt:
         base = args.init or raw.get("init") or "sr_light"
         raw.update(data=args.adapt, holdout=None, init=base, steps_gan=0,
-                   name=raw.get("name") if args.config else f"{base}_adapted")
+                   name=raw.get("name") if args.config else f"{Path(base).stem}_adapted")
         raw.setdefault("steps_l1", 300)
         raw.setdefault("lr", 1e-4)
     for field in _TRAIN_FLAGS:
         value = getattr(args, field)
         if value is not None:
             raw[field] = value
+    if args.data is not None and args.data != MNI152:
+        raw["holdout"] = None  # the slab a config holds out is the MNI152's: a scan of the user's keeps all
     try:
         return TrainConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
@@ -213,7 +218,10 @@ def run_sr(args: argparse.Namespace) -> int:
 # -- sr-bench ------------------------------------------------------------------------------------------
 def run_bench(args: argparse.Namespace) -> int:
     from engines.superres.bench import format_table, run_benchmark
+    from engines.superres.geometry import check_scales
 
+    for scale in args.scales:
+        check_scales(scale, scale)
     result = run_benchmark(model=args.model, gan=args.gan, scales=args.scales, quick=args.quick,
                            degradation=args.degradation, seed=args.seed, threads=args.threads)
     if args.json:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from engines.devices import torch_device
+from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.superres.data import PatchSampler, intensity_range, normalise, training_blocks
 from engines.superres.model import MetaSR, PatchDiscriminator, count_parameters
@@ -36,6 +37,11 @@ DATA_DESCRIPTION = {
     MNI152: "MNI152 2009 T1 template, 1 mm, 197x233x189 (nilearn's bundled file): patches from axial, "
             "coronal and sagittal slices outside the held-out slab",
 }
+
+
+# Settings a resumed run may change: its length, where and how fast it runs, how often it reports.
+RESUMABLE_CHANGES = frozenset({"steps_l1", "steps_gan", "threads", "device", "log_every", "eval_every",
+                               "checkpoint_every"})
 
 
 @dataclass
@@ -81,6 +87,32 @@ class TrainConfig:
     checkpoint_every: int = 250
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # a setting of the wrong kind, named, not a TypeError deep inside
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool) or default is dataclasses.MISSING:
+                continue
+            if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+            if isinstance(default, float) and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+        if not isinstance(self.name, str) or not self.name or self.name in (".", "..") or any(
+                c in self.name for c in "/\\"):
+            raise ValueError(f"name must be a plain file name (it names OUT/NAME.safetensors), got "
+                             f"{self.name!r}")
+        for key in ("log_every", "eval_every", "checkpoint_every", "disc_base", "n_resblocks", "n_feats",
+                    "mlp_hidden", "threads"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("scale_step", "lr", "lr_gan", "lr_disc", "res_scale"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("p_kspace", "p_independent", "p_one_axis"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key} is a probability (0..1), got {getattr(self, key)}")
+        if self.p_independent + self.p_one_axis > 1:
+            raise ValueError("p_independent + p_one_axis must be at most 1")
+        if not self.planes or any(p not in PatchSampler.PLANE_AXIS for p in self.planes):
+            raise ValueError(f"planes must be among {sorted(PatchSampler.PLANE_AXIS)}, got {self.planes}")
         bad = [d for d in self.degradations if d not in DEGRADATIONS]
         if bad or not self.degradations:
             raise ValueError(f"degradations must be among {DEGRADATIONS}, got {self.degradations}")
@@ -91,6 +123,8 @@ class TrainConfig:
         if self.batch_size < 1 or self.lr_patch < 4:
             raise ValueError("batch_size must be >= 1 and lr_patch >= 4")
         if self.holdout is not None:
+            if not isinstance(self.holdout, list | tuple) or len(self.holdout) != 2:
+                raise ValueError(f"holdout must be [k0, k1] (an axial slab) or null, got {self.holdout!r}")
             self.holdout = [int(v) for v in self.holdout]
 
     @classmethod
@@ -133,14 +167,15 @@ def load_training_volume(data: str) -> np.ndarray:
 
         array = np.asarray(load_mni152_t1().data, dtype=np.float32)
     elif data.endswith(".npy"):
-        array = np.load(data, allow_pickle=False).astype(np.float32)
+        try:
+            array = np.load(data, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as exc:  # missing, or not a plain array (pickled objects are refused)
+            raise InputError(f"cannot read the training array ({exc})", data) from exc
     else:
         from engines.io import read_volume
 
         array = np.asarray(read_volume(data).data, dtype=np.float32)
     if array.ndim != 3:
-        from engines.errors import InputError
-
         raise InputError(f"training needs a 3D volume, got shape {array.shape}", data)
     array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
     return normalise(array, intensity_range(array))
@@ -165,7 +200,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         volume = load_training_volume(cfg.data)
-        blocks = training_blocks(volume, tuple(cfg.holdout) if cfg.holdout else None, cfg.holdout_margin)
+        try:
+            blocks = training_blocks(volume, tuple(cfg.holdout) if cfg.holdout else None, cfg.holdout_margin)
+        except ValueError as exc:
+            raise InputError(str(exc), cfg.data) from exc
         self.sampler = PatchSampler(blocks, cfg.planes, seed=cfg.seed + 1)
         self.model = (load_model(cfg.init) if cfg.init else
                       MetaSR(1, cfg.n_feats, cfg.n_resblocks, cfg.mlp_hidden, cfg.res_scale)).to(self.device)
@@ -272,19 +310,36 @@ class Trainer:
         (self.ckpt_dir / "state.json").write_text(json.dumps(state))
         emit("checkpoint", self.stream, step=self.step, path=str(self.ckpt_dir))
 
-    def load_checkpoint(self) -> bool:
+    def load_checkpoint(self) -> None:
+        """Continue from OUT/checkpoint: InputError when there is none, when it was trained with other
+        settings than RESUMABLE_CHANGES allow, or when one of its files cannot be read (named)."""
         state_path = self.ckpt_dir / "state.json"
         if not state_path.exists():
-            return False
+            raise InputError("nothing to resume: this folder has no checkpoint/state.json", self.out)
         state = json.loads(state_path.read_text())
+        saved, now = state.get("config", {}), self.cfg.to_dict()
+        changed = [f"{k} {saved.get(k)!r} (now {now[k]!r})" for k in now
+                   if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+        if changed:
+            raise InputError("the checkpoint was trained with other settings: " + ", ".join(changed)
+                             + "; resume with the same ones (leave out --config to take them from the "
+                             "checkpoint) or train into another --out", state_path)
         device = str(self.device)
-        self.model.load_state_dict(load_file(str(self.ckpt_dir / "model.safetensors"), device=device))
-        optim = torch.load(self.ckpt_dir / "optim.pt", weights_only=True, map_location=self.device)
-        self.opt.load_state_dict(optim["opt"])
-        if self.disc is not None and (self.ckpt_dir / "disc.safetensors").exists():
-            self.disc.load_state_dict(load_file(str(self.ckpt_dir / "disc.safetensors"), device=device))
-            self.opt_gan.load_state_dict(optim["opt_gan"])
-            self.opt_disc.load_state_dict(optim["opt_disc"])
+        path = self.ckpt_dir / "model.safetensors"
+        try:
+            self.model.load_state_dict(load_file(str(path), device=device))
+            path = self.ckpt_dir / "optim.pt"
+            optim = torch.load(path, weights_only=True, map_location=self.device)
+            self.opt.load_state_dict(optim["opt"])
+            if self.disc is not None and (self.ckpt_dir / "disc.safetensors").exists():
+                path = self.ckpt_dir / "disc.safetensors"
+                self.disc.load_state_dict(load_file(str(path), device=device))
+                path = self.ckpt_dir / "optim.pt"
+                self.opt_gan.load_state_dict(optim["opt_gan"])
+                self.opt_disc.load_state_dict(optim["opt_disc"])
+        except Exception as exc:  # safetensors', torch's (weights_only refuses pickled code) or a key error
+            raise InputError(f"cannot be read as this run's checkpoint ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})", path) from exc
         self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
         self.rng.bit_generator.state = state["rng"]
         self.sampler.rng.bit_generator.state = state["sampler_rng"]
@@ -335,7 +390,8 @@ class Trainer:
     def run(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        if resume and self.load_checkpoint():
+        if resume:
+            self.load_checkpoint()
             emit("log", self.stream, message=f"resumed from step {self.step}")
         total = cfg.steps_l1 + cfg.steps_gan
         emit("start", self.stream, total=total, name=cfg.name, parameters=count_parameters(self.model),
@@ -387,6 +443,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, comman
           stop: StopRequest | None = None, stream=None) -> dict[str, Any]:
     """Run (or resume) a training job; returns {"stopped", "step", "outputs": [weights paths]}."""
     return Trainer(cfg, out_dir, command=command, stop=stop, stream=stream).run(resume=resume)
+
+
+def saved_config(out_dir: str | Path) -> dict[str, Any] | None:
+    """The settings a run in `out_dir` checkpointed with (None without a checkpoint)."""
+    path = Path(out_dir) / "checkpoint" / "state.json"
+    try:
+        return json.loads(path.read_text()).get("config")
+    except (OSError, ValueError):
+        return None
 
 
 def config_from_card(name_or_path: str) -> TrainConfig:

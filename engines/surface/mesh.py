@@ -147,6 +147,7 @@ def labels_to_mesh(
     block = np.ascontiguousarray(np.pad(labels[box], 1))
     if block.dtype == bool:
         block = block.view(np.uint8)
+    block = block.astype(block.dtype.newbyteorder("="), copy=False)  # VTK takes native byte order only
     values = [label] if label is not None else [int(v) for v in np.unique(block) if v != 0]
 
     contour = vtkDiscreteFlyingEdges3D()

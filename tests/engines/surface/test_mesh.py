@@ -116,6 +116,19 @@ def test_each_label_is_its_own_closed_surface_and_one_label_can_be_chosen():
     assert len(five.vertices) == np.count_nonzero(both.values == 5)
 
 
+@pytest.mark.parametrize("dtype", [">i2", ">u2", ">i4", ">i8"])
+def test_big_endian_labels_give_the_same_surface(dtype):
+    """Big-endian files (MetaImage, NRRD) are read in their own byte order; VTK wants the native one."""
+    affine = _affine(False)
+    centre = _grid_centre(affine, shape=(60, 32, 26))
+    labels = _sphere_labels(affine, {3: centre}, shape=(60, 32, 26))
+    native = labels_to_mesh(labels, affine)
+    swapped = labels_to_mesh(labels.astype(dtype), affine)
+    np.testing.assert_array_equal(swapped.vertices, native.vertices)
+    np.testing.assert_array_equal(swapped.faces, native.faces)
+    assert set(np.unique(swapped.values)) == {3}
+
+
 def test_a_label_touching_the_border_still_gives_a_closed_surface():
     labels = np.zeros((6, 7, 8), dtype=np.int16)
     labels[:3, 2:5, :] = 4  # touches three faces of the volume
