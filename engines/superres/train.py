@@ -91,6 +91,9 @@ class TrainConfig:
             value, default = getattr(self, f.name), f.default
             if isinstance(default, bool) or default is dataclasses.MISSING:
                 continue
+            if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+                value = int(value)  # 16.0 in a hand-written config
+                setattr(self, f.name, value)
             if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)):
                 raise ValueError(f"{f.name} must be a whole number, got {value!r}")
             if isinstance(default, float) and (not isinstance(value, int | float) or isinstance(value, bool)):

@@ -126,6 +126,7 @@ def test_bad_settings_are_refused():
 def test_settings_out_of_range_are_named(setting, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict(setting)
+    assert TrainConfig.from_dict({"batch_size": 16.0, "lr": 1}).batch_size == 16  # JSON's loose numbers
 
 
 def test_resume_refuses_other_settings_and_a_missing_checkpoint(volume_file, tmp_path):
