@@ -44,7 +44,14 @@ from qtpy.QtWidgets import (
 
 from app.job_panel import JobPanel
 from app.jobs import main_command
-from app.layers import GRID_TOLERANCE_MM, full_resolution, labels_layer, layer_affine, unchanged_source
+from app.layers import (
+    GRID_TOLERANCE_MM,
+    full_resolution,
+    labels_layer,
+    layer_affine,
+    layer_volume,
+    unchanged_source,
+)
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
 from app.status_label import StatusLabel
@@ -77,12 +84,16 @@ class VolumeInput:
 
 
 def volume_input(layer: Layer) -> VolumeInput:
-    """The file an image layer shows unchanged (its Volume's source, same grid), else the layer's data.
+    """The file an image layer shows unchanged and in its own voxel order, else the layer's data.
 
-    Labels layers are always written out: they may have been painted since they were read.
+    Labels layers are always written out, in the layer's order: they may have been painted since they were
+    read. So an image file stored in another order (LPS, or axes not R, A, S) than its layer shows is
+    written out too, or train-seg would get the two on different grids (and check other axes).
     """
     affine = layer_affine(layer)
-    if isinstance(layer, Image) and (path := unchanged_source(layer)) is not None:
+    volume = layer_volume(layer)
+    if (isinstance(layer, Image) and (path := unchanged_source(layer)) is not None and volume is not None
+            and np.allclose(volume.affine, affine, atol=GRID_TOLERANCE_MM)):
         return VolumeInput(layer.name, affine, path=path)
     return VolumeInput(layer.name, affine, data=full_resolution(layer))
 

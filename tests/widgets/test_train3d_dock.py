@@ -117,6 +117,23 @@ def test_files_open_into_the_choices_and_an_unmodified_image_file_is_used_as_is(
     np.testing.assert_allclose(written.affine, AFFINE)
 
 
+def test_an_image_file_stored_in_another_order_is_written_in_the_layers_order(tmp_path: Path, dock,
+                                                                                qtbot) -> None:
+    """An LPS file shows as a flipped view: the job must get the image in the order the labels are written
+    (the layer's), and the layout check the shape it will read."""
+    image, _ = _scene()
+    lps = np.diag([-1.5, -1.5, 2.0, 1.0])
+    lps[:3, 3] = [20.0, 30.0, 5.0]
+    write_volume(Volume(image[:, :, :16], lps), tmp_path / "lps.nii")
+    dock.open_file(str(tmp_path / "lps.nii"), as_labels=False)
+    qtbot.waitUntil(lambda: getattr(dock.image_choice.layer(), "name", None) == "lps", timeout=30_000)
+    layer = dock.image_choice.layer()
+    given = volume_input(layer)
+    assert given.path is None and given.data is layer.data  # written out, like the labels
+    ras = np.array([[1.5, 0, 0, 20 - 1.5 * 31], [0, 1.5, 0, 30 - 1.5 * 31], [0, 0, 2.0, 5.0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(given.affine, ras)  # flipped along the first two axes: R, A, S
+
+
 def test_layers_off_the_image_grid_are_named_at_once(dock, viewer, qtbot, tmp_path: Path) -> None:
     _settings(dock, tmp_path, steps=2)
     assert "choose an image layer and a labels layer" in _problem_after_start(dock, qtbot)
