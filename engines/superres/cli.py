@@ -110,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # -- sr-train ------------------------------------------------------------------------------------------
 def train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig from --config, --adapt and the override flags."""
-    from engines.superres.train import MNI152, TrainConfig, saved_config
+    from engines.superres.train import TrainConfig, saved_config
 
     raw: dict[str, Any] = {}
     if args.resume and not args.config and not args.adapt:  # the run's own settings, then the flags
@@ -134,8 +134,6 @@ def train_config(args: argparse.Namespace) -> Any:
         value = getattr(args, field)
         if value is not None:
             raw[field] = value
-    if args.data is not None and args.data != MNI152:
-        raw["holdout"] = None  # the slab a config holds out is the MNI152's: a scan of the user's keeps all
     try:
         return TrainConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:

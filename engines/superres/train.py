@@ -399,6 +399,11 @@ class Trainer:
         total = cfg.steps_l1 + cfg.steps_gan
         emit("start", self.stream, total=total, name=cfg.name, parameters=count_parameters(self.model),
              device=str(self.device), config=cfg.to_dict())
+        if cfg.holdout and cfg.data != MNI152:  # the default slab is the MNI152's: say what it keeps out
+            k0, k1 = cfg.holdout
+            emit("log", self.stream, message=f"holding out axial slices {k0}..{k1 - 1} (and "
+                 f"{cfg.holdout_margin} either side) of {cfg.data}, as the settings say; set holdout to null "
+                 "to train on every slice")
         self.model.train()
         outputs: list[str] = []
         if self.step >= cfg.steps_l1 and cfg.steps_l1 and not (self.out / f"{cfg.name}.safetensors").exists():

@@ -193,3 +193,21 @@ def test_resume_without_a_config_takes_the_runs_own_settings(volume_file, tmp_pa
 def test_sr_bench_refuses_scales_outside_1_to_4(scale):
     code, err = _cli("sr-bench", "--scales", "2", scale, "--quick")
     assert code == 2 and "(1, 4]" in err
+
+
+@pytest.mark.parametrize("card", ["sr_light", "sr_full"])
+def test_the_command_in_a_shipped_card_gives_back_its_training_settings(card):
+    """The card's sr-train command (trained on a saved MNI152 array with --data) holds out the same slab."""
+    import argparse
+    import shlex
+
+    from engines.superres.cli import register, train_config
+    from engines.superres.weights import read_card
+
+    recorded = read_card(card)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    cfg = train_config(parser.parse_args(shlex.split(recorded["trained_with"]["command"])[2:]))
+    assert cfg.holdout == recorded["training"]["holdout"] == [90, 110]
+    for key in ("n_resblocks", "n_feats", "mlp_hidden", "steps_l1", "steps_gan"):
+        assert getattr(cfg, key) == recorded["training"][key], key
