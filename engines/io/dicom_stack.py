@@ -22,7 +22,7 @@ from engines.errors import InputError
 from engines.io.geometry import dicom_affine, unit_cosines
 
 # Positions closer than this along the normal are "the same slice" (mm).
-_SAME_POSITION_MM = 1e-3
+SAME_POSITION_MM = 1e-3
 
 # Attributes that tell apart the volumes a series may hold at the same slice positions, in the order tried.
 VOLUME_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
@@ -92,13 +92,14 @@ def stack_planes(
         spacing = float(single_slice_spacing)
     else:
         steps = np.diff(along)
-        same = np.flatnonzero(steps < _SAME_POSITION_MM)
+        same = np.flatnonzero(steps < SAME_POSITION_MM)
         if same.size:
             k = int(same[0])
             raise InputError(
                 f"images share a slice position ({along[k]:.2f} mm along the normal: "
                 f"{planes[order[k]].label}, {planes[order[k + 1]].label}): a slice sent twice, or several "
-                f"volumes (phases, echoes, repeats) that none of {', '.join(VOLUME_ATTRIBUTES)} tells apart",
+                f"volumes (phases, echoes, repeats) that none of {', '.join(VOLUME_ATTRIBUTES)} splits into "
+                "a first whole volume and others over its positions",
                 path,
             )
         grid, spacing, gap_messages = _slice_grid(along, [planes[i].label for i in order],

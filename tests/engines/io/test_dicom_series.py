@@ -270,6 +270,34 @@ def test_a_series_of_several_volumes_gives_the_first_with_a_warning(tmp_path, ke
     assert f"2 volumes at the same slice positions ({keyword} {min(values):g}, {max(values):g})" in warning
 
 
+@pytest.mark.parametrize("case", ["stopped early", "2 nm apart across a rounding boundary"])
+def test_a_repeat_stopped_early_or_a_hair_apart_still_gives_the_first_volume(tmp_path, case):
+    first = SeriesSpec(ramp_values(SHAPE))
+    second = SeriesSpec(ramp_values(SHAPE, low=0, high=300), series_uid=first.series_uid)
+    write_series(tmp_path, first, prefix="A")
+    for k, path in enumerate(write_series(tmp_path, second, prefix="B", shuffle_seed=None)):
+        ds = pydicom.dcmread(path)
+        if case == "stopped early" and k >= 4:
+            path.unlink()
+            continue
+        if case != "stopped early":  # z written 12.004999 here, 12.005001 in the first: one slice
+            x, y, z = (float(v) for v in ds.ImagePositionPatient)
+            ds.ImagePositionPatient = [x, y, z + 0.004999]
+        ds.TemporalPositionIdentifier = 2
+        ds.save_as(path, enforce_file_format=True)
+    for path in tmp_path.glob("A*"):
+        ds = pydicom.dcmread(path)
+        if case != "stopped early":
+            x, y, z = (float(v) for v in ds.ImagePositionPatient)
+            ds.ImagePositionPatient = [x, y, z + 0.005001]
+        ds.TemporalPositionIdentifier = 1
+        ds.save_as(path, enforce_file_format=True)
+    volume = read_volume(tmp_path)
+    np.testing.assert_array_equal(np.asarray(volume.data), first.expected())
+    assert "2 volumes at the same slice positions (TemporalPositionIdentifier 1, 2)" in volume.warnings[0]
+    np.testing.assert_allclose(volume.affine[2, 3], 12.0 + (0.005001 if "apart" in case else 0), atol=1e-5)
+
+
 def test_a_slice_sent_twice_is_not_taken_for_a_second_volume(tmp_path):
     """An AcquisitionNumber per slice (axial CT) splits the images into one-image groups: not volumes."""
     spec = SeriesSpec(ramp_values(SHAPE))
