@@ -154,20 +154,17 @@ def run_bench(args: argparse.Namespace) -> int:
         check_output(args.save_map, (".tif", ".tiff"), "the class map")
         for source in _input_files(cube, args):
             refuse_overwrite(source, args.save_map)
+    def split_without(no_data):
+        return split_for(cube, per_class=args.per_class, seed=args.seed, official=args.split,
+                         train_file=args.train_file, test_file=args.test_file, no_data=no_data)
+
+    split_without(None)  # the split's files and options checked at once, before a pass over the whole cube
     progress = _event_progress() if args.events else None if args.json else _text_progress()
     if args.events:
         emit("start", method=args.method, cube=args.cube)
     try:
         no_data = no_data_of(cube, progress=progress, stop=lambda: bool(stop_request))
-        split = split_for(
-            cube,
-            per_class=args.per_class,
-            seed=args.seed,
-            official=args.split,
-            train_file=args.train_file,
-            test_file=args.test_file,
-            no_data=no_data,
-        )
+        split = split_without(no_data)
         if args.events:
             emit("log", message=f"split: {split.description}")
         result, class_map = run_protocol(

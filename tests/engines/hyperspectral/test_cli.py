@@ -268,3 +268,9 @@ def test_a_map_that_cannot_be_written_is_refused_before_training(env: dict, tmp_
     assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr
     assert str(tmp_path / target) in proc.stderr
     assert '"progress"' not in proc.stdout  # nothing was trained or predicted first
+
+
+def test_a_missing_official_split_is_named_before_the_cube_is_read_through(env: dict) -> None:
+    proc = _run(env, "hsi-bench", "demo", "--split", "7", "--method", "gmlc", "--quick", "--events")
+    assert proc.returncode == 2 and "no official split file Train7.mat" in proc.stderr
+    assert '"progress"' not in proc.stdout and '"start"' not in proc.stdout
