@@ -45,6 +45,13 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def unproxied(viewer: napari.Viewer) -> napari.Viewer:
+    """The viewer itself when napari hands a dock a `PublicOnlyProxy` of it (plain napari's Plugins menu):
+    the proxy wraps each layer anew on every lookup, so a dock's layer choices would never be the layers
+    the layer list holds. Tessera's own window passes the viewer itself."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def make_viewer(show: bool = True) -> napari.Viewer:
     """A new napari viewer set up by `configure_viewer`."""
     viewer = napari.Viewer(title=TITLE, show=show)

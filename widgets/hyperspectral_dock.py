@@ -48,6 +48,7 @@ from app.notify import notify_failure, notify_info, notify_warning
 from app.plot import Canvas
 from app.status_label import StatusLabel
 from app.turns import Turns
+from app.viewer import unproxied
 from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.display import (
@@ -138,7 +139,7 @@ class HyperspectralDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self.cube: Cube | None = None
         self.path: str | None = None
         self.band_layer: Image | None = None

@@ -30,7 +30,7 @@ from app import settings
 from app.layers import RESLICE_ABOVE_DEG, display_grid, layer_volume, obliquity_deg
 from app.notify import notify_failure
 from app.status_label import StatusLabel
-from app.viewer import open_paths
+from app.viewer import open_paths, unproxied
 from engines.io import VOLUME_EXTENSIONS, DicomSeriesInfo, list_dicom_series
 from engines.volume import Volume
 
@@ -69,7 +69,7 @@ class OpenDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self._pending = 0  # opens not finished yet
 
         self.file_button = QPushButton("Open file…")

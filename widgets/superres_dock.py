@@ -45,6 +45,7 @@ from app.layers import full_resolution, layer_affine, unchanged_source
 from app.notify import notify_failure, notify_info, notify_warning
 from app.settings import config_dir
 from app.status_label import StatusLabel
+from app.viewer import unproxied
 from app.window_level import strided_sample
 from engines.errors import InputError
 from engines.superres.data import intensity_range
@@ -102,7 +103,7 @@ class SuperResolutionDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self.worker = None  # the slice being computed
         self._pending: dict | None = None  # the newest request waiting for the worker
         self._request_id = 0

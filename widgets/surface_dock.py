@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from app.layers import full_resolution, layer_affine
 from app.notify import notify_failure, notify_info, notify_warning
 from app.status_label import StatusLabel
+from app.viewer import unproxied
 from engines.surface import Mesh, labels_to_mesh, write_mesh
 from widgets.view_dock import LayerChoice
 
@@ -49,7 +50,7 @@ class SurfaceDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self.worker = None  # the latest surface or export job (tests wait on it)
         self.last_surface: Surface | None = None
 

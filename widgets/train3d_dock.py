@@ -55,7 +55,7 @@ from app.layers import (
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
 from app.status_label import StatusLabel
-from app.viewer import add_layers, make_layers, open_paths
+from app.viewer import add_layers, make_layers, open_paths, unproxied
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
 from engines.partition.layout import check_layout
@@ -173,7 +173,7 @@ class Train3DDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self.worker = None  # the latest input write or prediction read (tests wait on it)
         self.out: str | None = None  # the job's output folder (kept for Resume)
         self.result: dict | None = None  # the job's "done" event

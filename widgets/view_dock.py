@@ -34,6 +34,7 @@ from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, lay
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane, set_plane
 from app.status_label import StatusLabel
+from app.viewer import unproxied
 from app.window_level import (
     CT_PRESETS,
     dicom_window,
@@ -127,7 +128,7 @@ class ViewDock(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = viewer = unproxied(viewer)
         self.stats_worker = None  # the latest statistics job (tests wait on it)
         self._image: Image | None = None  # the image whose window the W/L controls show
         self._labels: Labels | None = None  # the labels layer whose opacity the slider shows

@@ -103,6 +103,14 @@ def test_plain_napari_opens_a_volume_through_the_plugin(make_napari_viewer, tmp_
 @pytest.mark.qt
 @pytest.mark.parametrize("title", [title for _, title, _ in DOCKS])
 def test_plain_napari_adds_each_dock_from_the_plugins_menu(make_napari_viewer, title):
+    """With layers before and after: napari hands plugin docks a proxy of the viewer that wraps every
+    layer anew, and the docks' layer choices must still find the layers."""
     viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 5, 6), np.float32), name="before")
     _, widget = viewer.window.add_plugin_dock_widget("tessera", title)
     assert type(widget) in {cls for cls, _, _ in DOCKS}
+    after = viewer.add_image(np.ones((4, 5, 6), np.float32), name="after")
+    viewer.layers.selection.active = after
+    viewer.add_labels(np.zeros((4, 5, 6), np.uint8), name="labels")
+    for choice in (value for value in vars(widget).values() if type(value).__name__ == "LayerChoice"):
+        assert choice.layer() is None or choice.layer() in list(viewer.layers)
