@@ -1,16 +1,21 @@
 """Tessera's small persistent settings: the recent-files list, as JSON in the user's config folder.
 
 The folder is `platformdirs.user_config_dir("tessera")`, or `$TESSERA_CONFIG_DIR` when set (tests point it
-at a temporary folder). A missing or unreadable file means "no settings yet", never an error.
+at a temporary folder). A missing file means "no settings yet". An unreadable one is set aside (renamed
+`settings.json.unreadable`, never overwritten unseen) and the user told; a folder that cannot be written
+costs the recent list, with a warning, never an open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import platformdirs
+
+from app.notify import notify_warning
 
 CONFIG_ENV = "TESSERA_CONFIG_DIR"
 SETTINGS_FILE = "settings.json"
@@ -22,20 +27,57 @@ def config_dir() -> Path:
     return Path(os.environ.get(CONFIG_ENV) or platformdirs.user_config_dir("tessera", appauthor=False))
 
 
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # each problem with the settings is told once per session
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        notify_warning(message)
+
+
 def _load() -> dict:
+    path = config_dir() / SETTINGS_FILE
     try:
-        settings = json.loads((config_dir() / SETTINGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):  # no settings yet (saving says if it cannot be made)
         return {}
-    return settings if isinstance(settings, dict) else {}
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        _set_aside(path, f"unreadable ({type(exc).__name__})")
+        return {}
+    if not isinstance(settings, dict):
+        _set_aside(path, "not a JSON object")
+        return {}
+    return settings
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Rename an unreadable settings file out of the way (so saving never overwrites it unseen); tell."""
+    aside = path.with_name(SETTINGS_FILE + ".unreadable")
+    try:
+        if path.is_file():
+            path.replace(aside)
+            _warn_once(f"aside {path}", f"Tessera's settings file {path} was {why}: kept as {aside.name}, "
+                                        "starting with an empty recent-files list")
+            return
+    except OSError:
+        pass
+    _warn_once(f"unreadable {path}", f"Tessera's settings file {path} is {why}: recent files are not kept")
 
 
 def _save(settings: dict) -> None:
+    """Write the settings atomically; an unwritable folder is told once and costs only the recent list."""
     folder = config_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (SETTINGS_FILE + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
-    tmp.replace(folder / SETTINGS_FILE)  # atomic: a crash never leaves a half-written file
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (SETTINGS_FILE + ".tmp")
+        tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        tmp.replace(folder / SETTINGS_FILE)  # atomic: a crash never leaves a half-written file
+    except OSError as exc:
+        log.warning("could not save settings in %s: %s", folder, exc)
+        _warn_once(f"unwritable {folder}", f"Tessera cannot save its settings in {folder} "
+                                           f"({exc.strerror or exc}): recent files are not kept")
 
 
 def recent_files() -> list[str]:

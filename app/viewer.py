@@ -10,7 +10,6 @@ layers when the read is done; a failure becomes a notification naming the file, 
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,8 +26,6 @@ from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_lay
 from app.notify import notify_failure, notify_warning
 from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
-
-log = logging.getLogger("tessera")
 
 TITLE = "Tessera"
 
@@ -177,10 +174,7 @@ def _opened(viewer: napari.components.ViewerModel, path: str, new_layers: list[L
     for layer in layers:  # what reading found (a gap between slices, several series...): said, not buried
         if (volume := layer_volume(layer)) is not None and volume.warnings:
             notify_warning(f"{os.path.basename(path.rstrip('/')) or path}: " + "; ".join(volume.warnings))
-    try:
-        settings.add_recent(path)
-    except OSError as exc:  # an unwritable config folder costs the recent list, not the open
-        log.warning("could not record %s in recent files: %s", path, exc)
+    settings.add_recent(path)  # an unwritable config folder costs the recent list (told), not the open
     if on_done is not None:
         on_done(path, layers)
 

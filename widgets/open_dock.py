@@ -150,9 +150,9 @@ class OpenDock(QWidget):
         self._busy("")
 
     def _done(self, path: str, layers: list | None) -> None:
+        self._pending -= 1
         if layers is None and not os.path.exists(path):
             settings.remove_recent(path)  # a recent file that was moved or deleted
-        self._pending -= 1
         if self._pending <= 0:
             self._busy("")
         self.refresh_recent()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from app import settings
 
 
@@ -40,10 +42,27 @@ def test_recent_list_is_capped():
     assert recent[0] == f"/data/scan{settings.MAX_RECENT + 4}.nii"
 
 
-def test_a_corrupt_settings_file_reads_as_empty_and_is_replaced():
+@pytest.mark.parametrize("content", ["{not json", '["a", "list"]', "[" * 100_000 + "]" * 100_000])
+def test_an_unreadable_settings_file_is_set_aside_and_told_not_overwritten(content, monkeypatch):
+    told = []
+    monkeypatch.setattr(settings, "notify_warning", told.append)
+    monkeypatch.setattr(settings, "_warned", set())
     folder = settings.config_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / settings.SETTINGS_FILE).write_text("{not json")
+    (folder / settings.SETTINGS_FILE).write_text(content)
     assert settings.recent_files() == []
     settings.add_recent("/data/x.nii")
     assert settings.recent_files() == ["/data/x.nii"]
+    assert (folder / (settings.SETTINGS_FILE + ".unreadable")).read_text() == content
+    assert len(told) == 1 and "kept as settings.json.unreadable" in told[0]
+
+
+def test_an_unwritable_config_folder_costs_the_recent_list_with_one_warning(tmp_path, monkeypatch):
+    told = []
+    monkeypatch.setattr(settings, "notify_warning", told.append)
+    monkeypatch.setattr(settings, "_warned", set())
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(settings.CONFIG_ENV, str(tmp_path / "file" / "cfg"))  # under a file: cannot be made
+    assert settings.add_recent("/data/x.nii") == ["/data/x.nii"]
+    assert settings.remove_recent("/data/x.nii") == []
+    assert len(told) == 1 and "cannot save its settings" in told[0]

@@ -112,6 +112,15 @@ def test_a_recent_file_that_vanished_is_reported_and_dropped(dock, qtbot, tmp_pa
     assert dock.recent.count() == 0
 
 
+def test_an_unwritable_config_folder_leaves_the_dock_usable(dock, qtbot, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(settings.CONFIG_ENV, str(tmp_path / "file" / "cfg"))  # cannot be made
+    dock.open([str(tmp_path / "gone.nii")])
+    _wait_idle(qtbot, dock)
+    assert dock.file_button.isEnabled() and dock.folder_button.isEnabled()
+    assert "Reading" not in dock.status.text()
+
+
 def test_summary_lists_window_and_warnings():
     volume = Volume(np.zeros((2, 3, 4), np.int16), np.diag([-0.7, -0.7, 5.0, 1.0]), modality="CT",
                     window=(40.0, 400.0), warnings=["slice 3 is missing"], source="/data/ct")
