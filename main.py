@@ -1,12 +1,13 @@
 """Tessera's entry point: the GUI (default) and the headless CLI subcommands (DESIGN §4).
 
-    python main.py [FILES...] [--demo]      start the workbench
+    python main.py [FILES...] [--demo] [--series UID]      start the workbench
     python main.py COMMAND --help           a subcommand's options, with an example
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -62,14 +63,21 @@ def run_gui(argv: list[str]) -> int:
     )
     parser.add_argument("files", nargs="*", help="volumes or cubes to open (files or DICOM folders)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo data")
-    args = parser.parse_args(argv)
+    parser.add_argument("--series", metavar="UID", help="the series to open from a DICOM folder given "
+                        "(default: its largest)")
+    args = parser.parse_intermixed_args(argv)
+    if args.files and not os.path.exists(args.files[0]):  # a mistyped subcommand is not a file to open
+        close = difflib.get_close_matches(args.files[0], COMMANDS, n=1)
+        if close:
+            return _error(f"unknown command {args.files[0]!r}: did you mean {close[0]!r}? "
+                          "(python main.py --help lists the commands)", 2)
 
     import napari
 
     from app.viewer import freeze_startup_objects
     from widgets.workbench import open_workbench
 
-    open_workbench(files=args.files, demo=args.demo)
+    open_workbench(files=args.files, demo=args.demo, series_uid=args.series)
     freeze_startup_objects()
     napari.run()
     return 0

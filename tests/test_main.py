@@ -36,3 +36,9 @@ def test_missing_file_exits_2_naming_it_without_traceback(tmp_path):
     assert result.returncode == 2
     assert str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_mistyped_subcommand_is_named_not_opened_as_a_file():
+    result = _run("inof", "scan.nii.gz")
+    assert result.returncode == 2
+    assert "unknown command 'inof': did you mean 'info'?" in result.stderr

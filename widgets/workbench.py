@@ -31,8 +31,10 @@ DOCKS = [
 ]
 
 
-def open_workbench(files: Sequence[str] = (), demo: bool = False) -> napari.Viewer:
-    """Create the viewer, add the docks, then open `files` and/or the demo data.
+def open_workbench(files: Sequence[str] = (), demo: bool = False, series_uid: str | None = None
+                   ) -> napari.Viewer:
+    """Create the viewer, add the docks, then open `files` (DICOM folders: series `series_uid`, else the
+    largest) and/or the demo data.
 
     Volumes open as layers; a hyperspectral cube (ENVI, .mat, TIFF) opens in the Hyperspectral dock, whose
     tab is then brought to the front (it holds one cube at a time: the first one given).
@@ -56,6 +58,7 @@ def open_workbench(files: Sequence[str] = (), demo: bool = False) -> napari.View
     QTimer.singleShot(0, front.raise_)
     if demo:
         open_demo(viewer)
-    if volumes:
-        open_paths(viewer, volumes)
+    if volumes:  # the Open dock's recent list shows them as they open, as its own opens do
+        opener = next(w for w in widgets if isinstance(w, OpenDock))
+        open_paths(viewer, volumes, series_uid=series_uid, on_done=lambda *_: opener.refresh_recent())
     return viewer

@@ -77,5 +77,22 @@ def test_a_cube_on_the_command_line_opens_in_the_hyperspectral_dock(qtbot, tmp_p
         qtbot.waitUntil(lambda: dock.cube is not None and "scan" in [layer.name for layer in viewer.layers],
                         timeout=60_000)
         assert dock.cube.shape == (24, 20, 270)  # the volume still opens as a layer (waited for above)
+        recent = viewer.window.dock_widgets["Open"].recent  # shown in the recent list as it opens
+        qtbot.waitUntil(lambda: recent.count() > 0 and recent.item(0).text() == "scan.nii", timeout=10_000)
+    finally:
+        viewer.close()
+
+
+def test_a_dicom_folder_from_the_command_line_opens_the_series_asked_for(qtbot, tmp_path):
+    from tests.engines.io.dicom_factory import SeriesSpec, ramp_values, write_series
+
+    big = SeriesSpec(ramp_values((6, 5, 7)), description="big")
+    small = SeriesSpec(ramp_values((6, 5, 3), low=0, high=50), description="small", modality="MR")
+    write_series(tmp_path, big, prefix="B")
+    write_series(tmp_path, small, prefix="S")
+    viewer = open_workbench([str(tmp_path)], series_uid=small.series_uid)
+    try:
+        qtbot.waitUntil(lambda: len(viewer.layers) == 1, timeout=60_000)
+        assert viewer.layers[0].data.shape[2] == 3  # the small series, not the folder's largest
     finally:
         viewer.close()
