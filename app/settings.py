@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -53,13 +54,18 @@ def _load() -> dict:
 
 
 def _set_aside(path: Path, why: str) -> None:
-    """Rename an unreadable settings file out of the way (so saving never overwrites it unseen); tell."""
-    aside = path.with_name(SETTINGS_FILE + ".unreadable")
+    """Rename an unreadable settings file out of the way under a name not yet taken (so nothing is ever
+    overwritten unseen, an earlier set-aside file included); tell."""
     try:
         if path.is_file():
-            path.replace(aside)
-            _warn_once(f"aside {path}", f"Tessera's settings file {path} was {why}: kept as {aside.name}, "
-                                        "starting with an empty recent-files list")
+            aside = path.with_name(SETTINGS_FILE + ".unreadable")
+            n = 0
+            while aside.exists() or aside.is_symlink():
+                n += 1
+                aside = path.with_name(f"{SETTINGS_FILE}.unreadable.{n}")
+            path.rename(aside)
+            _warn_once(f"aside {aside}", f"Tessera's settings file {path} was {why}: kept as {aside.name}, "
+                                         "starting with an empty recent-files list")
             return
     except OSError:
         pass
@@ -71,9 +77,12 @@ def _save(settings: dict) -> None:
     folder = config_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (SETTINGS_FILE + ".tmp")
-        tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
-        tmp.replace(folder / SETTINGS_FILE)  # atomic: a crash never leaves a half-written file
+        # a name of its own (two Tessera windows may save at once), then an atomic rename: a crash never
+        # leaves a half-written file
+        fd, tmp = tempfile.mkstemp(prefix=SETTINGS_FILE + ".", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(settings, indent=1))
+        os.replace(tmp, folder / SETTINGS_FILE)
     except OSError as exc:
         log.warning("could not save settings in %s: %s", folder, exc)
         _warn_once(f"unwritable {folder}", f"Tessera cannot save its settings in {folder} "

@@ -42,3 +42,22 @@ def test_a_mistyped_subcommand_is_named_not_opened_as_a_file():
     result = _run("inof", "scan.nii.gz")
     assert result.returncode == 2
     assert "unknown command 'inof': did you mean 'info'?" in result.stderr
+
+
+def test_gui_arguments_that_are_not_mistyped_commands(monkeypatch, tmp_path):
+    """Paths (with a folder or an extension) and '--' before a file named '-x' go to the workbench."""
+    import widgets.workbench
+
+    opened = []
+    monkeypatch.setattr(widgets.workbench, "open_workbench", lambda **kw: opened.append(kw))
+    monkeypatch.setattr("napari.run", lambda: None)
+    monkeypatch.setattr("app.viewer.freeze_startup_objects", lambda: None)
+    assert main.main(["data/info", "--demo", "scan.nii"]) == 0
+    assert main.main(["--", "-scan.nii"]) == 0
+    assert [kw["files"] for kw in opened] == [["data/info", "scan.nii"], ["-scan.nii"]]
+    assert opened[0]["demo"] is True
+
+
+def test_series_needs_exactly_one_folder(tmp_path, capsys):
+    assert main.main(["scan.nii", "--series", "1.2.3"]) == 2
+    assert "--series chooses the series of one DICOM folder; 0 folders given" in capsys.readouterr().err

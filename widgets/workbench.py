@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import napari
@@ -58,7 +59,9 @@ def open_workbench(files: Sequence[str] = (), demo: bool = False, series_uid: st
     QTimer.singleShot(0, front.raise_)
     if demo:
         open_demo(viewer)
-    if volumes:  # the Open dock's recent list shows them as they open, as its own opens do
-        opener = next(w for w in widgets if isinstance(w, OpenDock))
-        open_paths(viewer, volumes, series_uid=series_uid, on_done=lambda *_: opener.refresh_recent())
+    opener = next(w for w in widgets if isinstance(w, OpenDock))
+    folders = [f for f in volumes if os.path.isdir(f)] if series_uid else []
+    for paths, uid in (([f for f in volumes if f not in folders], None), (folders, series_uid)):
+        if paths:  # the Open dock's recent list shows them as they open, as its own opens do
+            open_paths(viewer, paths, series_uid=uid, on_done=lambda *_: opener.refresh_recent())
     return viewer

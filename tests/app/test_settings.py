@@ -66,3 +66,18 @@ def test_an_unwritable_config_folder_costs_the_recent_list_with_one_warning(tmp_
     assert settings.add_recent("/data/x.nii") == ["/data/x.nii"]
     assert settings.remove_recent("/data/x.nii") == []
     assert len(told) == 1 and "cannot save its settings" in told[0]
+
+
+def test_a_second_unreadable_file_never_replaces_the_first_set_aside(monkeypatch):
+    told = []
+    monkeypatch.setattr(settings, "notify_warning", told.append)
+    monkeypatch.setattr(settings, "_warned", set())
+    folder = settings.config_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for content in ("{first", "{second"):
+        (folder / settings.SETTINGS_FILE).write_text(content)
+        assert settings.recent_files() == []
+    assert (folder / "settings.json.unreadable").read_text() == "{first"
+    assert (folder / "settings.json.unreadable.1").read_text() == "{second"
+    assert len(told) == 2 and told[1].endswith("kept as settings.json.unreadable.1, starting with an empty "
+                                               "recent-files list")

@@ -90,9 +90,12 @@ def test_a_dicom_folder_from_the_command_line_opens_the_series_asked_for(qtbot, 
     small = SeriesSpec(ramp_values((6, 5, 3), low=0, high=50), description="small", modality="MR")
     write_series(tmp_path, big, prefix="B")
     write_series(tmp_path, small, prefix="S")
-    viewer = open_workbench([str(tmp_path)], series_uid=small.series_uid)
+    nifti = tmp_path.parent / f"{tmp_path.name}_scan.nii"  # a file beside: the UID is not its business
+    nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.int16), np.eye(4)), str(nifti))
+    viewer = open_workbench([str(tmp_path), str(nifti)], series_uid=small.series_uid)
     try:
-        qtbot.waitUntil(lambda: len(viewer.layers) == 1, timeout=60_000)
-        assert viewer.layers[0].data.shape[2] == 3  # the small series, not the folder's largest
+        qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+        series = next(layer for layer in viewer.layers if layer.name != nifti.stem)
+        assert series.data.shape[2] == 3  # the small series, not the folder's largest
     finally:
         viewer.close()
