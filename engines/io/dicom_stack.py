@@ -148,7 +148,9 @@ def _slice_grid(along: np.ndarray, labels: list[str], *,
     whole = np.abs(steps - multiples * nominal) <= tol * multiples
     n = len(along)
     messages = []
-    if np.all(whole):
+    # Missing slices fill a few gaps; more blanks than slices means the "usual" step is no slice spacing
+    # (e.g. two volumes a few micrometres apart), and filling would make a huge, mostly empty grid.
+    if np.all(whole) and int(multiples.sum()) + 1 <= 2 * n:
         grid = np.concatenate([[0], np.cumsum(multiples)])
         for k in np.flatnonzero(multiples > 1):
             missing = int(multiples[k] - 1)

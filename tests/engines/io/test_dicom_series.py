@@ -398,3 +398,19 @@ def test_reading_never_writes_the_folder(tmp_path):
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "s").iterdir()}
     assert before == after
     shutil.rmtree(tmp_path / "s")
+
+
+def test_slices_a_hair_apart_never_make_a_grid_of_mostly_blank_slices(tmp_path):
+    """Two interleaved stacks 2 um apart: the 'usual' step is 0.002 mm, and filling the 2.5 mm gaps
+    with blank slices would make 7,500 of them; shown as uneven spacing, one slice per image, instead."""
+    first = SeriesSpec(ramp_values(SHAPE))
+    second = SeriesSpec(ramp_values(SHAPE, low=0, high=300), series_uid=first.series_uid)
+    write_series(tmp_path, first, prefix="A")
+    for path in write_series(tmp_path, second, prefix="B"):
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, z + 0.002]
+        ds.save_as(path, enforce_file_format=True)
+    volume = read_volume(tmp_path)
+    assert volume.shape == (SHAPE[0], SHAPE[1], 2 * SHAPE[2])
+    assert "uneven slice spacing" in volume.warnings[0]
