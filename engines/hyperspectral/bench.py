@@ -11,9 +11,9 @@ import numpy as np
 from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.classifiers import GaussianMLClassifier, SVMClassifier
+from engines.hyperspectral.display import without_ignored
 from engines.hyperspectral.metrics import accuracy_report
 from engines.hyperspectral.protocol import (
-    IgnoredAsNaN,
     Progress,
     Split,
     Stop,
@@ -38,10 +38,21 @@ def make_classifier(method: str, *, seed: int = 0, quick: bool = False):
     raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+class IgnoredAsNaN:
+    """A cube's data (H, W, B) read as float32 with its "data ignore value" as NaN (`without_ignored`), so
+    that a no-data pixel is non-finite wherever the protocol reads it (row blocks, gathered spectra, the
+    CNN's PCA image)."""
+
+    def __init__(self, cube: Cube) -> None:
+        self.cube, self.shape = cube, tuple(cube.data.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return without_ignored(self.cube, self.cube.data[key], np.float32)
+
+
 def spectra(cube: Cube):
     """The cube's data as the protocol reads it: with its "data ignore value" (if any) as NaN."""
-    ignore = cube.meta.get("data_ignore_value")
-    return cube.data if ignore is None else IgnoredAsNaN(cube.data, ignore)
+    return cube.data if cube.meta.get("data_ignore_value") is None else IgnoredAsNaN(cube)
 
 
 def no_data_of(cube: Cube, *, progress: Progress | None = None, stop: Stop | None = None) -> np.ndarray:

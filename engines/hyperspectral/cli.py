@@ -154,6 +154,7 @@ def run_bench(args: argparse.Namespace) -> int:
         check_output(args.save_map, (".tif", ".tiff"), "the class map")
         for source in _input_files(cube, args):
             refuse_overwrite(source, args.save_map)
+
     def split_without(no_data):
         return split_for(cube, per_class=args.per_class, seed=args.seed, official=args.split,
                          train_file=args.train_file, test_file=args.test_file, no_data=no_data)

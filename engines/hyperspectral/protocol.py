@@ -151,20 +151,6 @@ def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:
     return keep
 
 
-class IgnoredAsNaN:
-    """A cube's data (H, W, B) read as float32 with its "data ignore value" as NaN, so that a no-data pixel
-    is non-finite wherever the protocol reads it (row blocks, gathered spectra, the CNN's PCA image)."""
-
-    def __init__(self, data, ignore: float) -> None:
-        self.data, self.ignore = data, np.float32(ignore)
-        self.shape = tuple(data.shape)
-
-    def __getitem__(self, key) -> np.ndarray:
-        values = np.array(self.data[key], dtype=np.float32)
-        values[values == self.ignore] = np.nan
-        return values
-
-
 def no_data_pixels(
     data, keep: np.ndarray, *, progress: Progress | None = None, stop: Stop | None = None
 ) -> np.ndarray:

@@ -60,7 +60,7 @@ def check_layout(shape: Sequence[int], *, model: str, mesh: str, crop: str) -> N
 
 
 def check_volume(shape: tuple[int, ...], multiple: Sequence[int], mesh_shape: Sequence[int], mesh: str,
-                  crop: str) -> tuple[int, int, int]:
+                 crop: str) -> tuple[int, int, int]:
     """The volume's blocks all hold data, and the crop fits; returns the crop's shape."""
     check_blocks_hold_data(shape, multiple, mesh_shape, mesh)
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
