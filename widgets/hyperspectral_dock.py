@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.cube_layers import band_view, ground_truth_layer
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
@@ -53,7 +54,6 @@ from engines.cube import Cube
 from engines.errors import InputError
 from engines.hyperspectral.display import (
     DEFAULT_RGB_NM,
-    band_image,
     band_label,
     pixel_spectrum,
     region_spectrum,
@@ -71,15 +71,6 @@ def region_stats(cube: Cube, masks: np.ndarray) -> list[tuple[int, np.ndarray, n
     return [(i, *region_spectrum(cube, mask)) for i, mask in enumerate(masks) if mask.any()]
 
 
-def band_view(cube: Cube, band: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """Band `band` as float32 (H, W), no data as NaN, and its 1st..99th percentile contrast limits (slow: a
-    worker's job)."""
-    data = band_image(cube, band)
-    finite = data[np.isfinite(data)]
-    lo, hi = (float(v) for v in np.percentile(finite, [1, 99])) if finite.size else (0.0, 1.0)
-    return data, (lo, hi if hi > lo else lo + 1.0)
-
-
 def _open(path: str) -> tuple[Cube, str, list[Image | Labels]]:
     """The cube at `path`, the path, and the layers it opens with, built here in the reading worker (napari
     spends 100-450 ms building a layer: thumbnail, features): its middle band, and its ground truth if any."""
@@ -88,7 +79,8 @@ def _open(path: str) -> tuple[Cube, str, list[Image | Labels]]:
     data, limits = band_view(cube, cube.shape[2] // 2)
     layers = [Image(data, name=f"{name} band", colormap="gray", contrast_limits=limits)]
     if cube.labels is not None:
-        layers.append(Labels(cube.labels, name=f"{name} ground truth", opacity=0.4))
+        data, kwargs, _ = ground_truth_layer(cube, name)
+        layers.append(Labels(data, **kwargs))
     return cube, path, layers
 
 

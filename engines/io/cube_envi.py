@@ -198,7 +198,7 @@ def read_envi_cube(path: str | os.PathLike) -> Cube:
         meta["data_ignore_value"] = float(header["data ignore value"])
     if fwhm is not None:
         meta["fwhm_nm"] = fwhm
-    for key in ("description", "sensor type", "band names"):
+    for key in ("description", "sensor type", "band names", "file type"):
         if key in header:
             meta[key.replace(" ", "_")] = header[key]
     return Cube(

@@ -8,14 +8,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import scipy.io
 from napari.layers import Layer
 from npe2 import PluginManager, PluginManifest
+from spectral.io import envi
 
 import app
 from app import plugin
 from app.demo import T1_NAME, TISSUE_NAME
+from engines.datasets.farmland import write_demo_scene
 from engines.datasets.pydicom_samples import CT_SMALL_NAME
 from engines.io import VOLUME_EXTENSIONS
+from engines.io.cubes import read_cube
 from tests.engines.io.dicom_factory import SeriesSpec, write_series
 from widgets.workbench import DOCKS
 
@@ -40,9 +44,11 @@ def test_manifest_is_valid_and_every_command_imports():
 
 
 def test_manifest_reader_patterns_are_the_readers_extensions():
-    (reader,) = PluginManifest.from_file(MANIFEST).contributions.readers
-    assert {p.removeprefix("*") for p in reader.filename_patterns} == set(VOLUME_EXTENSIONS)
-    assert reader.accepts_directories
+    volumes, cubes = PluginManifest.from_file(MANIFEST).contributions.readers
+    assert volumes.command == "tessera.get_reader" and cubes.command == "tessera.get_cube_reader"
+    assert {p.removeprefix("*") for p in volumes.filename_patterns} == set(VOLUME_EXTENSIONS)
+    assert volumes.accepts_directories
+    assert {p.removeprefix("*") for p in cubes.filename_patterns} == set(plugin.CUBE_SUFFIXES)
 
 
 def test_installed_napari_sees_the_plugin():
@@ -64,6 +70,39 @@ def test_get_reader_accepts_volumes_and_dicom_folders_only(tmp_path):
     assert plugin.get_reader(str(tmp_path / "notes.txt")) is None
     assert plugin.get_reader(str(tmp_path / "empty")) is None
     assert plugin.get_reader([str(nii), str(tmp_path / "notes.txt")]) is None
+
+
+def test_get_cube_reader_accepts_envi_headers_and_mat_files_only(tmp_path):
+    hdr = tmp_path / "scene.hdr"
+    envi.save_image(str(hdr), np.ones((4, 3, 5), np.float32), interleave="bsq", force=True)
+    mat = tmp_path / "scene.mat"
+    scipy.io.savemat(mat, {"scene": np.ones((4, 3, 5))})
+    analyze = tmp_path / "brain.hdr"  # an Analyze 7.5 header: binary, a volume's, not ENVI's
+    analyze.write_bytes((348).to_bytes(4, "little") + bytes(344))
+    nii = tmp_path / "scan.nii.gz"
+    _nifti(nii)
+    assert plugin.get_cube_reader(str(hdr)) is plugin.read_cubes
+    assert plugin.get_cube_reader([str(hdr), str(mat)]) is plugin.read_cubes
+    assert plugin.get_cube_reader(str(tmp_path / "scene.bsq")) is None  # the header is what napari gets
+    for other in (analyze, nii, tmp_path / "missing.hdr", tmp_path):
+        assert plugin.get_cube_reader(str(other)) is None
+    assert plugin.get_cube_reader([str(hdr), str(nii)]) is None
+    bands, = (layer for layer in plugin.read_cubes(str(mat)) if layer[1]["name"] == "scene bands")
+    assert bands[0].shape == (5, 4, 3)
+
+
+def test_readers_notify_what_reading_found(tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr(plugin, "notify_warning", said.append)
+    nii = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.int16), np.eye(4)), nii)
+    plugin.read_volumes(str(nii))
+    assert said == ["series.nii.gz: 4D image with 2 volumes: showing the first"]
+    hdr = tmp_path / "scene.hdr"
+    envi.save_image(str(hdr), np.ones((4, 3, 3), np.float32), metadata={"wavelength": [0.45, 0.55, 0.65]},
+                    force=True)
+    plugin.read_cubes(str(hdr))
+    assert said[1].startswith("scene.hdr: no wavelength units given")
 
 
 def test_reader_places_the_volume_in_world_mm(tmp_path):
@@ -98,6 +137,18 @@ def test_plain_napari_opens_a_volume_through_the_plugin(make_napari_viewer, tmp_
     viewer = make_napari_viewer()
     (layer,) = viewer.open(str(nii), plugin="tessera")
     np.testing.assert_allclose(layer.data_to_world([0, 0, 0]), (affine @ [5, 0, 0, 1.0])[:3])  # R flipped
+
+
+@pytest.mark.qt
+def test_plain_napari_opens_a_cube_through_the_plugin(make_napari_viewer, tmp_path):
+    paths = write_demo_scene(tmp_path, size=(24, 20), splits=())
+    viewer = make_napari_viewer()
+    bands, rgb, truth = viewer.open(str(paths["envi"]), plugin="tessera")
+    assert viewer.dims.axis_labels == ("band", "row", "column") and viewer.dims.nsteps[0] == 270
+    viewer.dims.set_current_step(0, 100)
+    stored = np.asarray(read_cube(paths["envi"]).data[..., 100], np.float32)
+    np.testing.assert_array_equal(bands._slice.image.raw, stored)  # the band the slider is on, as stored
+    assert rgb.rgb and truth.features["name"][1] == "Corn"
 
 
 @pytest.mark.qt
