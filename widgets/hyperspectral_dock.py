@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.cube_layers import band_view, ground_truth_layer
+from app.cube_layers import band_view, class_map_layer, ground_truth_layer
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
@@ -64,6 +64,7 @@ from engines.io.cubes import read_cube
 OPEN_FILTER = "Hyperspectral cubes (*.hdr *.mat *.tif *.tiff);;All files (*)"
 REGIONS_LAYER = "spectral regions"
 MAX_PIXEL_SPECTRA = 8
+MAP_OPACITY = 0.6
 
 
 def region_stats(cube: Cube, masks: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
@@ -145,6 +146,7 @@ class HyperspectralDock(QWidget):
         self._pixel_lines: list = []  # the Line2D of each plotted pixel, as `pixels`
         self._map_file: str | None = None
         self._classified: str | None = None  # the cube the classification job runs on
+        self._classified_names: list[str] = []  # and its class names
         self._job: str | None = None  # what the panel runs: "demo" or "classify"
         self._demo_path: str | None = None  # the cached demo scene, once its job has written it
         # Band and RGB reads run off the GUI thread (a memory-mapped BIP cube reads a band in seconds).
@@ -532,7 +534,8 @@ class HyperspectralDock(QWidget):
         if self.panel.running:
             return
         self._job = "classify"
-        self._classified = self.path  # the map is named for this cube, even if another is opened meanwhile
+        # the map is named for this cube and its classes, even if another is opened meanwhile
+        self._classified, self._classified_names = self.path, list(self.cube.class_names)
         self._map_file = str(Path(tempfile.mkdtemp(prefix="tessera-hsi-")) / "classification.tif")
         self.result = None
         self.classify_button.setEnabled(False)
@@ -581,9 +584,13 @@ class HyperspectralDock(QWidget):
             f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
         )
         # read and built in a worker: the GUI thread only inserts the layer
-        name = f"{Path(self._classified).stem} {r['method']} map"
-        worker = create_worker(lambda: Labels(tifffile.imread(r["map"]), name=name, opacity=0.6),
-                               _start_thread=False, _ignore_errors=True)
+        name, names = f"{Path(self._classified).stem} {r['method']} map", self._classified_names
+
+        def read_map() -> Labels:
+            data, kwargs, _ = class_map_layer(tifffile.imread(r["map"]), names, name)
+            return Labels(data, **{**kwargs, "opacity": MAP_OPACITY})
+
+        worker = create_worker(read_map, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self.viewer.add_layer)
         worker.errored.connect(lambda exc: notify_failure(exc, r["map"]))
         worker.start()

@@ -49,6 +49,7 @@ def test_open_shows_a_band_with_its_wavelength_and_the_ground_truth(dock, viewer
     np.testing.assert_array_equal(dock.band_layer.data, np.asarray(cube.data[..., 135], np.float32))
     assert dock.band_text.text() == f"band 136/270 · {cube.wavelengths_nm[135]:.1f} nm"
     np.testing.assert_array_equal(dock.gt_layer.data, cube.labels)
+    assert dock.gt_layer.features["name"][1] == "Corn"  # napari names the class under the cursor
     legend = [dock.legend.item(i).text() for i in range(dock.legend.count())]
     assert len(legend) == len(CLASS_NAMES) and legend[0].startswith("1  Corn")
 
@@ -147,6 +148,7 @@ def test_classify_in_the_background(dock, viewer, qtbot) -> None:
     qtbot.waitUntil(lambda: any(layer.name.endswith("gmlc map") for layer in viewer.layers))  # (worker)
     maps = [layer for layer in viewer.layers if layer.name.endswith("gmlc map")]
     assert len(maps) == 1 and maps[0].data.shape == (40, 36)
+    assert list(maps[0].features["name"]) == ["unlabelled", *dock.cube.class_names]  # under the cursor
     assert "OA" in dock.panel.status.text()
 
 
