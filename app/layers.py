@@ -113,6 +113,25 @@ def contrast_limits(volume: Volume) -> tuple[float, float]:
     return to_contrast_limits(*window)
 
 
+# Image layers above this many voxels also get coarser levels (`levels`): napari renders a multiscale layer's
+# coarsest level in 3D, which software OpenGL (Mesa's llvmpipe: no GPU, or Xvfb) needs seconds per frame for
+# at 512^3 (app.viewer.lock_detail decides what a hardware renderer shows).
+PREVIEW_VOXELS = 1 << 24
+
+
+def levels(data: Any) -> list[Any]:
+    """`data` and, while the last is above `PREVIEW_VOXELS`, every 2nd, 4th... voxel of it along each axis.
+
+    The levels are strided views (a memory map stays a map; nothing is computed or copied), so each value a
+    coarse level shows is a voxel's own. napari draws a level's sample j where the block of voxels 2j, 2j + 1
+    would be centred: within half a voxel of the voxel it shows, less than a screen pixel at that level.
+    """
+    out = [data]
+    while np.prod(out[-1].shape, dtype=np.int64) > PREVIEW_VOXELS:
+        out.append(out[-1][(slice(None, None, 2),) * out[-1].ndim])
+    return out
+
+
 # Above this obliquity (degrees) a layer shows its volume resampled on an axis-aligned grid; below it,
 # napari's slice is off by less than 0.002 mm per 10 mm from the world origin.
 RESLICE_ABOVE_DEG = 0.01
@@ -161,11 +180,15 @@ def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True
     """An image layer data tuple for `volume`, placed in RAS mm, with contrast limits from `contrast_limits`.
 
     The layer's ``metadata["volume"]`` is `volume` itself; its data is `canonical_view(volume)[0]`, or the
-    volume sampled onto `display_grid(volume)` when it is oblique.
+    volume sampled onto `display_grid(volume)` when it is oblique; above `PREVIEW_VOXELS`, that data and its
+    coarser `levels` (a multiscale layer: `full_resolution` gives the data).
     """
     data, kwargs = _placement(volume, name)
+    pyramid = levels(data)
     # rgb=False: a volume of 3 or 4 slices is not a colour image (napari's guess from the last axis)
     kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible, rgb=False)
+    if len(pyramid) > 1:
+        return pyramid, {**kwargs, "multiscale": True}, "image"
     return data, kwargs, "image"
 
 

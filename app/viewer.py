@@ -3,7 +3,8 @@ thread.
 
 `make_viewer` gives the window its title, world axis labels, a scale bar (mm, from the layers' units),
 the radiological axial plane, orientation letters on the canvas edges and a cursor readout in the status
-bar. `open_paths` reads each path with `engines.io.read_volume` in a napari `thread_worker` and adds the
+bar; a large volume shows its full resolution in 3D only where the renderer can draw it (`lock_detail`).
+`open_paths` reads each path with `engines.io.read_volume` in a napari `thread_worker` and adds the
 layers when the read is done; a failure becomes a notification naming the file, and the viewer stays usable.
 """
 
@@ -19,6 +20,8 @@ import numpy as np
 from napari.layers import Layer
 from napari.qt.threading import create_worker
 from superqt.utils import WorkerBase
+from vispy.gloo import gl
+from vispy.gloo.context import get_current_canvas
 
 from app import settings
 from app.cursor import CursorReadout
@@ -28,6 +31,12 @@ from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
 
 TITLE = "Tessera"
+# With a hardware renderer, volumes up to this many voxels show their full resolution in 3D too (512^3: a
+# 512 MiB float32 texture); larger ones, and any volume on software OpenGL, their coarsest level.
+HARDWARE_3D_VOXELS = 1 << 27
+# GL_RENDERER names of software OpenGL (Mesa's llvmpipe, softpipe and swrast; Windows' GDI; SwiftShader).
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "gdi generic", "swiftshader")
+_renderer: list[str] = []  # GL_RENDERER, once known
 
 
 def freeze_startup_objects() -> None:
@@ -71,6 +80,32 @@ def configure_viewer(viewer: napari.Viewer) -> None:
     OrientationLetters(viewer)
     CursorReadout(viewer)
     _follow_visibility(viewer)
+    for layer in viewer.layers:
+        lock_detail(layer)
+    viewer.layers.events.inserted.connect(lambda event: lock_detail(event.value))
+
+
+def software_opengl() -> bool:
+    """True when napari's canvas renders with software OpenGL (no GPU, or a virtual display), where a 3D
+    view of a 512^3 volume takes 16 s to appear and 5.6 s per frame (benchmarks/view_3d.py). Call it in the
+    GUI thread once a viewer exists; False when no canvas is there to ask."""
+    if not _renderer:
+        canvas = get_current_canvas()
+        if canvas is None:
+            return False
+        canvas.set_current()
+        _renderer.append(str(gl.glGetParameter(gl.GL_RENDERER)))
+    return any(name in _renderer[0].lower() for name in SOFTWARE_RENDERERS)
+
+
+def lock_detail(layer: Layer) -> None:
+    """A multiscale volume layer (`app.layers.levels`) stays at full resolution in 2D and 3D, as a
+    single-scale one would, where the renderer draws it in 3D at interactive speed: hardware OpenGL and at
+    most `HARDWARE_3D_VOXELS`. Elsewhere napari's own rule holds: the coarsest level in 3D, in 2D the level
+    the zoom needs."""
+    if (getattr(layer, "multiscale", False) and layer_volume(layer) is not None and not software_opengl()
+            and np.prod(layer.level_shapes[0], dtype=np.int64) <= HARDWARE_3D_VOXELS):
+        layer.locked_data_level = 0
 
 
 def scale_bar(viewer: napari.components.ViewerModel) -> object:

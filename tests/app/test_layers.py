@@ -9,12 +9,14 @@ import pytest
 from napari.layers import Layer
 from scipy.spatial.transform import Rotation
 
+import app.layers
 from app.layers import (
     CT_DEFAULT_PRESET,
     LAZY_CHUNKS,
     SUBSAMPLE_VOXELS,
     canonical_view,
     contrast_limits,
+    full_resolution,
     image_layer,
     labels_layer,
     layer_volume,
@@ -213,3 +215,24 @@ def test_a_lazy_array_that_must_be_reordered_stays_lazy():
     at = tuple(np.rint(layer.world_to_data(world)).astype(int))
     assert np.asarray(layer.data[at]) == source[index]
     assert lazy.read <= np.prod(LAZY_CHUNKS)  # one block, not the volume
+
+
+@pytest.mark.parametrize("perm", PERMUTATIONS[:2])
+def test_a_large_volume_gets_coarser_levels_that_are_views_of_its_voxels(perm, monkeypatch):
+    monkeypatch.setattr(app.layers, "PREVIEW_VOXELS", 1000)  # 20 x 24 x 30 stands in for a 512^3 volume
+    volume = _volume(perm, (0, 0, 0), shape=(20, 24, 30))
+    data, kwargs, kind = image_layer(volume)
+    assert kind == "image" and kwargs["multiscale"]
+    assert [level.shape for level in data] == [(20, 24, 30), (10, 12, 15), (5, 6, 8)]  # 14400, 1800, 240
+    full, _ = canonical_view(volume)
+    for k, level in enumerate(data):
+        assert np.shares_memory(level, volume.data)  # nothing copied
+        np.testing.assert_array_equal(level, full[:: 2**k, :: 2**k, :: 2**k])  # each value a voxel's own
+    layer = Layer.create(data, kwargs, kind)
+    assert layer.multiscale and full_resolution(layer) is data[0]
+    for voxel in _voxels(volume.shape):  # level 0 is placed exactly as a single-scale layer would be
+        world = (volume.affine @ [*voxel, 1.0])[:3]
+        at = tuple(np.rint(layer.world_to_data(world)).astype(int))
+        assert full_resolution(layer)[at] == volume.data[voxel]
+    small, small_kwargs, _ = image_layer(_volume(perm, (0, 0, 0), shape=(10, 10, 10)))
+    assert isinstance(small, np.ndarray) and "multiscale" not in small_kwargs

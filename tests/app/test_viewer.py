@@ -8,12 +8,14 @@ import pytest
 from napari.utils.notifications import notification_manager
 from qtpy.QtWidgets import QLabel
 
+import app.layers
+import app.viewer
 from app import settings
 from app.demo import ct_small_layers
 from app.layers import image_layer, labels_layer
 from app.orientation import camera, edge_letters
 from app.planes import EDGE_LETTERS, PLANES, current_plane, set_plane
-from app.viewer import add_layers, bring_into_view, configure_viewer, open_paths, scale_bar
+from app.viewer import add_layers, bring_into_view, configure_viewer, open_paths, scale_bar, software_opengl
 from engines.volume import Volume
 
 pytestmark = pytest.mark.qt
@@ -273,3 +275,34 @@ def test_startup_objects_are_frozen_after_one_collection() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_the_renderer_is_asked_once(viewer, monkeypatch):
+    monkeypatch.setattr(app.viewer, "_renderer", [])
+    software = software_opengl()
+    assert len(app.viewer._renderer) == 1 and app.viewer._renderer[0]  # e.g. "llvmpipe (LLVM 15.0.6)"
+    assert software == any(name in app.viewer._renderer[0].lower() for name in app.viewer.SOFTWARE_RENDERERS)
+
+
+@pytest.mark.parametrize(("renderer", "hardware_limit", "level_3d"), [
+    ("llvmpipe (LLVM 15.0.6, 256 bits)", 1 << 27, 2),  # software OpenGL: the coarsest level in 3D
+    ("NVIDIA H200/PCIe/SSE2", 1 << 27, 0),  # a GPU: full resolution, as a single-scale layer
+    ("NVIDIA H200/PCIe/SSE2", 10_000, 2),  # a GPU, but a volume over what it draws at interactive speed
+])
+def test_a_large_volume_shows_full_detail_in_3d_only_where_the_renderer_draws_it(
+        viewer, qtbot, monkeypatch, renderer, hardware_limit, level_3d):
+    monkeypatch.setattr(app.layers, "PREVIEW_VOXELS", 1000)  # 20 x 24 x 30 stands in for a 512^3 volume
+    monkeypatch.setattr(app.viewer, "_renderer", [renderer])
+    monkeypatch.setattr(app.viewer, "HARDWARE_3D_VOXELS", hardware_limit)
+    volume = Volume(np.arange(20 * 24 * 30, dtype=np.float32).reshape(20, 24, 30), LPS_CT_AFFINE)
+    (layer,) = add_layers(viewer, [image_layer(volume)])
+    assert layer.multiscale and len(layer.data) == 3
+    viewer.dims.ndisplay = 3
+    qtbot.waitUntil(lambda: layer.data_level == level_3d, timeout=5_000)
+    viewer.dims.ndisplay = 2
+    if level_3d == 0:  # locked: 2D at full resolution too, whatever the zoom
+        viewer.camera.zoom = 0.01
+        qtbot.wait(50)
+        assert layer.locked_data_level == 0 and layer.data_level == 0
+    else:
+        assert layer.locked_data_level is None
