@@ -91,7 +91,7 @@ def read_itk_volume(path: str, *, kind: str) -> Volume:
         data = data[:, :, np.newaxis]
     elif data.ndim == 4:
         if size[3] > 1:
-            warnings.append(f"4D image with {size[3]} volumes: showing the first")
+            warnings.append(f"4D image with {size[3]} volumes: only the first is used")
         data = data[..., 0]
     return Volume(
         data=data,

@@ -115,7 +115,7 @@ def read_nibabel_volume(path: str, *, kind: str) -> Volume:
         _check_pixdim(path, img)
     warnings: list[str] = []
     if len(shape) == 4 and shape[3] > 1:
-        warnings.append(f"4D image with {shape[3]} volumes: showing the first")
+        warnings.append(f"4D image with {shape[3]} volumes: only the first is used")
     try:
         data = _voxel_data(path, img, kind, first_volume=len(full_shape) > 3)
     except _READ_ERRORS as exc:

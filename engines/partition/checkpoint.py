@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -38,6 +39,8 @@ class Checkpoint:
         several names (DynUNet's skip layers reuse its blocks) is stored once and set under every name."""
         try:
             load_model(model, self.path / WEIGHTS)
+        except SafetensorError as exc:  # the header read in `load_checkpoint`, the rest damaged
+            raise InputError(f"the checkpoint's weights cannot be read: {exc}", self.path) from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"the checkpoint's weights do not fit this network: {exc}", self.path) from exc
 
@@ -96,6 +99,6 @@ def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device 
         optimizer = None
         if (path / OPTIMIZER).exists():
             optimizer = torch.load(path / OPTIMIZER, map_location=map_location, weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as exc:
         raise InputError(f"the checkpoint cannot be read: {exc}", path) from exc
     return Checkpoint(path, int(state["step"]), state["config"], optimizer)

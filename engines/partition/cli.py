@@ -135,7 +135,9 @@ def run_predict(args: argparse.Namespace) -> int:
                          args.out)
     check_output(args.out, NIFTI_SUFFIXES, "the labels file")
     device = torch_device(args.device)
-    written = predict_volume(args.run, args.image, args.out, device=device)
+    written, warnings = predict_volume(args.run, args.image, args.out, device=device)
+    for warning in warnings:
+        print(f"warning: {args.image}: {warning}", file=sys.stderr)
     print(f"labels written to {written}")
     return 0
 
@@ -216,7 +218,9 @@ def run_train(args: argparse.Namespace) -> int:
     stop = StopRequest().install()  # until torchrun installs its own handler
     stop.on_signal(_stop_before_launch)
     try:
-        plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
+        plan = plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
+        for warning in plan.data.warnings:  # what reading the files found (a 4D image: its first volume)
+            emit("log", message=f"warning: {warning}")
         if stop:  # the signal came where its exception could not surface
             raise _StoppedBeforeLaunch
         root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here

@@ -114,6 +114,7 @@ class JobData:
     mean: float
     std: float
     classes: int
+    warnings: tuple[str, ...] = ()  # what reading the files found, each after its file's name
 
 
 def data_dir(out: str | os.PathLike) -> Path:
@@ -175,7 +176,7 @@ def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathL
     except OSError:  # a volume deleted by hand: prepare again
         return None
     return JobData(*files, tuple(meta["shape"]), np.asarray(meta["affine"], dtype=np.float64), meta["mean"],
-                   meta["std"], meta["classes"])
+                   meta["std"], meta["classes"], tuple(meta.get("warnings", ())))
 
 
 def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
@@ -380,10 +381,12 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels, (mean, std))
     _write(folder / LABELS, padded, label_dtype, 0, label_data)
     affine = np.asarray(image_vol.affine, dtype=np.float64)
+    warnings = [f"{Path(path).name}: {warning}" for path, volume in ((image, image_vol), (labels, label_vol))
+                for warning in volume.warnings]
     meta = {"key": key, "shape": list(pixels.shape), "padded": list(padded), "affine": affine.tolist(),
-            "mean": mean, "std": std, "classes": classes}
+            "mean": mean, "std": std, "classes": classes, "warnings": warnings}
     tmp = folder / (META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / META)
     return JobData(BlockFile(folder / IMAGE), BlockFile(folder / LABELS), tuple(pixels.shape), affine, mean,
-                   std, classes)
+                   std, classes, tuple(warnings))

@@ -61,10 +61,18 @@ def check_layout(shape: Sequence[int], *, model: str, mesh: str, crop: str) -> N
 
 def check_volume(shape: tuple[int, ...], multiple: Sequence[int], mesh_shape: Sequence[int], mesh: str,
                  crop: str) -> tuple[int, int, int]:
-    """The volume's blocks all hold data, and the crop fits; returns the crop's shape."""
+    """The volume's blocks all hold data, and the crop fits and leaves the network's deepest layer more than
+    one voxel (its normalisation has nothing to normalise over one); returns the crop's shape."""
     check_blocks_hold_data(shape, multiple, mesh_shape, mesh)
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
-    return crop_shape(crop, shape, block, mesh)
+    shape_ = crop_shape(crop, shape, block, mesh)
+    if tuple(shape_) == tuple(multiple):  # only on an unsplit mesh: crops are multiples of the blocks
+        what = (f"the volume, padded to {format_mesh(shape_)}," if crop == "full" else f"--crop {crop}")
+        raise InputError(f"{what} is the network's whole downsampling ({format_mesh(multiple)}): its deepest "
+                         f"layer would see one voxel, and normalisation needs more; "
+                         + ("the volume is too small for this network" if crop == "full" else
+                            f"use at least {2 * multiple[0]} along one axis"))
+    return shape_
 
 
 def crop_shape(text: str, shape: tuple[int, ...], block: tuple[int, int, int], mesh: str

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from engines.errors import InputError
 from engines.memory import available_memory_bytes, peak_rss_mb, release_free_heap, reset_peak_rss
 from engines.partition.checkpoint import load_checkpoint
 from engines.partition.data import BlockFile
@@ -260,10 +261,19 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
 
 
 def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | os.PathLike, *,
-                   device: torch.device | str = "cpu") -> Path:
-    """Read an image, predict its labels with a training folder's checkpoint (sliding window), write them."""
+                   device: torch.device | str = "cpu") -> tuple[Path, list[str]]:
+    """Read an image, predict its labels with a training folder's checkpoint (sliding window), write them.
+
+    Returns the labels file and what reading the image found (a 4D file: its first volume is labelled).
+    Raises InputError naming the image when it holds NaN or infinite values: every window holding one would
+    normalise to NaN and come out as class 0.
+    """
     from engines.io import read_volume
 
     volume = read_volume(image_path)
-    labels = predict_sliding_window(out, np.asarray(volume.data), device=device)
-    return write_labels(labels, volume.affine, labels_path)
+    image = np.asarray(volume.data)
+    if (bad := int(np.count_nonzero(~np.isfinite(image)))) > 0:
+        raise InputError(f"the image holds NaN or infinite values ({bad} voxels); prediction needs finite "
+                         f"intensities", image_path)
+    labels = predict_sliding_window(out, image, device=device)
+    return write_labels(labels, volume.affine, labels_path), volume.warnings

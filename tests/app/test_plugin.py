@@ -97,7 +97,7 @@ def test_readers_notify_what_reading_found(tmp_path, monkeypatch):
     nii = tmp_path / "series.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.int16), np.eye(4)), nii)
     plugin.read_volumes(str(nii))
-    assert said == ["series.nii.gz: 4D image with 2 volumes: showing the first"]
+    assert said == ["series.nii.gz: 4D image with 2 volumes: only the first is used"]
     hdr = tmp_path / "scene.hdr"
     envi.save_image(str(hdr), np.ones((4, 3, 3), np.float32), metadata={"wavelength": [0.45, 0.55, 0.65]},
                     force=True)

@@ -218,7 +218,7 @@ def test_what_the_reader_warns_about_is_shown_when_the_file_opens(viewer, qtbot,
     _wait_for_layers(qtbot, viewer, 1)
     qtbot.waitUntil(lambda: len(notification_manager.records) > before, timeout=5_000)
     messages = [str(n.message) for n in notification_manager.records[before:]]
-    assert any(m.startswith("four_d.nii:") and "2 volumes: showing the first" in m for m in messages)
+    assert any(m.startswith("four_d.nii:") and "2 volumes: only the first is used" in m for m in messages)
 
 
 def test_making_a_far_away_layer_visible_brings_it_into_view(viewer, qtbot):

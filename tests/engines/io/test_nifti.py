@@ -68,7 +68,7 @@ def test_mgz_matches_nibabel(mgz):
     np.testing.assert_allclose(volume.affine, img.affine, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(volume.data), np.asarray(img.dataobj)[..., 0])
     assert volume.meta["format"] == "MGH"
-    assert volume.warnings == [f"4D image with {img.shape[3]} volumes: showing the first"]
+    assert volume.warnings == [f"4D image with {img.shape[3]} volumes: only the first is used"]
 
 
 def test_uncompressed_mgh_is_memory_mapped(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -446,3 +447,22 @@ def test_a_stop_while_preparing_exits_0_before_any_rank_starts(tmp_path, volumes
     captured = capsys.readouterr()
     assert "stopped before the ranks started" in captured.err
     assert json.loads(captured.out.splitlines()[-1])["message"].startswith("stopped before the ranks started")
+
+
+@pytest.mark.parametrize(("shape", "model", "crop", "fragment", "fine"), [
+    ((40, 40, 40), "basicunet", "16,16,16", "--crop 16,16,16 is the network's whole downsampling (16x16x16)",
+     "32,16,16"),
+    ((40, 40, 40), "unet", "8,8,8", "use at least 16 along one axis", "8,16,8"),
+    ((10, 12, 9), "basicunet", "full", "the volume, padded to 16x16x16, is", None),
+])
+def test_a_crop_that_leaves_one_voxel_at_the_bottom_is_refused(shape, model, crop, fragment, fine):
+    """Instance normalisation fails on a 1-voxel bottleneck in training ("more than 1 spatial element")."""
+    from engines.partition.layout import check_layout
+    from engines.partition.models import MULTIPLES
+
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        check_layout(shape, model=model, mesh="1x1x1", crop=crop)
+    if fine is not None:
+        check_layout(shape, model=model, mesh="1x1x1", crop=fine)  # two voxels at the bottom
+    m = MULTIPLES[model]
+    check_layout((40, 40, 40), model=model, mesh="2x1x1", crop=f"{2 * m},{m},{m}")  # a split mesh: two too

@@ -342,3 +342,14 @@ def test_class_count_is_the_largest_label_plus_one_across_slabs(monkeypatch):
     labels[0, 0, 0] = -1  # and only the first the negative one
     with pytest.raises(InputError, match="0 or more; found -1"):
         data_module.label_classes(labels, "labels.nii")
+
+
+def test_what_reading_found_is_kept_with_the_prepared_volumes(tmp_path, scan):
+    """A 4D image trains on its first volume: the job says so, also when it reuses the prepared volumes."""
+    _, labels_path, image, _ = scan
+    four_d = _write(tmp_path / "four_d.nii", np.stack([image, image // 2], axis=-1))
+    data = prepare_data(four_d, labels_path, (1, 1, 1), tmp_path / "out")
+    assert data.warnings == ("four_d.nii: 4D image with 2 volumes: only the first is used",)
+    np.testing.assert_allclose(data.mean, image.mean())  # the first volume's
+    assert open_data(four_d, labels_path, (1, 1, 1), tmp_path / "out").warnings == data.warnings
+    assert prepare_data(*scan[:2], (1, 1, 1), tmp_path / "clean").warnings == ()

@@ -87,8 +87,9 @@ def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     image_path = tmp_path / "image.nii.gz"
     nib.save(nib.Nifti1Image(np.random.default_rng(1).normal(5, 2, (18, 20, 9)).astype(np.float32), affine),
              str(image_path))
-    written = predict_volume(tmp_path, str(image_path), tmp_path / "labels.nii.gz")
+    written, warnings = predict_volume(tmp_path, str(image_path), tmp_path / "labels.nii.gz")
     result = nib.load(written)
+    assert warnings == []
     assert result.shape == (18, 20, 9)
     np.testing.assert_allclose(result.affine, affine)
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
@@ -114,6 +115,46 @@ def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
     np.testing.assert_allclose(result.affine, affine)
     assert main.main(["predict-seg", "--run", str(tmp_path / "nowhere"), "--image", str(image_path),
                       "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_predict_seg_refuses_non_finite_intensities_and_says_what_reading_found(tmp_path, capsys, value):
+    """One NaN turns every window holding it to NaN (class 0 everywhere there): refused, as train-seg does.
+    A 4D file is labelled from its first volume, and the command says so."""
+    import main
+
+    _trained_folder(tmp_path, (16, 16, 8))
+    image = np.random.default_rng(3).normal(5, 2, (10, 12, 7, 2)).astype(np.float32)
+    four_d = tmp_path / "four_d.nii"
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(four_d))
+    out = tmp_path / "labels.nii.gz"
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(four_d), "--out", str(out)]) == 0
+    assert f"warning: {four_d}: 4D image with 2 volumes" in capsys.readouterr().err
+    image[3, 4, 5, 0] = value
+    bad = tmp_path / "bad.nii"
+    nib.save(nib.Nifti1Image(image[..., 0], np.eye(4)), str(bad))
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(bad),
+                      "--out", str(tmp_path / "bad_labels.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "NaN or infinite values (1 voxels)" in err
+    assert not (tmp_path / "bad_labels.nii.gz").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "optimizer"])
+def test_a_damaged_checkpoint_is_named(tmp_path, damage):
+    _trained_folder(tmp_path, (16, 16, 8))
+    folder = tmp_path / "checkpoint"
+    weights = folder / "model.safetensors"
+    if damage == "truncated":
+        with open(weights, "r+b") as f:
+            f.truncate(weights.stat().st_size * 9 // 10)
+    elif damage == "garbage":
+        weights.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        (folder / "optimizer.pt").write_bytes(b"")
+    with pytest.raises(InputError, match="the checkpoint cannot be read") as caught:
+        load_checkpoint(tmp_path)
+    assert str(folder) in str(caught.value)
 
 
 @pytest.mark.parametrize("extent, window, margin", [(64, 64, 8), (64, 32, 4), (70, 32, 4), (33, 32, 4),
