@@ -39,3 +39,31 @@ def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], kind: str) 
                          path)
     if not Path(path).parent.is_dir():
         raise InputError("the folder to write into does not exist", path)
+
+
+def make_output_folder(path: str | os.PathLike) -> Path:
+    """Create the folder a command writes its files into (parents included), or InputError naming it when
+    it is a file or cannot be made (no permission, a read-only place)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("the output must be a folder for the command's files; this is a file", path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"the output folder cannot be made ({exc.strerror or exc})", path) from exc
+    return folder
+
+
+def created_mode() -> int:
+    """0o666 less the process's umask: the mode an ordinary new file gets. Files first written under a
+    private temporary name (mkstemp, safetensors) get it back, so outputs are not left readable by the owner
+    only. The umask is read from /proc on Linux: setting it to read it would change it for other threads."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask

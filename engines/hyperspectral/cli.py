@@ -8,11 +8,10 @@ import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 
 from engines.errors import InputError
 from engines.events import StopRequest, emit
-from engines.files import check_output, refuse_overwrite
+from engines.files import check_output, make_output_folder, refuse_overwrite
 from engines.hyperspectral.protocol import Cancelled
 from engines.memory import peak_rss_mb
 
@@ -269,7 +268,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.cached:
             paths = demo_scene_files((rows, cols), seed=args.seed)
         else:
-            paths = write_demo_scene(Path(args.folder), size=(rows, cols), seed=args.seed)
+            paths = write_demo_scene(make_output_folder(args.folder), size=(rows, cols), seed=args.seed)
     except Cancelled as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 0

@@ -21,7 +21,7 @@ from nibabel.openers import ImageOpener
 from nibabel.volumeutils import apply_read_scaling
 
 from engines.errors import InputError
-from engines.files import NIFTI_SUFFIXES, check_output
+from engines.files import NIFTI_SUFFIXES, check_output, created_mode
 from engines.io.geometry import check_affine
 from engines.volume import Volume
 
@@ -226,6 +226,8 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         img.to_filename(tmp)
+        # mkstemp made it private: give it the mode of the file it replaces, or of any new file here
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else created_mode())
         os.replace(tmp, target)
     except OSError as exc:  # a full disk, a target that cannot be replaced
         raise InputError(f"cannot be written ({exc.strerror or exc})", path) from exc

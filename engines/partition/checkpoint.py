@@ -21,6 +21,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from engines.errors import InputError
+from engines.files import created_mode
 
 WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.pt", "checkpoint.json"
 
@@ -67,6 +68,7 @@ def save_checkpoint(out: str | os.PathLike, model: nn.Module, optimizer: torch.o
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / WEIGHTS), metadata={"step": str(step)})  # aliases once; copied off the GPU
+    os.chmod(tmp / WEIGHTS, created_mode())  # safetensors writes it readable by the owner only
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
     (tmp / STATE).write_text(json.dumps({"step": step, "config": config}, indent=1))

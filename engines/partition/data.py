@@ -202,7 +202,7 @@ def label_classes(labels: Any, path: str) -> int:
     exact = np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_
     if not exact and not np.issubdtype(labels.dtype, np.floating):
         raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values", path)
-    low, high = 0, 0
+    low, high, first, varied = 0, 0, None, False
     for box in _slabs(labels.shape, file_order(labels)[0]):
         slab = np.asarray(labels[box])
         if not exact and (bad := slab[~np.isfinite(slab) | (slab != np.round(slab))]).size:
@@ -210,10 +210,13 @@ def label_classes(labels: Any, path: str) -> int:
                              f"such as {bad.flat[0]}", path)
         if slab.size:
             low, high = min(low, int(slab.min())), max(high, int(slab.max()))
+            first = slab.flat[0] if first is None else first
+            varied = varied or bool((slab != first).any())
     if low < 0:
         raise InputError(f"labels must be 0 or more; found {low}", path)
-    if high < 1:
-        raise InputError("labels hold a single class; segmentation needs at least two", path)
+    if not varied:
+        raise InputError(f"labels hold a single class (every voxel is {0 if first is None else int(first)}); "
+                         "segmentation needs at least two", path)
     return high + 1
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
-from engines.files import refuse_overwrite
+from engines.files import make_output_folder, refuse_overwrite
 
 # sr-train flags that override the config (flag name = TrainConfig field with '-' for '_').
 _TRAIN_FLAGS: dict[str, tuple[type, str]] = {
@@ -150,6 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if cfg.data != MNI152:
             refuse_overwrite(cfg.data, args.out, folder=True)
+        make_output_folder(args.out)
         train(cfg, args.out, resume=args.resume, command=command, stop=StopRequest().install())
     except InputError as exc:
         emit("error", message=str(exc))

@@ -223,8 +223,8 @@ def read_input(path: str | os.PathLike) -> tuple[Volume, bool]:
 
         try:
             img = skio.imread(text)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the image: {exc}", path) from None
+        except Exception as exc:  # decoders raise what they like: PIL SyntaxError, SimpleITK RuntimeError...
+            raise InputError(f"cannot read the image: {exc or type(exc).__name__}", path) from None
         warnings = []
         if img.ndim == 3 and img.shape[-1] in (3, 4):
             img = rgb2gray(rgba2rgb(img) if img.shape[-1] == 4 else img)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from engines.devices import torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
+from engines.files import created_mode
 from engines.superres.data import PatchSampler, intensity_range, normalise, training_blocks
 from engines.superres.model import MetaSR, PatchDiscriminator, count_parameters
 from engines.superres.resample import DEGRADATIONS, upsample_bicubic
@@ -302,10 +304,12 @@ class Trainer:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
                   str(self.ckpt_dir / "model.safetensors"))
+        os.chmod(self.ckpt_dir / "model.safetensors", created_mode())  # safetensors makes it owner-only
         optim = {"opt": self.opt.state_dict()}
         if self.disc is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.disc.state_dict().items()},
                       str(self.ckpt_dir / "disc.safetensors"))
+            os.chmod(self.ckpt_dir / "disc.safetensors", created_mode())
             optim.update(opt_gan=self.opt_gan.state_dict(), opt_disc=self.opt_disc.state_dict())
         torch.save(optim, self.ckpt_dir / "optim.pt")
         state = {"step": self.step, "elapsed_s": self.elapsed, "config": self.cfg.to_dict(),

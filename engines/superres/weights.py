@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from engines.errors import InputError
+from engines.files import created_mode
 from engines.superres.model import MetaSR, count_parameters
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
@@ -76,6 +77,7 @@ def save_model(model: MetaSR, weights_path: str | os.PathLike, card: dict[str, A
     weights_path = Path(weights_path)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path), metadata={"format": "pt"})
+    os.chmod(weights_path, created_mode())  # safetensors makes it readable by the owner only
     card = {"format": CARD_FORMAT, "name": weights_path.stem, **card,
             "architecture": architecture_of(model), "parameters": count_parameters(model),
             "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest()}

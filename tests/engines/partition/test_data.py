@@ -144,11 +144,13 @@ def test_sources_are_never_modified(tmp_path, scan):
 
 @pytest.mark.parametrize("problem, match", [
     ("shape", "must share a grid"), ("affine", "different voxel-to-world affines"),
-    ("fraction", "whole numbers"), ("negative", "0 or more"), ("single", "single class")])
+    ("fraction", "whole numbers"), ("negative", "0 or more"),
+    ("single", "single class \\(every voxel is 0\\)"), ("only_one", "single class \\(every voxel is 1\\)")])
 def test_bad_volumes_are_refused_naming_the_file_and_nothing_is_written(tmp_path, scan, problem, match):
     image_path, _, _, labels = scan
     bad = {"shape": labels[:-1], "affine": labels, "fraction": labels + np.float32(0.5),
-           "negative": labels.astype(np.int16) - 1, "single": np.zeros_like(labels)}[problem]
+           "negative": labels.astype(np.int16) - 1, "single": np.zeros_like(labels),
+           "only_one": np.ones_like(labels)}[problem]  # no background: one class all the same
     affine = np.diag([1.0, 1.0, 1.0, 1.0]) if problem == "affine" else AFFINE
     bad_path = _write(tmp_path / "bad.nii.gz", bad, affine)
     with pytest.raises(InputError, match=match) as err:

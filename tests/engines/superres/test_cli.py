@@ -127,6 +127,17 @@ def test_rgb_png_is_converted_to_grey_with_a_warning(tmp_path, capsys):
     assert any("RGB" in w for w in summary["warnings"])
 
 
+@pytest.mark.parametrize("damage", ["empty", "broken", "truncated"])
+def test_a_damaged_png_is_named_with_exit_2(tmp_path, capsys, damage):
+    src = tmp_path / "slice.png"
+    skio.imsave(src, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), check_contrast=False)
+    data = src.read_bytes()
+    src.write_bytes({"empty": b"", "broken": data[:16] + bytes(64) + data[80:],
+                     "truncated": data[: len(data) // 2]}[damage])
+    code, _, err = _run(capsys, "sr", str(src), "--scale", "2", "--out", str(tmp_path / "o.png"))
+    assert code == 2 and f"{src}: cannot read the image" in err and "Traceback" not in err
+
+
 def test_an_rgb_array_is_refused_by_the_slice_function_with_a_message():
     with pytest.raises(InputError, match="RGB"):
         super_resolve(np.zeros((8, 8, 3), np.float32), 2, 2)
