@@ -1,7 +1,8 @@
 """Hyperspectral cube -> napari layers: plain napari's reader (app.plugin) and the Hyperspectral dock.
 
 A cube lives in pixel space (rows, columns) with a band axis, not in the RAS-millimetre world of volumes,
-so its layers carry no affine. No-data pixels (ENVI's data ignore value) are NaN in every layer made from
+so its layers carry no affine; they are marked (`PIXELS_KEY`) so that the viewer shows them apart from
+volumes (app.spaces). No-data pixels (ENVI's data ignore value) are NaN in every layer made from
 the bands, so they count in no contrast limit or stretch.
 """
 
@@ -19,6 +20,8 @@ from engines.hyperspectral.display import DEFAULT_RGB_NM, band_image, rgb_compos
 from engines.io.cubes import read_cube, read_labels
 
 BAND_AXIS_LABELS = ("band", "row", "column")
+# Metadata flag of a cube's layers: they live in its pixels, not in millimetres (app.spaces)
+PIXELS_KEY = "pixel_space"
 GROUND_TRUTH_OPACITY = 0.4
 
 
@@ -42,7 +45,7 @@ def band_stack(cube: Cube) -> da.Array:
 def class_map_layer(labels: np.ndarray, class_names: list[str], name: str) -> LayerDataTuple:
     """A labels layer of a class map (H, W), 0 = unlabelled, whose "name" feature gives each class's name
     (napari shows it under the cursor); `class_names[c - 1]` names class c."""
-    kwargs: dict = {"name": name, "opacity": GROUND_TRUTH_OPACITY}
+    kwargs: dict = {"name": name, "opacity": GROUND_TRUTH_OPACITY, "metadata": {PIXELS_KEY: True}}
     if class_names:
         names = ["unlabelled", *class_names]
         kwargs["features"] = {"index": np.arange(len(names)), "name": names}
@@ -70,14 +73,16 @@ def cube_layers(cube: Cube, name: str) -> list[LayerDataTuple]:
     truth if any."""
     b = cube.shape[2]
     _, limits = band_view(cube, b // 2)
-    meta = {"wavelengths_nm": None if cube.wavelengths_nm is None else np.asarray(cube.wavelengths_nm)}
+    meta = {"wavelengths_nm": None if cube.wavelengths_nm is None else np.asarray(cube.wavelengths_nm),
+            PIXELS_KEY: True}
     layers: list[LayerDataTuple] = [(band_stack(cube), {
         "name": f"{name} bands", "colormap": "gray", "contrast_limits": limits, "rgb": False,
         "axis_labels": BAND_AXIS_LABELS, "metadata": meta}, "image")]
     if covers_rgb(cube):
         rgb, bands = rgb_composite(cube)
         nm = "/".join(f"{float(cube.wavelengths_nm[i]):.0f}" for i in bands)
-        layers.append((rgb, {"name": f"{name} RGB {nm} nm", "rgb": True, "visible": False}, "image"))
+        layers.append((rgb, {"name": f"{name} RGB {nm} nm", "rgb": True, "visible": False,
+                             "metadata": {PIXELS_KEY: True}}, "image"))
     if cube.labels is not None:
         layers.append(ground_truth_layer(cube, name))
     return layers

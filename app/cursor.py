@@ -37,13 +37,15 @@ def readout(viewer: napari.components.ViewerModel, position: Sequence[float] | N
     """The readout text at world `position` (default: the cursor, with the sliders' values off-screen).
 
     Uses the topmost visible image layer made from a Volume whose grid contains the point; world
-    coordinates alone when none does.
+    coordinates alone when none does; nothing when no Volume is shown (a hyperspectral cube's pixels are
+    not millimetres, and napari's own status gives their value).
     """
     if position is None:
         position = list(viewer.cursor.position)
         for axis in viewer.dims.not_displayed:
             position[axis] = viewer.dims.point[axis]
-    if len(position) < 3:
+    if len(position) < 3 or not any(layer.visible and layer_volume(layer) is not None
+                                     for layer in viewer.layers):
         return ""
     world = np.asarray(position[-3:], dtype=float)
     text = "RAS ({:.1f}, {:.1f}, {:.1f}) mm".format(*world)

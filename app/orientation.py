@@ -2,7 +2,7 @@
 
 The letters are computed from what is on screen (`dims.order` and the camera's axis directions), so they
 stay right after any camera flip, not only for the planes of `app.planes`. They are shown only for a 2D
-view of a 3D RAS world that holds at least one Volume layer; in 3D they are hidden.
+view of a 3D RAS world that shows at least one Volume layer; in 3D they are hidden.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def edge_letters(viewer: napari.components.ViewerModel) -> tuple[str, str, str, 
     """Letters at the (top, bottom, left, right) edges, or None when they do not apply (3D, not RAS)."""
     if viewer.dims.ndisplay != 2 or viewer.dims.ndim != 3:
         return None
-    if not any(layer_volume(layer) is not None for layer in viewer.layers):
-        return None
+    if not any(layer.visible and layer_volume(layer) is not None for layer in viewer.layers):
+        return None  # nothing in RAS on screen (a hyperspectral cube's pixels, say)
     vertical, horizontal = viewer.dims.order[-2:]
     _, v_dir, h_dir = (str(getattr(d, "value", d)) for d in camera(viewer).orientation)
     top, bottom = POSITIVE[vertical], NEGATIVE[vertical]
@@ -66,6 +66,10 @@ class OrientationLetters(QObject):
                         camera(viewer).events.orientation, viewer.layers.events.inserted,
                         viewer.layers.events.removed):
             emitter.connect(self.update_letters)
+        for layer in viewer.layers:  # a Volume layer shown or hidden
+            layer.events.visible.connect(self.update_letters)
+        viewer.layers.events.inserted.connect(
+            lambda event: event.value.events.visible.connect(self.update_letters))
         self.update_letters()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

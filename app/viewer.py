@@ -29,6 +29,7 @@ from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_lay
 from app.notify import notify_failure, notify_warning
 from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
+from app.spaces import follow_spaces
 
 TITLE = "Tessera"
 # With a hardware renderer, volumes up to this many voxels show their full resolution in 3D too (512^3: a
@@ -67,7 +68,8 @@ def make_viewer(show: bool = True) -> napari.Viewer:
 
 def configure_viewer(viewer: napari.Viewer) -> None:
     """Set up an existing viewer for a 3D RAS-mm world: axis labels, scale bar, axial plane, orientation
-    letters, cursor readout, and "a layer made visible is brought into the slice"."""
+    letters, cursor readout, "a layer made visible is brought into the slice", and a hyperspectral cube
+    shown apart from the volumes (app.spaces)."""
     # Oblique volumes keep their residual rotation in the affine (app.layers): napari then shows the nearest
     # voxel slice and warns on every slice; the Open dock reports the obliquity once instead.
     warnings.filterwarnings("ignore", message="Non-orthogonal slicing", category=UserWarning)
@@ -80,6 +82,7 @@ def configure_viewer(viewer: napari.Viewer) -> None:
     OrientationLetters(viewer)
     CursorReadout(viewer)
     _follow_visibility(viewer)
+    follow_spaces(viewer)
     for layer in viewer.layers:
         lock_detail(layer)
     viewer.layers.events.inserted.connect(lambda event: lock_detail(event.value))
@@ -87,7 +90,7 @@ def configure_viewer(viewer: napari.Viewer) -> None:
 
 def software_opengl() -> bool:
     """True when napari's canvas renders with software OpenGL (no GPU, or a virtual display), where a 3D
-    view of a 512^3 volume takes 16 s to appear and 5.6 s per frame (benchmarks/view_3d.py). Call it in the
+    view of a 512^3 volume holds the GUI for 6 s and redraws in 2 s (benchmarks/view_3d.py). Call it in the
     GUI thread once a viewer exists; False when no canvas is there to ask."""
     if not _renderer:
         canvas = get_current_canvas()

@@ -42,11 +42,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.cube_layers import band_view, class_map_layer, ground_truth_layer
+from app.cube_layers import PIXELS_KEY, band_view, class_map_layer, ground_truth_layer
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
 from app.plot import Canvas
+from app.spaces import follow_spaces
 from app.status_label import StatusLabel
 from app.turns import Turns
 from app.viewer import unproxied
@@ -78,7 +79,8 @@ def _open(path: str) -> tuple[Cube, str, list[Image | Labels]]:
     cube = read_cube(path)
     name = Path(path).stem
     data, limits = band_view(cube, cube.shape[2] // 2)
-    layers = [Image(data, name=f"{name} band", colormap="gray", contrast_limits=limits)]
+    layers = [Image(data, name=f"{name} band", colormap="gray", contrast_limits=limits,
+                    metadata={PIXELS_KEY: True})]
     if cube.labels is not None:
         data, kwargs, _ = ground_truth_layer(cube, name)
         layers.append(Labels(data, **kwargs))
@@ -133,6 +135,7 @@ class HyperspectralDock(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer = unproxied(viewer)
+        follow_spaces(viewer)  # a cube is shown apart from volumes (done already in Tessera's own window)
         self.cube: Cube | None = None
         self.path: str | None = None
         self.band_layer: Image | None = None
@@ -400,7 +403,8 @@ class HyperspectralDock(QWidget):
         if self.rgb_layer is not None and self.rgb_layer in self.viewer.layers:
             self.rgb_layer.data = rgb
         else:
-            self.rgb_layer = self.viewer.add_image(rgb, name=f"{Path(self.path).stem} RGB", rgb=True)
+            self.rgb_layer = self.viewer.add_image(rgb, name=f"{Path(self.path).stem} RGB", rgb=True,
+                                                   metadata={PIXELS_KEY: True})
         self.rgb_layer.metadata["bands"] = bands
 
     # -- spectra -----------------------------------------------------------------------------------------
@@ -450,7 +454,8 @@ class HyperspectralDock(QWidget):
             if isinstance(layer, Shapes) and layer.name == REGIONS_LAYER:
                 return layer
         return self.viewer.add_shapes(
-            name=REGIONS_LAYER, edge_color="yellow", face_color="transparent", ndim=2
+            name=REGIONS_LAYER, edge_color="yellow", face_color="transparent", ndim=2,
+            metadata={PIXELS_KEY: True},
         )
 
     def plot_regions(self) -> None:

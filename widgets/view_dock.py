@@ -32,7 +32,8 @@ from qtpy.QtWidgets import (
 
 from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
 from app.notify import notify_failure, notify_warning
-from app.planes import current_plane, set_plane
+from app.planes import current_plane
+from app.spaces import show_plane
 from app.status_label import StatusLabel
 from app.viewer import unproxied
 from app.window_level import (
@@ -158,7 +159,7 @@ class ViewDock(QWidget):
         for text, plane in PLANE_BUTTONS:
             button = QPushButton(text)
             button.setCheckable(True)
-            button.clicked.connect(lambda _checked=False, p=plane: set_plane(self.viewer, p))
+            button.clicked.connect(lambda _checked=False, p=plane: show_plane(self.viewer, p))
             self.plane_group.addButton(button)
             self.plane_buttons[plane] = button
             row.addWidget(button)

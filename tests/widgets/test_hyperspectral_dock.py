@@ -270,3 +270,17 @@ def test_a_click_plots_that_pixel_and_a_drag_does_not(dock) -> None:
     assert dock.pixels == [(12, 9)]
     _drive(dock, _Event((3.0, 4.0)), moves=3)  # panning
     assert dock.pixels == [(12, 9)]
+
+
+def test_in_plain_napari_a_cube_is_shown_apart_from_volumes(viewer, qtbot, scene_files) -> None:
+    """The dock brings app.spaces along: a volume in mm makes way for the cube, and comes back when shown."""
+    volume = viewer.add_image(np.zeros((4, 5, 6), np.float32), units=("mm", "mm", "mm"), name="scan")
+    dock = HyperspectralDock(viewer)
+    dock.load(str(scene_files["envi"]))
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=30_000)
+    assert not volume.visible and dock.band_layer.visible and dock.gt_layer.visible
+    dock.show_rgb()
+    qtbot.waitUntil(lambda: dock.rgb_layer is not None, timeout=10_000)
+    assert dock.rgb_layer.visible and not volume.visible  # the cube's own layers keep its space
+    volume.visible = True
+    assert not dock.band_layer.visible and not dock.rgb_layer.visible and not dock.gt_layer.visible

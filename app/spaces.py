@@ -1,0 +1,108 @@
+"""The viewer shows one space at a time: the volumes' RAS millimetres, or a hyperspectral cube's pixels.
+
+A cube has no physical placement (rows and columns along a flight line, not millimetres of a patient): its
+layers drawn over a brain would mean nothing, and napari draws no layers of different units together
+("Inconsistent units across layers"). So a layer of the other space that is added or made visible
+switches the viewer over: the visible layers of the space left are hidden (and remembered, to be shown
+again on the way back), and the view becomes the new space's own - a cube's plane (rows down, columns
+across) or the radiological axial plane. A cube's layers carry `PIXELS_KEY` in their metadata
+(app.cube_layers, the Hyperspectral dock); millimetre layers are those whose units are all mm (volumes,
+labels drawn on them, surfaces). Other layers (napari's own points or shapes in pixels) switch nothing.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import napari
+import numpy as np
+
+from app.cube_layers import PIXELS_KEY
+from app.orientation import camera
+from app.planes import set_plane
+
+HIDDEN_KEY = "hidden_for_other_space"  # metadata flag of a layer a switch hid, shown again on the way back
+PIXELS, MILLIMETRES = "pixels", "millimetres"
+FIT = 0.95  # a cube fills this much of the canvas along its longer side, as napari's reset_view does
+
+_space: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> the space it shows
+_switching: weakref.WeakSet = weakref.WeakSet()  # viewers hiding and showing layers for a switch
+
+
+def space_of(layer: Any) -> str | None:
+    """PIXELS for a cube's layer, MILLIMETRES for a layer whose units are all mm, else None."""
+    if getattr(layer, "metadata", {}).get(PIXELS_KEY):
+        return PIXELS
+    units = getattr(layer, "units", ())
+    if units and all(str(unit) == "millimeter" for unit in units):
+        return MILLIMETRES
+    return None
+
+
+def show_plane(viewer: napari.components.ViewerModel, plane: str) -> None:
+    """`app.planes.set_plane`, back in millimetres first when a cube is shown and volumes are there (a
+    volume's plane is asked for)."""
+    if _space.get(viewer) == PIXELS and any(space_of(layer) == MILLIMETRES for layer in viewer.layers):
+        show_space(viewer, MILLIMETRES)
+    set_plane(viewer, plane)
+
+
+def show_space(viewer: napari.components.ViewerModel, space: str) -> None:
+    """Show `space`: hide the visible layers of the other one (remembered), show the layers of this one an
+    earlier switch hid, and set this space's view."""
+    _switching.add(viewer)
+    try:
+        for layer in viewer.layers:
+            own = space_of(layer)
+            if own is not None and own != space and layer.visible:
+                layer.metadata[HIDDEN_KEY] = True
+                layer.visible = False
+            elif own == space and layer.metadata.pop(HIDDEN_KEY, False):
+                layer.visible = True
+    finally:
+        _switching.discard(viewer)
+    _space[viewer] = space
+    if space == MILLIMETRES:
+        set_plane(viewer, "axial")
+    else:
+        _pixel_plane(viewer)
+
+
+def _pixel_plane(viewer: napari.components.ViewerModel) -> None:
+    """A cube's plane, fitted to the cube: its rows (the last world axis but one) down, its columns (the
+    last) across."""
+    viewer.dims.ndisplay = 2
+    viewer.dims.order = tuple(range(viewer.dims.ndim))
+    camera(viewer).orientation = ("towards", "down", "right")
+    viewer.reset_view()
+    shown = [layer for layer in viewer.layers if layer.visible and space_of(layer) == PIXELS]
+    if shown:  # fit the cube alone: reset_view's own `layers=` fails on 2D layers in a 3D world
+        corners = np.array([layer.extent.world[:, -2:] for layer in shown])
+        low, high = corners[:, 0].min(axis=0), corners[:, 1].max(axis=0)
+        cam = camera(viewer)
+        cam.center = tuple(float(v) for v in (low + high) / 2)
+        viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
+        cam.zoom = FIT * float(np.min(viewbox / np.maximum(high - low, 1.0)))
+
+
+def follow_spaces(viewer: napari.components.ViewerModel) -> None:
+    """Switch `viewer` to a layer's space whenever a layer of the other one is added or made visible (it
+    shows pixels now if a cube's layer is visible, else millimetres). Calling it again does nothing."""
+    if viewer in _space:
+        return
+    showing_cube = any(layer.visible and space_of(layer) == PIXELS for layer in viewer.layers)
+    _space[viewer] = PIXELS if showing_cube else MILLIMETRES
+
+    def consider(layer: Any) -> None:
+        own = space_of(layer)
+        if layer.visible and own is not None and own != _space.get(viewer) and viewer not in _switching:
+            show_space(viewer, own)
+
+    def on_inserted(event: Any) -> None:
+        event.value.events.visible.connect(lambda visible_event: consider(visible_event.source))
+        consider(event.value)
+
+    for layer in viewer.layers:
+        layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
+    viewer.layers.events.inserted.connect(on_inserted)

@@ -1,0 +1,77 @@
+"""A hyperspectral cube and volumes are shown one space at a time (app.spaces)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.cube_layers import cube_layers
+from app.cursor import readout
+from app.layers import image_layer, labels_layer
+from app.orientation import edge_letters
+from app.planes import current_plane
+from app.spaces import MILLIMETRES, PIXELS, show_plane, space_of
+from app.viewer import add_layers, configure_viewer
+from engines.cube import Cube
+from engines.volume import Volume
+
+pytestmark = pytest.mark.qt
+
+AFFINE = np.diag([1.0, 1.2, 2.0, 1.0])
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    configure_viewer(viewer)
+    return viewer
+
+
+def _volumes(viewer) -> list:
+    t1 = Volume(np.random.default_rng(0).normal(100, 10, (20, 24, 16)).astype(np.float32), AFFINE)
+    far = Volume(np.zeros((8, 8, 1), np.int16), AFFINE, modality="CT")
+    labels = Volume((t1.data > 100).astype(np.uint8), AFFINE)
+    layers = add_layers(viewer, [image_layer(t1, name="t1"), labels_layer(labels, name="tissue"),
+                                 image_layer(far, name="far away", visible=False)])
+    return layers
+
+
+def _cube() -> Cube:
+    rng = np.random.default_rng(1)
+    return Cube(data=rng.random((30, 40, 12)).astype(np.float32), wavelengths_nm=np.linspace(400, 900, 12),
+                labels=rng.integers(0, 3, (30, 40)).astype(np.int32), class_names=["Corn", "Water"])
+
+
+def test_a_cube_hides_the_volumes_and_a_volume_brings_them_back(viewer, qtbot):
+    t1, tissue, far = _volumes(viewer)
+    assert current_plane(viewer) == "axial" and edge_letters(viewer) is not None
+    bands, rgb, truth = add_layers(viewer, cube_layers(_cube(), "field"))
+    assert [space_of(layer) for layer in (t1, tissue, bands, rgb, truth)] == [MILLIMETRES] * 2 + [PIXELS] * 3
+    assert not t1.visible and not tissue.visible and not far.visible  # the volumes make way
+    assert bands.visible and truth.visible and not rgb.visible  # the composite starts hidden, as it came
+    assert tuple(viewer.dims.order[-2:]) == (1, 2)  # the cube's rows down, its columns across
+    assert edge_letters(viewer) is None  # no R/L, A/P on pixels
+    assert readout(viewer, [0.0, 10.0, 10.0]) == ""  # no millimetres either
+    t1.visible = True  # the user shows a volume again: back to millimetres
+    assert tissue.visible and not far.visible  # what the cube hid comes back, nothing more
+    assert not bands.visible and not truth.visible
+    assert current_plane(viewer) == "axial" and edge_letters(viewer) is not None
+    truth.visible = True  # and to the cube again
+    assert bands.visible and truth.visible and not t1.visible and not tissue.visible
+
+
+def test_layers_of_neither_space_switch_nothing(viewer):
+    t1, tissue, _ = _volumes(viewer)
+    points = viewer.add_points(np.zeros((1, 2)))  # napari's own layer, in pixels
+    assert space_of(points) is None
+    assert t1.visible and tissue.visible and current_plane(viewer) == "axial"
+
+
+def test_a_volume_plane_asked_for_on_a_cube_goes_back_to_millimetres(viewer):
+    t1, tissue, _ = _volumes(viewer)
+    bands, _, truth = add_layers(viewer, cube_layers(_cube(), "field"))
+    show_plane(viewer, "coronal")  # the View dock's buttons
+    assert t1.visible and tissue.visible and not bands.visible and not truth.visible
+    assert current_plane(viewer) == "coronal"
+    show_plane(viewer, "sagittal")  # already in millimetres: only the plane changes
+    assert t1.visible and current_plane(viewer) == "sagittal"
