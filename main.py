@@ -65,15 +65,14 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--demo", action="store_true", help="open the built-in demo data")
     parser.add_argument("--series", metavar="UID", help="the series to open from a DICOM folder given "
                         "(default: its largest)")
+    first = argv[0] if argv else ""
+    bare_word = not first.startswith("-") and not any(c in first for c in "/\\.")
+    if bare_word and not os.path.exists(first) and (close := difflib.get_close_matches(first, COMMANDS, n=1)):
+        # a mistyped subcommand, not a file: said before its options could be blamed instead
+        return _error(f"unknown command {first!r}: did you mean {close[0]!r}? "
+                      "(python main.py --help lists the commands)", 2)
     # files and options in any order; after "--" (file names starting with "-") argparse's plain way
     args = parser.parse_args(argv) if "--" in argv else parser.parse_intermixed_args(argv)
-    first = argv[0] if argv else ""
-    bare_word = not os.path.exists(first) and not any(c in first for c in "/\\.")
-    if args.files and first == args.files[0] and bare_word:
-        close = difflib.get_close_matches(first, COMMANDS, n=1)  # a mistyped subcommand, not a file
-        if close:
-            return _error(f"unknown command {first!r}: did you mean {close[0]!r}? "
-                          "(python main.py --help lists the commands)", 2)
     folders = [f for f in args.files if os.path.isdir(f)]
     if args.series and len(folders) != 1:
         return _error(f"--series chooses the series of one DICOM folder; {len(folders)} folders given", 2)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import main
 
 ROOT = Path(main.__file__).resolve().parent
@@ -38,10 +40,13 @@ def test_missing_file_exits_2_naming_it_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_mistyped_subcommand_is_named_not_opened_as_a_file():
-    result = _run("inof", "scan.nii.gz")
+@pytest.mark.parametrize(("argv", "meant"), [(["inof", "scan.nii.gz"], "info"),
+                                             (["inof", "scan.nii.gz", "--json"], "info"),  # its options too
+                                             (["partition-chek", "--ranks", "2"], "partition-check")])
+def test_a_mistyped_subcommand_is_named_not_opened_as_a_file(argv, meant):
+    result = _run(*argv)
     assert result.returncode == 2
-    assert "unknown command 'inof': did you mean 'info'?" in result.stderr
+    assert f"unknown command {argv[0]!r}: did you mean {meant!r}?" in result.stderr
 
 
 def test_gui_arguments_that_are_not_mistyped_commands(monkeypatch, tmp_path):

@@ -116,7 +116,8 @@ def read_labels(
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError("ground-truth file not found", path)
+        raise InputError("this is a folder, not a ground-truth file" if p.is_dir() else
+                         "ground-truth file not found", path)
     suffix = p.suffix.lower()
     if suffix == ".mat":
         from engines.io.cube_whuhi import read_mat_labels

@@ -473,7 +473,19 @@ def main(argv: list[str] | None = None) -> int:
         description="One rank of the partitioned training job (run by torchrun).")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return record(run_worker)(args)
+    try:
+        return record(run_worker)(args)  # records the failure for torchrun (train-seg's error event reads it)
+    except InputError as exc:  # bad input: one line, as from main.py, not a traceback per rank
+        return _rank_error(str(exc), 2)
+    except Exception as exc:
+        if os.environ.get("TESSERA_DEBUG"):
+            raise
+        return _rank_error(f"{type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)", 1)
+
+
+def _rank_error(message: str, code: int) -> int:
+    print(f"tessera: rank {os.environ.get('RANK', 0)}: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -183,7 +183,10 @@ def load_training_volume(data: str) -> np.ndarray:
     if array.ndim != 3:
         raise InputError(f"training needs a 3D volume, got shape {array.shape}", data)
     array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-    return normalise(array, intensity_range(array))
+    try:
+        return normalise(array, intensity_range(array))
+    except InputError as exc:  # a constant volume: say which
+        raise InputError(exc.problem, data) from None
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
@@ -225,8 +228,12 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         val_rng = np.random.default_rng(cfg.seed + 2)
         val_sampler = PatchSampler(blocks, cfg.planes, seed=cfg.seed + 3)
-        self.val = [val_sampler.batch(8, cfg.lr_patch, s, s, str(val_rng.choice(cfg.degradations)))
-                    for s in (2.0, 4.0)]
+        try:
+            self.val = [val_sampler.batch(8, cfg.lr_patch, s, s, str(val_rng.choice(cfg.degradations)))
+                        for s in (2.0, 4.0)]
+        except InputError as exc:  # slices too small for the patches: say which volume, and what to change
+            raise InputError(f"{exc.problem} at --lr-patch {cfg.lr_patch}; give a smaller --lr-patch",
+                             cfg.data) from None
 
     # -- one step of each stage ---------------------------------------------------------------------
     def _next_batch(self):

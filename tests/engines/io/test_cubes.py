@@ -44,6 +44,8 @@ def test_missing_files(tmp_path: Path) -> None:
         read_cube(tmp_path / "nothing.hdr")
     with pytest.raises(InputError, match="ground-truth file not found"):
         read_labels(tmp_path / "nothing_gt.mat")
+    with pytest.raises(InputError, match="this is a folder, not a ground-truth file"):
+        read_labels(tmp_path)
 
 
 @pytest.mark.parametrize(("labels", "message"), [

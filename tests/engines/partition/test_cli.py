@@ -466,3 +466,17 @@ def test_a_crop_that_leaves_one_voxel_at_the_bottom_is_refused(shape, model, cro
         check_layout(shape, model=model, mesh="1x1x1", crop=fine)  # two voxels at the bottom
     m = MULTIPLES[model]
     check_layout((40, 40, 40), model=model, mesh="2x1x1", crop=f"{2 * m},{m},{m}")  # a split mesh: two too
+
+
+def test_a_rank_run_by_torchrun_itself_says_bad_input_in_one_line(tmp_path, volumes, capsys, monkeypatch):
+    """The README's multi-node form starts `engines.partition.train` under torchrun directly: a missing file
+    is one line per rank (exit 2), not a traceback each."""
+    from engines.partition import train
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = _train_args(volumes, tmp_path / "o")[1:]  # the rank's own options, without "train-seg"
+    argv[argv.index("--image") + 1] = str(tmp_path / "missing.nii.gz")
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"tessera: rank 1: {tmp_path / 'missing.nii.gz'}: no such file" in err and "Traceback" not in err

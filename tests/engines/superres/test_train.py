@@ -162,6 +162,20 @@ def _cli(*argv: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+@pytest.mark.parametrize(("volume", "message"), [
+    (np.ones((40, 40, 40), np.float32), "the image is constant (1.0)"),
+    (np.random.default_rng(0).random((40, 40, 40)).astype(np.float32),
+     "the training slices are smaller than a 48x48 patch at --lr-patch 24; give a smaller --lr-patch"),
+])
+def test_a_scan_adapt_cannot_train_on_is_named_with_what_to_change(tmp_path, volume, message):
+    import nibabel as nib
+
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), scan)
+    code, err = _cli("sr-train", "--adapt", str(scan), "--init", "sr_light", "--out", str(tmp_path / "run"))
+    assert code == 2 and f"{scan}: {message}" in err
+
+
 def test_adapt_names_its_model_after_the_init_file_and_writes_only_into_out(volume_file, tmp_path):
     """--init given as a path: the model is OUT/<stem>_adapted, never written beside the init file."""
     Trainer(_tiny(volume_file, steps_gan=0), tmp_path / "base", stream=io.StringIO()).run()
