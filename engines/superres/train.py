@@ -165,8 +165,9 @@ def sample_scales(cfg: TrainConfig, rng: np.random.Generator) -> tuple[float, fl
     return s1, s1
 
 
-def load_training_volume(data: str) -> np.ndarray:
-    """The volume (I, J, K) named by `data`, normalised to [0, 1] by its 0.5/99.5 percentiles."""
+def load_training_volume(data: str) -> tuple[np.ndarray, int]:
+    """The volume (I, J, K) named by `data`, normalised to [0, 1] by its 0.5/99.5 percentiles, and how many
+    of its voxels were NaN or infinite (read as 0)."""
     if data == MNI152:
         from engines.datasets.mni152 import load_mni152_t1
 
@@ -182,9 +183,10 @@ def load_training_volume(data: str) -> np.ndarray:
         array = np.asarray(read_volume(data).data, dtype=np.float32)
     if array.ndim != 3:
         raise InputError(f"training needs a 3D volume, got shape {array.shape}", data)
+    non_finite = int(np.count_nonzero(~np.isfinite(array)))
     array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
     try:
-        return normalise(array, intensity_range(array))
+        return normalise(array, intensity_range(array)), non_finite
     except InputError as exc:  # a constant volume: say which
         raise InputError(exc.problem, data) from None
 
@@ -207,7 +209,7 @@ class Trainer:
         torch.set_num_threads(max(1, cfg.threads))
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        volume = load_training_volume(cfg.data)
+        volume, self.non_finite = load_training_volume(cfg.data)
         try:
             blocks = training_blocks(volume, tuple(cfg.holdout) if cfg.holdout else None, cfg.holdout_margin)
         except ValueError as exc:
@@ -410,6 +412,9 @@ class Trainer:
         total = cfg.steps_l1 + cfg.steps_gan
         emit("start", self.stream, total=total, name=cfg.name, parameters=count_parameters(self.model),
              device=str(self.device), config=cfg.to_dict())
+        if self.non_finite:
+            emit("log", self.stream, message=f"{self.non_finite} NaN or infinite voxels of {cfg.data} are "
+                 "trained on as 0")
         if cfg.holdout and cfg.data != MNI152:  # the default slab is the MNI152's: say what it keeps out
             k0, k1 = cfg.holdout
             emit("log", self.stream, message=f"holding out axial slices {k0}..{k1 - 1} (and "

@@ -87,6 +87,18 @@ def test_training_job_writes_models_cards_and_events(volume_file, tmp_path):
     assert TrainConfig.from_dict(card) == _tiny(volume_file)
 
 
+def test_nan_voxels_are_trained_on_as_zero_and_said(volume_file, tmp_path):
+    volume = np.load(volume_file)
+    volume[0, :3, 0] = np.nan
+    volume[1, 0, 0] = np.inf
+    path = tmp_path / "holes.npy"
+    np.save(path, volume)
+    stream = io.StringIO()
+    train(_tiny(str(path), steps_l1=1, steps_gan=0), tmp_path / "run", stream=stream)
+    logs = [e["message"] for e in _events(stream) if e["event"] == "log"]
+    assert f"4 NaN or infinite voxels of {path} are trained on as 0" in logs
+
+
 def test_stop_request_checkpoints_and_resume_continues(volume_file, tmp_path):
     stop = StopRequest()
     stop.set()
