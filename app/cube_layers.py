@@ -2,8 +2,8 @@
 
 A cube lives in pixel space (rows, columns) with a band axis, not in the RAS-millimetre world of volumes,
 so its layers carry no affine; they are marked (`PIXELS_KEY`) so that the viewer shows them apart from
-volumes (app.spaces). No-data pixels (ENVI's data ignore value) are NaN in every layer made from
-the bands, so they count in no contrast limit or stretch.
+volumes (app.spaces). No-data pixels (ENVI's data ignore value) count in no contrast limit or stretch:
+they are NaN (blank) in the bands, black in the RGB composite.
 """
 
 from __future__ import annotations

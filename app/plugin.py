@@ -15,6 +15,7 @@ from app.cube_layers import read_cube_file
 from app.demo import ct_small_layers, mni152_layers
 from app.layers import VOLUME_KEY, LayerDataTuple, read_layers
 from app.notify import notify_warning
+from app.viewer import full_detail_here
 from engines.io import VOLUME_EXTENSIONS
 from engines.io.cubes import is_cube_path
 from engines.io.formats import is_dicom_file
@@ -52,13 +53,16 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
 
 
 def read_volumes(path: str | list[str]) -> list[LayerDataTuple]:
-    """Read each path with `engines.io.read_volume`; one image layer per path. What reading found (a gap
-    between slices, several series...) is shown as a warning notification."""
+    """Read each path with `engines.io.read_volume`; one image layer per path (a large volume with its
+    coarser levels only where `app.viewer.full_detail_here` says no). What reading found (a gap between
+    slices, several series...) is shown as a warning notification."""
     layers = []
     for p in _paths(path):
-        for layer in read_layers(p):
-            _warn(p, layer[1]["metadata"][VOLUME_KEY].warnings)
-            layers.append(layer)
+        for data, kwargs, kind in read_layers(p):
+            _warn(p, kwargs["metadata"][VOLUME_KEY].warnings)
+            if kwargs.get("multiscale") and full_detail_here(data[0].shape):  # as lock_detail does
+                data, kwargs = data[0], {k: v for k, v in kwargs.items() if k != "multiscale"}
+            layers.append((data, kwargs, kind))
     return layers
 
 

@@ -76,14 +76,28 @@ def _pixel_plane(viewer: napari.components.ViewerModel) -> None:
     viewer.dims.order = tuple(range(viewer.dims.ndim))
     camera(viewer).orientation = ("towards", "down", "right")
     viewer.reset_view()
-    shown = [layer for layer in viewer.layers if layer.visible and space_of(layer) == PIXELS]
-    if shown:  # fit the cube alone: reset_view's own `layers=` fails on 2D layers in a 3D world
-        corners = np.array([layer.extent.world[:, -2:] for layer in shown])
-        low, high = corners[:, 0].min(axis=0), corners[:, 1].max(axis=0)
-        cam = camera(viewer)
-        cam.center = tuple(float(v) for v in (low + high) / 2)
-        viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
-        cam.zoom = FIT * float(np.min(viewbox / np.maximum(high - low, 1.0)))
+    extents = [layer.extent.world for layer in viewer.layers if layer.visible and space_of(layer) == PIXELS]
+    extents = [e for e in extents if np.isfinite(e).all()]  # an empty shapes layer has no extent
+    if not extents:
+        return
+    # fit the cube alone (reset_view's own `layers=` fails on 2D layers in a 3D world) ...
+    low = np.min([e[0, -2:] for e in extents], axis=0)
+    high = np.max([e[1, -2:] for e in extents], axis=0)
+    cam = camera(viewer)
+    cam.center = tuple(float(v) for v in (low + high) / 2)
+    viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
+    cam.zoom = FIT * float(np.min(viewbox / np.maximum(high - low, 1.0)))
+    _centre_sliders(viewer, extents)
+
+
+def _centre_sliders(viewer: napari.components.ViewerModel, extents: list[np.ndarray]) -> None:
+    """Put the sliders that cube layers of these world `extents` have (the bands of app.cube_layers' stack,
+    on world axis 0 like the volumes' R) on their middle: the slider may be anywhere in the volumes' range."""
+    for axis in viewer.dims.not_displayed:
+        spans = [e[:, axis - (viewer.dims.ndim - e.shape[1])] for e in extents
+                 if axis >= viewer.dims.ndim - e.shape[1]]
+        if spans:
+            viewer.dims.set_point(axis, float(np.round(np.mean([(lo + hi) / 2 for lo, hi in spans]))))
 
 
 def follow_spaces(viewer: napari.components.ViewerModel) -> None:
@@ -100,8 +114,12 @@ def follow_spaces(viewer: napari.components.ViewerModel) -> None:
             show_space(viewer, own)
 
     def on_inserted(event: Any) -> None:
-        event.value.events.visible.connect(lambda visible_event: consider(visible_event.source))
-        consider(event.value)
+        layer = event.value
+        layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
+        extent = layer.extent.world
+        if layer.visible and space_of(layer) == PIXELS == _space.get(viewer) and np.isfinite(extent).all():
+            _centre_sliders(viewer, [extent])  # another layer of the cube shown
+        consider(layer)
 
     for layer in viewer.layers:
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))

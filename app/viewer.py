@@ -101,13 +101,18 @@ def software_opengl() -> bool:
     return any(name in _renderer[0].lower() for name in SOFTWARE_RENDERERS)
 
 
+def full_detail_here(shape: Sequence[int]) -> bool:
+    """Whether a volume of `shape` is drawn at full resolution here, 3D included: hardware OpenGL and at most
+    `HARDWARE_3D_VOXELS`. Elsewhere its coarser levels (`app.layers.levels`) are used as napari does: the
+    coarsest in 3D, in 2D a coarser one only when a slice has more voxels than the canvas has pixels."""
+    return not software_opengl() and int(np.prod(shape, dtype=np.int64)) <= HARDWARE_3D_VOXELS
+
+
 def lock_detail(layer: Layer) -> None:
-    """A multiscale volume layer (`app.layers.levels`) stays at full resolution in 2D and 3D, as a
-    single-scale one would, where the renderer draws it in 3D at interactive speed: hardware OpenGL and at
-    most `HARDWARE_3D_VOXELS`. Elsewhere napari's own rule holds: the coarsest level in 3D, in 2D the level
-    the zoom needs."""
-    if (getattr(layer, "multiscale", False) and layer_volume(layer) is not None and not software_opengl()
-            and np.prod(layer.level_shapes[0], dtype=np.int64) <= HARDWARE_3D_VOXELS):
+    """Lock a multiscale volume layer to full resolution where `full_detail_here`, as a single-scale layer
+    would be."""
+    if (getattr(layer, "multiscale", False) and layer_volume(layer) is not None
+            and full_detail_here(layer.level_shapes[0])):
         layer.locked_data_level = 0
 
 

@@ -483,8 +483,10 @@ class HyperspectralDock(QWidget):
         self._draw_axes()
 
     def _on_mouse(self, viewer, event):
-        """A click (press and release without dragging) on the cube plots that pixel's spectrum."""
-        if self.cube is None or self.band_layer is None or not self.pick_box.isChecked():
+        """A click (press and release without dragging) on the cube plots that pixel's spectrum; not while
+        the cube is hidden (volumes shown instead: app.spaces)."""
+        if (self.cube is None or self.band_layer is None or not self.band_layer.visible
+                or not self.pick_box.isChecked()):
             return
         position = self.band_layer.world_to_data(event.position)
         dragged = False

@@ -276,6 +276,8 @@ class SuperResolutionDock(QWidget):
         if layer.rgb or layer.ndim != 3:
             raise InputError(f"'{layer.name}' is {'an RGB' if layer.rgb else f'a {layer.ndim}D'} layer; "
                              "super-resolution works on grey 3D volumes (a 2D image: python main.py sr)")
+        if not layer.visible:  # hidden by the user, or by a hyperspectral cube shown (app.spaces)
+            raise InputError(f"'{layer.name}' is hidden: show it to super-resolve its slice")
         if self.viewer.dims.ndisplay != 2:
             raise InputError("switch to a 2D plane (View dock) to super-resolve the slice on screen")
         sx, sy = check_scales(*self.scales())
@@ -379,7 +381,7 @@ class SuperResolutionDock(QWidget):
         if shown is None:
             return
         src: Image = shown["layer"]
-        if src not in self.viewer.layers:
+        if src not in self.viewer.layers or not src.visible:  # removed or hidden while it was computed
             return
         mode = self.compare_combo.currentText()
         network = shown["network"]

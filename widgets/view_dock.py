@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane
-from app.spaces import show_plane
+from app.spaces import PIXELS, show_plane, space_of
 from app.status_label import StatusLabel
 from app.viewer import unproxied
 from app.window_level import (
@@ -64,6 +64,7 @@ def label_names(layer: Labels) -> list[str] | dict[int, str] | None:
 
 class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one type (top-most first), kept in step with the layer list.
+    A hyperspectral cube's layers (pixels, not millimetres: app.spaces) are never among them.
 
     Selecting a layer of that type in the layer list chooses it here too. `layer_changed` is emitted
     whenever the chosen layer changes: by the user, by the selection, or because layers came and went.
@@ -97,7 +98,7 @@ class LayerChoice(QComboBox):
         raise ValueError(f"{layer!r} is not a choice")
 
     def refresh(self, event: object = None) -> None:
-        layers = [layer for layer in reversed(self._viewer.layers) if isinstance(layer, self._type)]
+        layers = [layer for layer in reversed(self._viewer.layers) if self._accepts(layer)]
         keep = self._current if self._current in layers else (layers[0] if layers else None)
         self.blockSignals(True)
         self.clear()
@@ -113,9 +114,12 @@ class LayerChoice(QComboBox):
 
     def _follow_selection(self, event: object = None) -> None:
         active = self._viewer.layers.selection.active
-        if isinstance(active, self._type) and active is not self._current and active in self._viewer.layers:
+        if self._accepts(active) and active is not self._current and active in self._viewer.layers:
             self.refresh()  # the selection event may come before the layer list's "inserted"
             self.set_layer(active)
+
+    def _accepts(self, layer: Layer | None) -> bool:
+        return isinstance(layer, self._type) and space_of(layer) != PIXELS
 
     def _picked(self, index: int = -1) -> None:
         chosen = self.currentData() if self.count() else None

@@ -105,6 +105,21 @@ def test_readers_notify_what_reading_found(tmp_path, monkeypatch):
     assert said[1].startswith("scene.hdr: no wavelength units given")
 
 
+@pytest.mark.parametrize(("renderer", "levels"), [("NVIDIA H200/PCIe/SSE2", 1), ("llvmpipe (LLVM 15)", 2)])
+def test_the_reader_keeps_coarser_levels_only_where_3d_needs_them(tmp_path, monkeypatch, renderer, levels):
+    """Plain napari gets no lock_detail: on a GPU the reader gives the full-resolution volume alone."""
+    import app.layers
+    import app.viewer
+
+    monkeypatch.setattr(app.layers, "PREVIEW_VOXELS", 100)  # 6 x 7 x 8 stands in for a 512^3 volume
+    monkeypatch.setattr(app.viewer, "_renderer", [renderer])
+    nii = tmp_path / "scan.nii"
+    _nifti(nii)
+    ((data, kwargs, _),) = plugin.read_volumes(str(nii))
+    shapes = [level.shape for level in data] if kwargs.get("multiscale") else [data.shape]
+    assert shapes == [(6, 7, 8), (3, 4, 4)][:levels]
+
+
 def test_reader_places_the_volume_in_world_mm(tmp_path):
     nii = tmp_path / "scan.nii"
     affine = _nifti(nii)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.cube_layers import cube_layers
+from app.cube_layers import PIXELS_KEY, cube_layers
 from app.cursor import readout
 from app.layers import image_layer, labels_layer
-from app.orientation import edge_letters
+from app.orientation import camera, edge_letters
 from app.planes import current_plane
 from app.spaces import MILLIMETRES, PIXELS, show_plane, space_of
 from app.viewer import add_layers, configure_viewer
@@ -75,3 +75,15 @@ def test_a_volume_plane_asked_for_on_a_cube_goes_back_to_millimetres(viewer):
     assert current_plane(viewer) == "coronal"
     show_plane(viewer, "sagittal")  # already in millimetres: only the plane changes
     assert t1.visible and current_plane(viewer) == "sagittal"
+
+
+def test_the_cube_plane_is_fitted_to_its_bands_and_ignores_an_empty_layer(viewer):
+    """The plugin's band stack shares world axis 0 with the volumes' R: its slider goes to the middle band.
+    An empty regions layer (NaN extent) is left out of the fit."""
+    _volumes(viewer)
+    viewer.dims.set_point(0, -30.0)  # a sagittal position left of any band
+    viewer.add_shapes(ndim=2, name="regions", metadata={PIXELS_KEY: True})
+    bands, _, _ = add_layers(viewer, cube_layers(_cube(), "field"))
+    assert np.isfinite(camera(viewer).center).all() and np.isfinite(camera(viewer).zoom)
+    assert round(viewer.dims.point[0]) == 6  # the middle of 12 bands (0..11), rounded
+    np.testing.assert_array_equal(np.asarray(bands._slice.image.raw), np.asarray(bands.data[6]))

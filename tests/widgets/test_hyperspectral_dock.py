@@ -270,6 +270,10 @@ def test_a_click_plots_that_pixel_and_a_drag_does_not(dock) -> None:
     assert dock.pixels == [(12, 9)]
     _drive(dock, _Event((3.0, 4.0)), moves=3)  # panning
     assert dock.pixels == [(12, 9)]
+    dock.band_layer.visible = False  # the cube hidden, volumes shown instead: clicks are theirs
+    with pytest.raises(StopIteration):
+        next(dock._on_mouse(dock.viewer, _Event((5.0, 5.0))))
+    assert dock.pixels == [(12, 9)]
 
 
 def test_in_plain_napari_a_cube_is_shown_apart_from_volumes(viewer, qtbot, scene_files) -> None:

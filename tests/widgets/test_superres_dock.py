@@ -142,6 +142,14 @@ def test_bad_scale_is_refused_with_a_message(dock, source, qtbot):
     assert dock.layer.data.shape == (22, 72, 1)
 
 
+def test_a_hidden_source_is_not_super_resolved(dock, source, qtbot):
+    """Hidden by the user, or by a hyperspectral cube shown instead (app.spaces): the SR layer must not
+    come back over the cube."""
+    source.visible = False
+    dock.live_check.setChecked(True)
+    assert "is hidden: show it" in dock.status.text() and dock.layer is None and dock.worker is None
+
+
 def test_refine_uses_the_full_model(dock, source, qtbot):
     dock.set_scales(2.0)
     _network_result(qtbot, dock, dock.refine)

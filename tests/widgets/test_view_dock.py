@@ -218,3 +218,21 @@ def test_statistics_refuse_an_image_on_another_grid_and_need_a_labels_layer(view
     assert any("Choose a labels layer" in m for m in messages), messages
     assert any("not on the same voxel grid" in m for m in messages), messages
     assert dock.stats_worker is None
+
+
+def test_layer_choices_leave_out_a_cubes_layers(viewer):
+    """A hyperspectral cube's bands are pixels, not a volume: no volume dock may take them as its source
+    (live super-resolution on the band stack turned its mm layer on again over the cube)."""
+    from napari.layers import Image
+
+    from app.cube_layers import cube_layers
+    from engines.cube import Cube
+    from widgets.view_dock import LayerChoice
+
+    volume = Volume(np.zeros((4, 5, 6), np.float32), np.eye(4))
+    (scan,) = add_layers(viewer, [image_layer(volume, name="scan")])
+    choice = LayerChoice(viewer, Image)
+    cube = Cube(data=np.ones((6, 7, 5), np.float32), wavelengths_nm=np.linspace(400, 900, 5))
+    bands, _ = add_layers(viewer, cube_layers(cube, "field"))
+    viewer.layers.selection.active = bands
+    assert [choice.itemData(i) for i in range(choice.count())] == [scan] and choice.layer() is scan
