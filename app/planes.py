@@ -9,7 +9,10 @@ superior at the top).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import napari
+from napari.layers import Layer
 
 # plane -> (dims.order, world axes shown as (vertical, horizontal))
 PLANES: dict[str, tuple[tuple[int, int, int], tuple[int, int]]] = {
@@ -25,8 +28,9 @@ EDGE_LETTERS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def set_plane(viewer: napari.Viewer, plane: str) -> None:
-    """Show `plane` ("axial", "coronal", "sagittal" or "3d") of a 3D RAS world."""
+def set_plane(viewer: napari.Viewer, plane: str, *, fit: Sequence[Layer] | None = None) -> None:
+    """Show `plane` ("axial", "coronal", "sagittal" or "3d") of a 3D RAS world, fitted to the layers `fit`
+    (default: all of them)."""
     if plane == "3d":
         viewer.dims.ndisplay = 3
         return
@@ -37,7 +41,7 @@ def set_plane(viewer: napari.Viewer, plane: str) -> None:
     if viewer.dims.ndim == 3:
         viewer.dims.order = order
     viewer.scene.camera.orientation = ("towards", "up", "left")
-    viewer.reset_view()
+    viewer.reset_view(layers=fit or None)
 
 
 def current_plane(viewer: napari.Viewer) -> str:

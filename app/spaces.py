@@ -7,7 +7,10 @@ switches the viewer over: the visible layers of the space left are hidden (and r
 again on the way back), and the view becomes the new space's own - a cube's plane (rows down, columns
 across) or the radiological axial plane. A cube's layers carry `PIXELS_KEY` in their metadata
 (app.cube_layers, the Hyperspectral dock); millimetre layers are those whose units are all mm (volumes,
-labels drawn on them, surfaces). Other layers (napari's own points or shapes in pixels) switch nothing.
+labels drawn on them, surfaces). A layer of neither kind added while a cube is shown (napari's own new
+labels, points or shapes, drawn on the cube) joins the cube; added while volumes are shown, it switches
+and hides nothing. Removing the last layer of the cube shown brings the volumes back. Docks add the
+results of background jobs with `add_quietly`, so that a job finishing does not take the user away.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import napari
 import numpy as np
 
 from app.cube_layers import PIXELS_KEY
+from app.layers import WORLD_AXIS_LABELS
 from app.orientation import camera
 from app.planes import set_plane
 
@@ -28,6 +32,7 @@ FIT = 0.95  # a cube fills this much of the canvas along its longer side, as nap
 
 _space: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> the space it shows
 _switching: weakref.WeakSet = weakref.WeakSet()  # viewers hiding and showing layers for a switch
+_replacing: weakref.WeakSet = weakref.WeakSet()  # viewers whose cube is being replaced (`replacing_cube`)
 
 
 def space_of(layer: Any) -> str | None:
@@ -40,12 +45,44 @@ def space_of(layer: Any) -> str | None:
     return None
 
 
+def current_space(viewer: napari.components.ViewerModel) -> str | None:
+    """The space `viewer` shows (None when `follow_spaces` was never called for it)."""
+    return _space.get(viewer)
+
+
 def show_plane(viewer: napari.components.ViewerModel, plane: str) -> None:
-    """`app.planes.set_plane`, back in millimetres first when a cube is shown and volumes are there (a
-    volume's plane is asked for)."""
-    if _space.get(viewer) == PIXELS and any(space_of(layer) == MILLIMETRES for layer in viewer.layers):
+    """`app.planes.set_plane` fitted to the volumes, back in millimetres first when a cube is shown and
+    volumes are there (a volume's plane is asked for). With a cube and no volume, a 2D plane is the cube's."""
+    if _space.get(viewer) == PIXELS:
+        if not any(space_of(layer) == MILLIMETRES for layer in viewer.layers):
+            if plane == "3d":
+                set_plane(viewer, plane)
+            else:
+                _pixel_plane(viewer)
+            return
         show_space(viewer, MILLIMETRES)
-    set_plane(viewer, plane)
+    set_plane(viewer, plane, fit=_shown(viewer, MILLIMETRES))
+
+
+def _shown(viewer: napari.components.ViewerModel, space: str) -> list:
+    return [layer for layer in viewer.layers if layer.visible and space_of(layer) == space]
+
+
+def replacing_cube(viewer: napari.components.ViewerModel, replacing: bool) -> None:
+    """Say that a cube's layers are being replaced by another's (True), or that this is done (False):
+    meanwhile, the old cube's last layer going does not bring the volumes back."""
+    (_replacing.add if replacing else _replacing.discard)(viewer)
+
+
+def add_quietly(viewer: napari.components.ViewerModel, layer: Any) -> Any:
+    """Add a background job's result without switching space: while the viewer shows the other space, the
+    layer comes in hidden, to be shown with its own (a classification map while volumes are shown, a
+    prediction or surface while a cube is)."""
+    own, shown = space_of(layer), _space.get(viewer)
+    if own is not None and shown is not None and own != shown and layer.visible:
+        layer.metadata[HIDDEN_KEY] = True
+        layer.visible = False
+    return viewer.add_layer(layer)
 
 
 def show_space(viewer: napari.components.ViewerModel, space: str) -> None:
@@ -63,8 +100,13 @@ def show_space(viewer: napari.components.ViewerModel, space: str) -> None:
     finally:
         _switching.discard(viewer)
     _space[viewer] = space
+    active = viewer.layers.selection.active  # the window/level and docks act on what is shown
+    if active is not None and space_of(active) != space and (shown := _shown(viewer, space)):
+        viewer.layers.selection.active = shown[-1]
     if space == MILLIMETRES:
-        set_plane(viewer, "axial")
+        if viewer.dims.ndim == len(WORLD_AXIS_LABELS):  # a cube's band stack may have named them
+            viewer.dims.axis_labels = WORLD_AXIS_LABELS
+        set_plane(viewer, "axial", fit=_shown(viewer, MILLIMETRES))
     else:
         _pixel_plane(viewer)
 
@@ -76,7 +118,7 @@ def _pixel_plane(viewer: napari.components.ViewerModel) -> None:
     viewer.dims.order = tuple(range(viewer.dims.ndim))
     camera(viewer).orientation = ("towards", "down", "right")
     viewer.reset_view()
-    extents = [layer.extent.world for layer in viewer.layers if layer.visible and space_of(layer) == PIXELS]
+    extents = [layer.extent.world for layer in _shown(viewer, PIXELS)]
     extents = [e for e in extents if np.isfinite(e).all()]  # an empty shapes layer has no extent
     if not extents:
         return
@@ -115,12 +157,21 @@ def follow_spaces(viewer: napari.components.ViewerModel) -> None:
 
     def on_inserted(event: Any) -> None:
         layer = event.value
+        if space_of(layer) is None and _space.get(viewer) == PIXELS:  # drawn on the cube: the cube's
+            layer.metadata[PIXELS_KEY] = True
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
         extent = layer.extent.world
         if layer.visible and space_of(layer) == PIXELS == _space.get(viewer) and np.isfinite(extent).all():
             _centre_sliders(viewer, [extent])  # another layer of the cube shown
         consider(layer)
 
+    def on_removed(event: Any) -> None:
+        busy = viewer in _switching or viewer in _replacing
+        if (_space.get(viewer) == PIXELS and not busy and not _shown(viewer, PIXELS)
+                and any(space_of(layer) == MILLIMETRES for layer in viewer.layers)):
+            show_space(viewer, MILLIMETRES)  # the cube shown is gone: back to the volumes it hid
+
     for layer in viewer.layers:
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
     viewer.layers.events.inserted.connect(on_inserted)
+    viewer.layers.events.removed.connect(on_removed)

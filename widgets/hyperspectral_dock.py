@@ -47,7 +47,7 @@ from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
 from app.plot import Canvas
-from app.spaces import follow_spaces
+from app.spaces import PIXELS, add_quietly, current_space, follow_spaces, replacing_cube
 from app.status_label import StatusLabel
 from app.turns import Turns
 from app.viewer import unproxied
@@ -150,6 +150,7 @@ class HyperspectralDock(QWidget):
         self._map_file: str | None = None
         self._classified: str | None = None  # the cube the classification job runs on
         self._classified_names: list[str] = []  # and its class names
+        self.map_layers: list[Labels] = []  # classification maps of the cube shown
         self._job: str | None = None  # what the panel runs: "demo" or "classify"
         self._demo_path: str | None = None  # the cached demo scene, once its job has written it
         # Band and RGB reads run off the GUI thread (a memory-mapped BIP cube reads a band in seconds).
@@ -326,6 +327,9 @@ class HyperspectralDock(QWidget):
         """
         # what is shown, and what an interrupted show_cube had still to remove (or had added already)
         self._leaving += [layer for layer in (self.band_layer, self.rgb_layer, self.gt_layer) if layer]
+        self._leaving += self.map_layers  # a classification of the old cube is no map of this one
+        self.map_layers = []
+        replacing_cube(self.viewer, True)  # the old cube's last layer going must not bring volumes back
         self.cube = None
         self.band_layer = self.rgb_layer = self.gt_layer = None
         self.band_slider.setEnabled(False)
@@ -355,6 +359,7 @@ class HyperspectralDock(QWidget):
             self._fill_legend()
             self.clear_spectra()
             self.panel.status.setText("")
+            replacing_cube(self.viewer, False)
 
         self.turns.run([*[remove] * len(self._leaving), *(lambda layer=layer: add(layer) for layer in layers),
                         finish])
@@ -484,8 +489,8 @@ class HyperspectralDock(QWidget):
 
     def _on_mouse(self, viewer, event):
         """A click (press and release without dragging) on the cube plots that pixel's spectrum; not while
-        the cube is hidden (volumes shown instead: app.spaces)."""
-        if (self.cube is None or self.band_layer is None or not self.band_layer.visible
+        volumes are shown instead (app.spaces)."""
+        if (self.cube is None or self.band_layer is None or current_space(self.viewer) != PIXELS
                 or not self.pick_box.isChecked()):
             return
         position = self.band_layer.world_to_data(event.position)
@@ -598,6 +603,7 @@ class HyperspectralDock(QWidget):
             return Labels(data, **{**kwargs, "opacity": MAP_OPACITY})
 
         worker = create_worker(read_map, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self.viewer.add_layer)
+        # hidden (and shown with the cube) if volumes are shown now
+        worker.returned.connect(lambda layer: self.map_layers.append(add_quietly(self.viewer, layer)))
         worker.errored.connect(lambda exc: notify_failure(exc, r["map"]))
         worker.start()

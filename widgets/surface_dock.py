@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from app.layers import full_resolution, layer_affine
 from app.notify import notify_failure, notify_info, notify_warning
+from app.spaces import add_quietly
 from app.status_label import StatusLabel
 from app.viewer import unproxied
 from engines.surface import Mesh, labels_to_mesh, write_mesh
@@ -150,10 +151,10 @@ class SurfaceDock(QWidget):
         colors = labels.colormap.map(mesh.values)
         colors[:, 3] = 1.0
         name = f"{labels.name} surface" + ("" if label is None else f" (label {label})")
-        self.last_surface = self.viewer.add_surface(
+        self.last_surface = add_quietly(self.viewer, Surface(  # hidden while a cube is shown
             (mesh.vertices, mesh.faces, mesh.values), name=name, vertex_colors=colors, shading="smooth",
             units=labels.units, axis_labels=labels.axis_labels, metadata={MESH_KEY: mesh},
-        )
+        ))
 
     # -- export ----------------------------------------------------------------------------------------
 

@@ -54,8 +54,9 @@ from app.layers import (
 )
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
+from app.spaces import add_quietly
 from app.status_label import StatusLabel
-from app.viewer import add_layers, make_layers, open_paths, unproxied
+from app.viewer import make_layers, open_paths, unproxied
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
 from engines.partition.layout import check_layout
@@ -437,7 +438,8 @@ class Train3DDock(QWidget):
     def _add_prediction(self, worker: object, layers: list[Layer]) -> None:
         if worker is not self.worker:
             return
-        (self.prediction_layer,) = add_layers(self.viewer, layers)
+        (layer,) = layers
+        self.prediction_layer = add_quietly(self.viewer, layer)  # hidden while a cube is shown
         self.panel.status.setText(f"Trained to step {self.result['step']}; prediction added as "
                                   f"'{self.prediction_layer.name}'.")
         notify_info(f"Training done: '{self.prediction_layer.name}' added.")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.layers import Labels
 
 from app.cube_layers import PIXELS_KEY, cube_layers
 from app.cursor import readout
 from app.layers import image_layer, labels_layer
 from app.orientation import camera, edge_letters
 from app.planes import current_plane
-from app.spaces import MILLIMETRES, PIXELS, show_plane, space_of
+from app.spaces import MILLIMETRES, PIXELS, add_quietly, show_plane, space_of
 from app.viewer import add_layers, configure_viewer
 from engines.cube import Cube
 from engines.volume import Volume
@@ -87,3 +88,48 @@ def test_the_cube_plane_is_fitted_to_its_bands_and_ignores_an_empty_layer(viewer
     assert np.isfinite(camera(viewer).center).all() and np.isfinite(camera(viewer).zoom)
     assert round(viewer.dims.point[0]) == 6  # the middle of 12 bands (0..11), rounded
     np.testing.assert_array_equal(np.asarray(bands._slice.image.raw), np.asarray(bands.data[6]))
+
+
+def test_each_space_is_fitted_on_its_own_and_keeps_its_axis_names(viewer):
+    """A 550 x 400 cube beside a small brain: back on the volumes, the view fits them, not the cube."""
+    t1, _, _ = _volumes(viewer)
+    big = Cube(data=np.ones((550, 400, 3), np.float32), wavelengths_nm=np.array([450.0, 550.0, 650.0]))
+    add_layers(viewer, cube_layers(big, "field"))  # its band stack names the axes band/row/column
+    t1.visible = True
+    centre = np.asarray(camera(viewer).center[-2:], dtype=float)  # axial: (A, R) on screen
+    low, high = t1.extent.world[0, [1, 0]], t1.extent.world[1, [1, 0]]
+    assert np.all(centre >= low - 1) and np.all(centre <= high + 1)
+    assert tuple(viewer.dims.axis_labels) == ("R", "A", "S")
+
+
+def test_layers_drawn_on_the_cube_join_it_and_its_end_brings_the_volumes_back(viewer):
+    t1, tissue, _ = _volumes(viewer)
+    bands, rgb, truth = add_layers(viewer, cube_layers(_cube(), "field"))
+    viewer.layers.selection.active = truth
+    viewer._new_labels()  # napari's "new labels" button on the cube: pixel units, no mark of its own
+    drawn = viewer.layers[-1]
+    assert space_of(drawn) == PIXELS
+    t1.visible = True
+    assert not drawn.visible  # not left over the brain
+    drawn.visible = True  # back to the cube, and then it goes away altogether
+    for layer in (drawn, bands, rgb, truth):
+        viewer.layers.remove(layer)
+    assert t1.visible and tissue.visible and current_plane(viewer) == "axial"
+
+
+def test_with_a_cube_and_no_volume_a_plane_button_keeps_the_cubes_plane(viewer):
+    add_layers(viewer, cube_layers(_cube(), "field"))
+    show_plane(viewer, "axial")
+    assert tuple(viewer.dims.order[-2:]) == (1, 2)
+    assert tuple(str(d.value) if hasattr(d, "value") else str(d) for d in camera(viewer).orientation) == (
+        "towards", "down", "right")
+
+
+def test_a_job_result_of_the_other_space_comes_in_hidden(viewer):
+    t1, _, _ = _volumes(viewer)
+    bands, _, _ = add_layers(viewer, cube_layers(_cube(), "field"))  # the cube is shown
+    prediction = Labels(np.zeros((20, 24, 16), np.uint8), affine=AFFINE, units=("mm",) * 3, name="prediction")
+    add_quietly(viewer, prediction)
+    assert not prediction.visible and bands.visible and not t1.visible  # no switch
+    t1.visible = True  # the volumes again: the prediction comes with them
+    assert prediction.visible

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.cube_layers import PIXELS_KEY
+from app.spaces import MILLIMETRES, show_space
 from engines.datasets.farmland import CLASS_NAMES, write_demo_scene
 from engines.hyperspectral.display import stretch
 from engines.io.cubes import read_cube
@@ -86,6 +88,17 @@ def test_a_cube_shown_before_the_last_one_is_in_leaves_only_its_own_layers(dock,
     qtbot.waitUntil(lambda: dock.cube is not None, timeout=10_000)
     assert [layer.name for layer in viewer.layers] == [f"{c.stem} band", f"{c.stem} ground truth"]
     assert Path(dock.path) == c and dock.rgb_layer is None
+
+
+def test_a_new_cube_takes_the_old_cubes_classification_maps_away(dock, viewer, qtbot, tmp_path: Path) -> None:
+    from napari.layers import Labels
+
+    old_map = Labels(np.zeros((40, 36), np.int32), name="old svm map", metadata={PIXELS_KEY: True})
+    dock.map_layers.append(viewer.add_layer(old_map))
+    other = write_demo_scene(tmp_path / "other", size=(18, 16), seed=1, splits=())["envi"]
+    dock.show_cube(*_open(str(other)))
+    qtbot.waitUntil(lambda: dock.cube is not None, timeout=10_000)
+    assert old_map not in viewer.layers and dock.map_layers == []
 
 
 def test_actions_wait_while_a_cube_is_being_shown(dock, tmp_path: Path, monkeypatch) -> None:
@@ -270,10 +283,13 @@ def test_a_click_plots_that_pixel_and_a_drag_does_not(dock) -> None:
     assert dock.pixels == [(12, 9)]
     _drive(dock, _Event((3.0, 4.0)), moves=3)  # panning
     assert dock.pixels == [(12, 9)]
-    dock.band_layer.visible = False  # the cube hidden, volumes shown instead: clicks are theirs
+    dock.band_layer.visible = False  # the user hides the band: still the cube's view, still its clicks
+    _drive(dock, _Event((5.0, 5.0)), moves=0)
+    assert dock.pixels == [(12, 9), (5, 5)]
+    show_space(dock.viewer, MILLIMETRES)  # volumes shown instead: clicks are theirs
     with pytest.raises(StopIteration):
-        next(dock._on_mouse(dock.viewer, _Event((5.0, 5.0))))
-    assert dock.pixels == [(12, 9)]
+        next(dock._on_mouse(dock.viewer, _Event((6.0, 6.0))))
+    assert dock.pixels == [(12, 9), (5, 5)]
 
 
 def test_in_plain_napari_a_cube_is_shown_apart_from_volumes(viewer, qtbot, scene_files) -> None:
