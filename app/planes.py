@@ -41,7 +41,8 @@ def set_plane(viewer: napari.Viewer, plane: str, *, fit: Sequence[Layer] | None 
     if viewer.dims.ndim == 3:
         viewer.dims.order = order
     viewer.scene.camera.orientation = ("towards", "up", "left")
-    viewer.reset_view(layers=fit or None)
+    # napari's reset_view(layers=) fails on layers of fewer dimensions than the world's
+    viewer.reset_view(layers=[layer for layer in fit or () if layer.ndim == viewer.dims.ndim] or None)
 
 
 def current_plane(viewer: napari.Viewer) -> str:

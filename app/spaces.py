@@ -7,9 +7,9 @@ switches the viewer over: the visible layers of the space left are hidden (and r
 again on the way back), and the view becomes the new space's own - a cube's plane (rows down, columns
 across) or the radiological axial plane. A cube's layers carry `PIXELS_KEY` in their metadata
 (app.cube_layers, the Hyperspectral dock); millimetre layers are those whose units are all mm (volumes,
-labels drawn on them, surfaces). A layer of neither kind added while a cube is shown (napari's own new
-labels, points or shapes, drawn on the cube) joins the cube; added while volumes are shown, it switches
-and hides nothing. Removing the last layer of the cube shown brings the volumes back. Docks add the
+labels drawn on them, surfaces). Labels, points or shapes of neither kind added while a cube is shown
+(napari's own new layers, drawn on the cube) join the cube; any other layer of neither kind switches and
+hides nothing. Removing the last layer of the cube shown brings the volumes back. Docks add the
 results of background jobs with `add_quietly`, so that a job finishing does not take the user away.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import napari
 import numpy as np
+from napari.layers import Labels, Points, Shapes
 
 from app.cube_layers import PIXELS_KEY
 from app.layers import WORLD_AXIS_LABELS
@@ -28,11 +29,14 @@ from app.planes import set_plane
 
 HIDDEN_KEY = "hidden_for_other_space"  # metadata flag of a layer a switch hid, shown again on the way back
 PIXELS, MILLIMETRES = "pixels", "millimetres"
+# Layers a user draws on what is shown: one of these added without a space while a cube is shown is the cube's
+DRAWN = (Labels, Points, Shapes)
 FIT = 0.95  # a cube fills this much of the canvas along its longer side, as napari's reset_view does
 
 _space: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> the space it shows
 _switching: weakref.WeakSet = weakref.WeakSet()  # viewers hiding and showing layers for a switch
 _replacing: weakref.WeakSet = weakref.WeakSet()  # viewers whose cube is being replaced (`replacing_cube`)
+_selected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> {space: layer last selected}
 
 
 def space_of(layer: Any) -> str | None:
@@ -58,7 +62,7 @@ def show_plane(viewer: napari.components.ViewerModel, plane: str) -> None:
             if plane == "3d":
                 set_plane(viewer, plane)
             else:
-                _pixel_plane(viewer)
+                show_cube_plane(viewer)
             return
         show_space(viewer, MILLIMETRES)
     set_plane(viewer, plane, fit=_shown(viewer, MILLIMETRES))
@@ -77,12 +81,20 @@ def replacing_cube(viewer: napari.components.ViewerModel, replacing: bool) -> No
 def add_quietly(viewer: napari.components.ViewerModel, layer: Any) -> Any:
     """Add a background job's result without switching space: while the viewer shows the other space, the
     layer comes in hidden, to be shown with its own (a classification map while volumes are shown, a
-    prediction or surface while a cube is)."""
+    prediction or surface while a cube is), and the selection - which the docks' layer choices follow -
+    stays where the user left it."""
     own, shown = space_of(layer), _space.get(viewer)
-    if own is not None and shown is not None and own != shown and layer.visible:
-        layer.metadata[HIDDEN_KEY] = True
-        layer.visible = False
-    return viewer.add_layer(layer)
+    if not (own is not None and shown is not None and own != shown and layer.visible):
+        return viewer.add_layer(layer)
+    layer.metadata[HIDDEN_KEY] = True
+    layer.visible = False
+    selected = viewer.layers.selection.active
+    viewer.add_layer(layer)  # napari selects what it adds
+    if selected is not None:
+        viewer.layers.selection.active = selected
+    else:
+        viewer.layers.selection.clear()
+    return layer
 
 
 def show_space(viewer: napari.components.ViewerModel, space: str) -> None:
@@ -99,19 +111,26 @@ def show_space(viewer: napari.components.ViewerModel, space: str) -> None:
                 layer.visible = True
     finally:
         _switching.discard(viewer)
+    left = _space.get(viewer)
     _space[viewer] = space
-    active = viewer.layers.selection.active  # the window/level and docks act on what is shown
+    # the window/level and the docks act on the selection: leave a hidden layer for the one last selected
+    # in this space, else its top layer shown
+    selected = _selected.setdefault(viewer, {})
+    active = viewer.layers.selection.active
+    if active is not None and left is not None:
+        selected[left] = active
     if active is not None and space_of(active) != space and (shown := _shown(viewer, space)):
-        viewer.layers.selection.active = shown[-1]
+        before = selected.get(space)
+        viewer.layers.selection.active = before if before in shown else shown[-1]
     if space == MILLIMETRES:
         if viewer.dims.ndim == len(WORLD_AXIS_LABELS):  # a cube's band stack may have named them
             viewer.dims.axis_labels = WORLD_AXIS_LABELS
         set_plane(viewer, "axial", fit=_shown(viewer, MILLIMETRES))
     else:
-        _pixel_plane(viewer)
+        show_cube_plane(viewer)
 
 
-def _pixel_plane(viewer: napari.components.ViewerModel) -> None:
+def show_cube_plane(viewer: napari.components.ViewerModel) -> None:
     """A cube's plane, fitted to the cube: its rows (the last world axis but one) down, its columns (the
     last) across."""
     viewer.dims.ndisplay = 2
@@ -157,8 +176,8 @@ def follow_spaces(viewer: napari.components.ViewerModel) -> None:
 
     def on_inserted(event: Any) -> None:
         layer = event.value
-        if space_of(layer) is None and _space.get(viewer) == PIXELS:  # drawn on the cube: the cube's
-            layer.metadata[PIXELS_KEY] = True
+        if isinstance(layer, DRAWN) and space_of(layer) is None and _space.get(viewer) == PIXELS:
+            layer.metadata[PIXELS_KEY] = True  # napari's new labels, points or shapes drawn on the cube
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
         extent = layer.extent.world
         if layer.visible and space_of(layer) == PIXELS == _space.get(viewer) and np.isfinite(extent).all():

@@ -47,7 +47,7 @@ from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
 from app.plot import Canvas
-from app.spaces import PIXELS, add_quietly, current_space, follow_spaces, replacing_cube
+from app.spaces import PIXELS, add_quietly, current_space, follow_spaces, replacing_cube, show_cube_plane
 from app.status_label import StatusLabel
 from app.turns import Turns
 from app.viewer import unproxied
@@ -348,6 +348,9 @@ class HyperspectralDock(QWidget):
                 self.band_layer = layer
 
         def finish() -> None:
+            replacing_cube(self.viewer, False)
+            if current_space(self.viewer) == PIXELS:
+                show_cube_plane(self.viewer)  # fitted to this cube, whatever the size of the last
             self.cube, self.path = cube, path
             self.info.setText(self._describe())
             self.band_slider.blockSignals(True)
@@ -359,7 +362,6 @@ class HyperspectralDock(QWidget):
             self._fill_legend()
             self.clear_spectra()
             self.panel.status.setText("")
-            replacing_cube(self.viewer, False)
 
         self.turns.run([*[remove] * len(self._leaving), *(lambda layer=layer: add(layer) for layer in layers),
                         finish])

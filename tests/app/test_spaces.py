@@ -105,12 +105,15 @@ def test_each_space_is_fitted_on_its_own_and_keeps_its_axis_names(viewer):
 def test_layers_drawn_on_the_cube_join_it_and_its_end_brings_the_volumes_back(viewer):
     t1, tissue, _ = _volumes(viewer)
     bands, rgb, truth = add_layers(viewer, cube_layers(_cube(), "field"))
+    photo = viewer.add_image(np.zeros((5, 5)), name="my photo")  # pixels, but not drawn on the cube
     viewer.layers.selection.active = truth
     viewer._new_labels()  # napari's "new labels" button on the cube: pixel units, no mark of its own
     drawn = viewer.layers[-1]
-    assert space_of(drawn) == PIXELS
-    t1.visible = True
-    assert not drawn.visible  # not left over the brain
+    assert space_of(drawn) == PIXELS and space_of(photo) is None
+    viewer.layers.selection.active = tissue  # a volume chosen ...
+    t1.visible = True  # ... and the volumes shown again
+    assert not drawn.visible and photo.visible  # the drawing is not left over the brain; the photo stays
+    assert viewer.layers.selection.active is tissue
     drawn.visible = True  # back to the cube, and then it goes away altogether
     for layer in (drawn, bands, rgb, truth):
         viewer.layers.remove(layer)
@@ -129,7 +132,20 @@ def test_a_job_result_of_the_other_space_comes_in_hidden(viewer):
     t1, _, _ = _volumes(viewer)
     bands, _, _ = add_layers(viewer, cube_layers(_cube(), "field"))  # the cube is shown
     prediction = Labels(np.zeros((20, 24, 16), np.uint8), affine=AFFINE, units=("mm",) * 3, name="prediction")
+    viewer.layers.selection.active = bands
     add_quietly(viewer, prediction)
     assert not prediction.visible and bands.visible and not t1.visible  # no switch
+    assert viewer.layers.selection.active is bands  # the docks' layer choices follow the selection
     t1.visible = True  # the volumes again: the prediction comes with them
     assert prediction.visible
+
+
+def test_planes_fit_to_volumes_that_include_a_2d_one(viewer):
+    """napari's reset_view(layers=) fails on a layer of fewer dimensions than the world: not fitted."""
+    from app.planes import set_plane
+
+    t1, _, _ = _volumes(viewer)
+    flat = viewer.add_image(np.zeros((6, 7)), units=("mm", "mm"), name="a 2D mm image")
+    for plane in ("coronal", "sagittal", "axial"):
+        set_plane(viewer, plane, fit=[flat, t1])
+        assert current_plane(viewer) == plane

@@ -72,6 +72,7 @@ def test_another_cube_replaces_the_layers_one_per_turn(dock, viewer, qtbot, tmp_
     assert [c[0] for c in changes] == ["-", "-", "-", "+", "+"]
     assert [layer.name for layer in viewer.layers] == [f"{other.stem} band", f"{other.stem} ground truth"]
     assert dock.band_layer.data.shape == (18, 16) and dock.band_slider.isEnabled()
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (8.5, 7.5), atol=1)  # fitted to the new cube
     assert dock.info.text().startswith(f"SYNTHETIC {other.stem}: 18 x 16 pixels")
 
 
