@@ -114,8 +114,8 @@ def contrast_limits(volume: Volume) -> tuple[float, float]:
 
 
 # Image layers above this many voxels also get coarser levels (`levels`): napari renders a multiscale layer's
-# coarsest level in 3D, which software OpenGL (Mesa's llvmpipe: no GPU, or Xvfb) needs seconds per frame for
-# at 512^3 (app.viewer.lock_detail decides what a hardware renderer shows).
+# coarsest level in 3D, where software OpenGL (Mesa's llvmpipe: no GPU, or Xvfb) takes seconds per frame on
+# a 512^3 volume (app.viewer.lock_detail decides what a hardware renderer shows).
 PREVIEW_VOXELS = 1 << 24
 
 

@@ -283,6 +283,12 @@ def test_the_renderer_is_asked_once(viewer, monkeypatch):
     assert len(app.viewer._renderer) == 1 and app.viewer._renderer[0]  # e.g. "llvmpipe (LLVM 15.0.6)"
     assert software == any(name in app.viewer._renderer[0].lower() for name in app.viewer.SOFTWARE_RENDERERS)
 
+    def asked_again():
+        raise AssertionError("the renderer was asked again")
+
+    monkeypatch.setattr(app.viewer, "get_current_canvas", asked_again)
+    assert software_opengl() == software  # the answer is kept: no GL call on every layer inserted
+
 
 @pytest.mark.parametrize(("renderer", "hardware_limit", "level_3d"), [
     ("llvmpipe (LLVM 15.0.6, 256 bits)", 1 << 27, 2),  # software OpenGL: the coarsest level in 3D
