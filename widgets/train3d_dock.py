@@ -181,7 +181,7 @@ class Train3DDock(QWidget):
         self.prediction_layer: Labels | None = None
         self.last_message = ""  # the last problem shown as a notification
         self._label_names: list[str] | dict[int, str] | None = None  # of the labels layer trained on
-        self._class_names: list[str] = []  # Dice curve names, classes 1..C-1
+        self._dice_curves: list[tuple[int, str]] = []  # (class, name) of each label value but background 0
         self._labels_colormap: Any = None
         self._image_name = ""
         self._written: dict[str, str] = {}  # files written for layers -> "layer 'NAME'"
@@ -384,7 +384,8 @@ class Train3DDock(QWidget):
     def _on_event(self, event: dict) -> None:
         kind = event["event"]
         if kind == "start":
-            self._class_names = [self._class_name(self._label_names, c) for c in range(1, event["classes"])]
+            self._dice_curves = [(c, self._class_name(self._label_names, value))
+                                 for c, value in enumerate(event["values"]) if value != 0]
             crop = "x".join(str(v) for v in event["crop"])
             self.panel.append_log(f"{event['ranks']} ranks, mesh {event['mesh']}, {event['backend']} on "
                                   f"{event['device']}, {event['model']}, crop {crop}, "
@@ -393,8 +394,8 @@ class Train3DDock(QWidget):
             step = event["step"]
             self.plot.add("loss", "Dice + CE", step, event["loss"])
             dice = event.get("dice") or []
-            for name, value in zip(self._class_names, dice[1:], strict=False):
-                self.plot.add("Dice", name, step, value)
+            for c, name in self._dice_curves:
+                self.plot.add("Dice", name, step, dice[c] if c < len(dice) else None)
             peaks = event.get("peak_mem_mb") or []
             ranks = ", ".join(f"{rank}: {mb:,.0f} MB" for rank, mb in enumerate(peaks))
             self.memory.setText(f"Peak memory per rank: {ranks} · step {event['step_time_s']:.2f} s")

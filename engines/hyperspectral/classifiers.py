@@ -22,18 +22,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from engines.hyperspectral.protocol import Progress, Stop, gather, report, row_blocks
+from engines.label_maps import map_dtype
 
 
 def training_pixels(data, train: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Spectra (n, B_kept) float32 and classes (n,) of the training pixels, row-major."""
     mask = train > 0
     return gather(data, mask, keep), train[mask].astype(np.int64)
-
-
-def map_dtype(classes: np.ndarray) -> np.dtype:
-    """The smallest unsigned type a class map of these classes needs: uint8 for WHU-Hi's, wider for ids
-    past 255 (which uint8 would wrap)."""
-    return np.promote_types(np.uint8, np.min_scalar_type(int(np.max(classes, initial=0))))
 
 
 class PixelClassifier:

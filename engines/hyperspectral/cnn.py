@@ -23,8 +23,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.errors import InputError
-from engines.hyperspectral.classifiers import map_dtype, training_pixels
+from engines.hyperspectral.classifiers import training_pixels
 from engines.hyperspectral.protocol import Progress, Stop, report, row_blocks
+from engines.label_maps import map_dtype
 
 
 class SpectralSpatialBlock(nn.Module):

@@ -2,7 +2,7 @@
 
 `prepare_data` reads the image and labels a slab at a time in their files' own order (an uncompressed file
 is never held whole: its Volume.data is a memory map or a scaled proxy), checks them (same grid, labels that
-are class indices), normalises the image (zero mean, unit SD over the volume) and writes both in that
+are whole numbers), normalises the image (zero mean, unit SD over the volume) and writes both in that
 order, padded to the job's block multiple, as .npy files in OUT/data/ with a meta.json naming the source
 files (size, modification time) and the block. A later run or --resume on the same, unchanged files and
 block reuses them (`open_data`) without reading the sources again. Each rank then reads only the boxes it
@@ -29,7 +29,9 @@ from engines.errors import InputError
 from engines.partition.pad import padded_shape
 
 DATA, META, IMAGE, LABELS = "data", "meta.json", "image.npy", "labels.npy"
-FORMAT = 1  # bump when what prepare_data writes changes
+FORMAT = 2  # bump when what prepare_data writes changes
+MAX_CLASSES = 1024  # label values a job takes: one output channel each, so more is an intensity image
+MAX_LABEL = np.iinfo(np.int32).max  # the largest label value (a prediction is written as int32 at most)
 SLAB_VOXELS = 1 << 23  # voxels read at a time while preparing: bounds the temporaries to ~100 MB
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -108,13 +110,18 @@ class JobData:
     """The prepared volumes of a training job and what was learnt reading them."""
 
     image: BlockFile  # (D, H, W) float32, normalised, padded to the block multiple
-    labels: BlockFile  # (D, H, W) the smallest unsigned integer that holds the classes, padded with 0
+    labels: BlockFile  # (D, H, W) class indices, the smallest unsigned type that holds them, padded with 0
     shape: tuple[int, int, int]  # the image's own extent, before padding
     affine: np.ndarray
     mean: float
     std: float
-    classes: int
+    values: tuple[int, ...]  # the label value of each class, ascending (label_values)
     warnings: tuple[str, ...] = ()  # what reading the files found, each after its file's name
+
+    @property
+    def classes(self) -> int:
+        """The number of classes the network learns."""
+        return len(self.values)
 
 
 def data_dir(out: str | os.PathLike) -> Path:
@@ -176,7 +183,7 @@ def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathL
     except OSError:  # a volume deleted by hand: prepare again
         return None
     return JobData(*files, tuple(meta["shape"]), np.asarray(meta["affine"], dtype=np.float64), meta["mean"],
-                   meta["std"], meta["classes"], tuple(meta.get("warnings", ())))
+                   meta["std"], tuple(meta["values"]), tuple(meta.get("warnings", ())))
 
 
 def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
@@ -194,30 +201,42 @@ def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.P
     return found
 
 
-def label_classes(labels: Any, path: str) -> int:
-    """The class count C when `labels` (an array-like, e.g. Volume.data) are class indices 0..C-1, C >= 2;
-    read a slab at a time.
+def label_values(labels: Any, path: str) -> tuple[int, ...]:
+    """The label values `labels` (an array-like, e.g. Volume.data) hold, ascending, read a slab at a time:
+    the classes the network learns, class c standing for the c-th value. Values need not be 0..C-1:
+    BraTS's 0, 1, 2, 4 or FreeSurfer's ids up to 2035 train as that many classes, not as max + 1.
 
-    Raises InputError otherwise (fractions, infinities, negatives, a single class)."""
+    Raises InputError otherwise (fractions, infinities, negatives, a single value, more than MAX_CLASSES
+    values: an intensity image rather than a label map)."""
     exact = np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_
     if not exact and not np.issubdtype(labels.dtype, np.floating):
-        raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values", path)
-    low, high, first, varied = 0, 0, None, False
+        raise InputError(f"labels must be whole numbers (label values); found {labels.dtype} values", path)
+    found = np.zeros(0, np.int64)
     for box in _slabs(labels.shape, file_order(labels)[0]):
         slab = np.asarray(labels[box])
         if not exact and (bad := slab[~np.isfinite(slab) | (slab != np.round(slab))]).size:
-            raise InputError(f"labels must be whole numbers (class indices); found {labels.dtype} values "
+            raise InputError(f"labels must be whole numbers (label values); found {labels.dtype} values "
                              f"such as {bad.flat[0]}", path)
-        if slab.size:
-            low, high = min(low, int(slab.min())), max(high, int(slab.max()))
-            first = slab.flat[0] if first is None else first
-            varied = varied or bool((slab != first).any())
-    if low < 0:
-        raise InputError(f"labels must be 0 or more; found {low}", path)
-    if not varied:
-        raise InputError(f"labels hold a single class (every voxel is {0 if first is None else int(first)}); "
+        if slab.size and (low := slab.min()) < 0:
+            raise InputError(f"labels must be 0 or more; found {int(low)}", path)
+        if slab.size and (high := slab.max()) > MAX_LABEL:
+            raise InputError(f"label values must be at most {MAX_LABEL}; found {high}", path)
+        found = np.union1d(found, _present(slab))
+        if len(found) > MAX_CLASSES:
+            raise InputError(f"labels hold more than {MAX_CLASSES} different values: this looks like an "
+                             f"intensity image, not a label map (one class per value)", path)
+    if len(found) < 2:
+        raise InputError(f"labels hold a single class (every voxel is {int(found[0]) if len(found) else 0}); "
                          "segmentation needs at least two", path)
-    return high + 1
+    return tuple(int(v) for v in found)
+
+
+def _present(slab: np.ndarray) -> np.ndarray:
+    """The values in a slab of non-negative whole numbers, as int64: counted by value (one pass) when they
+    are small integers, sorted out with np.unique otherwise."""
+    if slab.size and np.can_cast(slab.dtype, np.intp) and slab.max() <= MAX_CLASSES:
+        return np.flatnonzero(np.bincount(slab.ravel(order="K")))
+    return np.unique(slab).astype(np.int64)
 
 
 def file_order(data: Any) -> tuple[int, int, int]:
@@ -277,25 +296,41 @@ def _own_float64(part: np.ndarray) -> np.ndarray:
     return slab if slab.flags.owndata and slab.flags.writeable else slab.copy()
 
 
-def _fill(slab: np.ndarray, part: Any, order: tuple[int, int, int], fill: float,
-          normalise: tuple[float, float] | None) -> None:
-    """Set `slab` (in the file's axis order) to `part` of the source (in its own), padded with `fill`.
-    A function of its own so that one slab's temporaries are gone before the next slab is read."""
-    values = np.asarray(part)
-    if normalise is not None:
+def _normaliser(mean: float, sd: float) -> Callable[[np.ndarray], np.ndarray]:
+    """(value - mean) / sd, in float64 (rounded once, where it is written)."""
+    def normalise(values: np.ndarray) -> np.ndarray:
         values = _own_float64(values)
-        values -= normalise[0]
-        values /= normalise[1]
+        values -= mean
+        values /= sd
+        return values
+    return normalise
+
+
+def _class_indexer(values: Sequence[int]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Each label value's class index (its place in `values`); None when the values are 0..C-1 already."""
+    if list(values) == list(range(len(values))):
+        return None
+    table = np.asarray(values)
+    return lambda labels: np.searchsorted(table, labels)
+
+
+def _fill(slab: np.ndarray, part: Any, order: tuple[int, int, int], fill: float,
+          convert: Callable[[np.ndarray], np.ndarray] | None) -> None:
+    """Set `slab` (in the file's axis order) to `part` of the source (in its own), converted, padded with
+    `fill`. A function of its own so that one slab's temporaries are gone before the next slab is read."""
+    values = np.asarray(part)
+    if convert is not None:
+        values = convert(values)
     inside = values.transpose(order)
     slab.fill(fill)
     slab[tuple(slice(0, n) for n in inside.shape)] = inside
 
 
 def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float, source: Any,
-           normalise: tuple[float, float] | None = None) -> None:
+           convert: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """Write `source` (an array-like, read a slab at a time in its own memory order) as a new .npy of
     `shape` and `dtype` in the same order (C, or Fortran for a NIfTI or ITK volume), padded with `fill`;
-    with `normalise` = (mean, sd), (value - mean) / sd, in float64 and rounded once.
+    each slab passed through `convert` first, when given.
 
     Plain writes, not a memory map, so a disk that fills up raises OSError rather than SIGBUS; the file
     appears under its name only when complete, and a failed one is removed.
@@ -314,7 +349,7 @@ def _write(path: Path, shape: tuple[int, int, int], dtype: np.dtype, fill: float
                 slab = buffer[: s.stop - s.start]
                 key = [slice(None)] * 3
                 key[order[0]] = slice(s.start, min(s.stop, source.shape[order[0]]))
-                _fill(slab, source[tuple(key)], order, fill, normalise)
+                _fill(slab, source[tuple(key)], order, fill, convert)
                 f.write(slab)  # its buffer: no copy
         os.replace(tmp, path)
     except BaseException:
@@ -331,23 +366,25 @@ def _free_disk(folder: Path) -> int:
 
 
 def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike,
-                 check: Callable[[tuple[int, ...], int], None] = lambda shape, classes: None) -> JobData:
+                 check: Callable[[tuple[int, ...], tuple[int, ...]], None] = lambda shape, values: None
+                 ) -> JobData:
     """Check the volumes and write them to OUT/data/ for the ranks, unless an unchanged copy is there.
 
     Parameters
     ----------
     image, labels : paths
-        Any format engines.io reads; the labels on the image's grid, integers 0..C-1.
+        Any format engines.io reads; the labels on the image's grid, whole numbers (label_values), written
+        as class indices.
     block : (int, int, int)
         The mesh's blocks x the network's downsampling: the volumes are padded (at the far end) to it.
-    check : callable(shape, classes)
-        The caller's own checks of the volume's shape and class count (raising InputError), run after
+    check : callable(shape, values)
+        The caller's own checks of the volume's shape and label values (raising InputError), run after
         reading and before anything is written.
 
     Raises
     ------
     InputError
-        Shape or affine mismatch, not a 3D volume, labels that are not class indices, NaN or infinite
+        Shape or affine mismatch, not a 3D volume, labels that are not label values, NaN or infinite
         intensities, what `check` refuses, or too little disk. Nothing is written then.
     """
     if (found := open_data(image, labels, block, out)) is not None:
@@ -367,9 +404,9 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     # Volume.data stays lazy (a memory map, a scaled proxy) and is read a slab at a time from here on,
     # so an uncompressed file is never held whole; a compressed one or a DICOM series is read whole.
     pixels, label_data = image_vol.data, label_vol.data
-    classes = label_classes(label_data, labels)
-    label_dtype = np.min_scalar_type(classes - 1)
-    check(tuple(pixels.shape), classes)
+    values = label_values(label_data, labels)
+    label_dtype = np.min_scalar_type(len(values) - 1)
+    check(tuple(pixels.shape), values)
     mean, std = _mean_std(pixels, image)
     std = std or 1.0
     padded = padded_shape(pixels.shape, block)
@@ -381,15 +418,15 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
                          f"{free / 2**30:.2f} GiB are free", folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)  # what follows is not valid until the new meta.json is there
-    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels, (mean, std))
-    _write(folder / LABELS, padded, label_dtype, 0, label_data)
+    _write(folder / IMAGE, padded, np.dtype(np.float32), (0 - mean) / std, pixels, _normaliser(mean, std))
+    _write(folder / LABELS, padded, label_dtype, 0, label_data, _class_indexer(values))
     affine = np.asarray(image_vol.affine, dtype=np.float64)
     warnings = [f"{Path(path).name}: {warning}" for path, volume in ((image, image_vol), (labels, label_vol))
                 for warning in volume.warnings]
     meta = {"key": key, "shape": list(pixels.shape), "padded": list(padded), "affine": affine.tolist(),
-            "mean": mean, "std": std, "classes": classes, "warnings": warnings}
+            "mean": mean, "std": std, "values": list(values), "warnings": warnings}
     tmp = folder / (META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / META)
     return JobData(BlockFile(folder / IMAGE), BlockFile(folder / LABELS), tuple(pixels.shape), affine, mean,
-                   std, classes, tuple(warnings))
+                   std, values, tuple(warnings))

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from engines.errors import InputError
+from engines.label_maps import to_values
 from engines.memory import available_memory_bytes, peak_rss_mb, release_free_heap, reset_peak_rss
 from engines.partition.checkpoint import load_checkpoint
 from engines.partition.data import BlockFile
@@ -205,6 +206,12 @@ def predict_partitioned(model: nn.Module, image: BlockFile, window: Sequence[int
     return whole
 
 
+def trained_values(config: dict) -> tuple[int, ...]:
+    """The label value of each class a training job's network predicts (class c is the c-th); 0..C-1 for
+    checkpoints that predate the list."""
+    return tuple(config.get("values", range(config["classes"])))
+
+
 def load_trained_model(out: str | os.PathLike, *, device: torch.device | str = "cpu"
                        ) -> tuple[nn.Module, dict]:
     """The plain (unpartitioned) network of a training folder's checkpoint, and the job's config."""
@@ -233,7 +240,8 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
 
     Returns
     -------
-    ndarray, shape (D, H, W), `label_types` of the classes.
+    ndarray, shape (D, H, W): the label values trained on (`label_types` of the classes when those are
+    0..C-1, else engines.label_maps.map_dtype of the values).
     """
     from monai.inferers import sliding_window_inference
 
@@ -248,7 +256,7 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     logits = sliding_window_inference(x, roi_size, 1, model, overlap=overlap, mode="gaussian")
     as_torch, as_numpy = label_types(logits.shape[1])
     labels = logits.argmax(1)[0].to(as_torch).cpu().numpy().astype(as_numpy, copy=False)
-    return labels[: image.shape[0], : image.shape[1], : image.shape[2]]
+    return to_values(labels[: image.shape[0], : image.shape[1], : image.shape[2]], trained_values(config))
 
 
 def write_labels(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import torch.distributed as dist
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.files import refuse_overwrite
+from engines.label_maps import to_values
 from engines.memory import peak_rss_mb
 from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
 from engines.partition.convert import partition_model, required_multiple
@@ -41,7 +42,7 @@ from engines.partition.layout import check_volume, format_mesh, parse_mesh
 from engines.partition.loss import dice_ce_loss, dice_scores
 from engines.partition.mesh import SpatialMesh
 from engines.partition.models import MODELS, build_model
-from engines.partition.predict import predict_partitioned, prediction_window, write_labels
+from engines.partition.predict import predict_partitioned, prediction_window, trained_values, write_labels
 
 PREDICTION = "prediction.nii.gz"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -51,7 +52,8 @@ PREPARE_WAIT_S = 3600  # how long ranks other than 0 wait for rank 0 to prepare 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The job's options, shared by `main.py train-seg` and this module's own entry point."""
     parser.add_argument("--image", required=True, help="image volume (any format engines.io reads)")
-    parser.add_argument("--labels", required=True, help="label volume on the image's grid, integers 0..C-1")
+    parser.add_argument("--labels", required=True,
+                        help="label volume on the image's grid: whole numbers, each value a class")
     parser.add_argument("--ranks", type=int, default=None,
                         help="processes in all (default: the mesh's blocks x replicas)")
     parser.add_argument("--mesh", default="2x1x1",
@@ -153,26 +155,34 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
     resume = _resume_checkpoint(args)
 
-    def check(shape: tuple[int, ...], classes: int) -> None:
+    def check(shape: tuple[int, ...], values: tuple[int, ...]) -> None:
         check_volume(shape, multiple, mesh_shape, args.mesh, args.crop)
-        if resume is not None and resume.config.get("classes") != classes:
-            raise InputError(f"the checkpoint was trained for {resume.config.get('classes')} classes; "
-                             f"these labels have {classes}", resume.path)
+        if resume is not None and (trained := trained_values(resume.config)) != values:
+            raise InputError(f"the checkpoint was trained on label values {_listed(trained)}; these labels "
+                             f"hold {_listed(values)}", resume.path)
 
     if prepare:
         data = prepare_data(args.image, args.labels, block, args.out, check)
     else:
         data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S,
                              give_up=give_up)
-    check(data.shape, data.classes)  # again for volumes prepared earlier
+    check(data.shape, data.values)  # again for volumes prepared earlier
     crop = check_volume(data.shape, multiple, mesh_shape, args.mesh, args.crop)
     config = {
         "model": args.model, "width": args.width, "in_channels": 1, "classes": data.classes,
+        "values": list(data.values),
         "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,
         "image": args.image, "labels": args.labels, "image_shape": list(data.shape), "mean": data.mean,
         "std": data.std, "multiple": list(multiple),
     }
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
+
+
+def _listed(values: Sequence[int], shown: int = 8) -> str:
+    """Label values for a message: all of a few, the first ones and the count of many."""
+    if len(values) <= shown:
+        return ", ".join(map(str, values))
+    return f"{', '.join(map(str, values[:shown]))}, ... ({len(values)} values)"
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -307,7 +317,7 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
         emit("start", ranks=mesh.world_size, mesh=format_mesh(mesh.shape, mesh.data_parallel),
              model=config["model"], steps=config["steps"], first_step=step + 1, backend=dist.get_backend(),
              device=device.type, image_shape=config["image_shape"], crop=list(plan.crop),
-             classes=config["classes"], pids=pids)
+             classes=config["classes"], values=trained_values(config), pids=pids)
     total = config["steps"]
     saved_at = time.monotonic()
     saver = _Saver(out, net, optimizer, config, step)
@@ -356,8 +366,8 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
         dist.barrier(group=mesh.spatial_group)
     if labels is not None:
         shape = config["image_shape"]
-        prediction = write_labels(labels[: shape[0], : shape[1], : shape[2]], plan.data.affine,
-                                  Path(out) / PREDICTION)
+        own = to_values(labels[: shape[0], : shape[1], : shape[2]], trained_values(config))
+        prediction = write_labels(own, plan.data.affine, Path(out) / PREDICTION)
     if leader:
         emit("done", step=step, stopped=False, checkpoint=str(checkpoint_dir(out)),
              prediction=None if prediction is None else str(prediction))

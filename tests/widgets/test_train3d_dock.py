@@ -209,6 +209,23 @@ def _assert_responsive(ticks: list[tuple[float, float]]) -> None:
     assert cpu.max() < 0.25, f"the GUI thread computed for {cpu.max():.2f} s without a break"
 
 
+@pytest.mark.parametrize(("values", "curves"), [
+    ([0, 2, 5], {"class 2": 0.25, "class 5": 0.5}),
+    ([1, 4, 7], {"class 1": 0.125, "class 4": 0.25, "class 7": 0.5}),
+])
+def test_dice_curves_follow_the_label_values_and_leave_out_only_background(dock, values, curves) -> None:
+    """The job's classes stand for label values (0, 2, 5, or 1, 4, 7 with no background): one Dice curve
+    per value but 0, each fed its own class's Dice."""
+    dock.panel.job_event.emit({"event": "start", "ranks": 1, "mesh": "1x1x1", "backend": "gloo",
+                               "device": "cpu", "model": "unet", "crop": [8, 8, 8], "first_step": 1,
+                               "classes": 3, "values": values})
+    dock.panel.job_event.emit({"event": "metric", "step": 1, "loss": 1.0, "dice": [0.125, 0.25, 0.5],
+                               "peak_mem_mb": [10.0], "step_time_s": 0.1})
+    names = [name for (panel, name) in dock.plot._data if panel == "Dice"]
+    plotted = {name: dock.plot.series("Dice", name)[1] for name in names}
+    assert plotted == {name: [value] for name, value in curves.items()}
+
+
 @pytest.mark.dist
 @pytest.mark.slow
 def test_a_short_run_adds_a_prediction_aligned_with_the_image(dock, viewer, qtbot, tmp_path: Path) -> None:

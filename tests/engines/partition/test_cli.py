@@ -281,6 +281,26 @@ def test_resume_continues_the_same_loss_curve_and_predicts(tmp_path, volumes):
 
 
 @pytest.mark.dist
+def test_sparse_label_values_train_as_that_many_classes_and_come_back_as_themselves(tmp_path, volumes):
+    """Labels 0, 3, 9 (ids as BraTS's or FreeSurfer's): three classes, Dice for each, predicted as 0, 3, 9;
+    resuming on labels of other values is refused by name."""
+    image, labels = volumes
+    values = np.array([0, 3, 9], np.uint8)[np.asarray(nib.load(labels).dataobj)]
+    sparse = _write(tmp_path / "sparse.nii.gz", values)
+    job = _Job(*_train_args((image, sparse), tmp_path / "o", "--steps", "2"))
+    code, events = job.finish()
+    assert code == 0, job.proc.stderr.read()
+    start = next(e for e in events if e["event"] == "start")
+    assert start["classes"] == 3 and start["values"] == [0, 3, 9]
+    assert all(len(e["dice"]) == 3 for e in events if e["event"] == "metric")
+    prediction = np.asarray(nib.load(tmp_path / "o" / "prediction.nii.gz").dataobj)
+    assert set(np.unique(prediction)) <= {0, 3, 9} and len(np.unique(prediction)) > 1
+    assert load_checkpoint(tmp_path / "o").config["values"] == [0, 3, 9]
+    with pytest.raises(InputError, match="trained on label values 0, 3, 9; these labels hold 0, 1, 2"):
+        _plan(_train_args(volumes, tmp_path / "o", "--steps", "4", "--resume")[1:])
+
+
+@pytest.mark.dist
 def test_partition_check_prints_the_json_and_exits_0(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "partition-check", "--ranks", "2",
                              "--mesh",
@@ -297,17 +317,22 @@ def test_partition_check_refuses_ranks_that_do_not_fill_the_mesh(capsys):
     assert "needs 4 ranks" in capsys.readouterr().err
 
 
-def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_path, volumes):
+def _plan(argv):
+    """train-seg's plan (checked, prepared volumes) for these options, in this process."""
     import argparse
 
     from engines.partition.train import add_arguments, plan_training
 
-    image, labels = volumes
-    float_labels = _write(tmp_path / "float_labels.nii.gz", nib.load(labels).get_fdata().astype(np.float32))
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    plan = plan_training(parser.parse_args(["--image", image, "--labels", float_labels, "--mesh", "2x1x1",
-                                            "--model", "unet", "--width", "2", "--out", str(tmp_path / "o")]))
+    return plan_training(parser.parse_args(argv))
+
+
+def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_path, volumes):
+    image, labels = volumes
+    float_labels = _write(tmp_path / "float_labels.nii.gz", nib.load(labels).get_fdata().astype(np.float32))
+    plan = _plan(["--image", image, "--labels", float_labels, "--mesh", "2x1x1", "--model", "unet", "--width",
+                  "2", "--out", str(tmp_path / "o")])
     data = plan.data
     assert data.labels.dtype == np.uint8  # 1 byte a voxel on disk and in each rank's blocks
     assert plan.config["classes"] == 3 and data.image.dtype == np.float32
@@ -330,7 +355,7 @@ def stopped_mid_step(folder: str) -> None:
     np.save(Path(folder) / "image.npy", labels.astype(np.float32))
     np.save(Path(folder) / "labels.npy", labels)
     files = BlockFile(Path(folder) / "image.npy"), BlockFile(Path(folder) / "labels.npy")
-    data = JobData(*files, (32, 16, 16), np.eye(4), 0.0, 1.0, 2)
+    data = JobData(*files, (32, 16, 16), np.eye(4), 0.0, 1.0, (0, 1))
     config = {"model": "unet", "width": 2, "in_channels": 1, "classes": 2, "mesh": "1x1x1", "steps": 10,
               "lr": 0.01, "crop": [32, 16, 16], "seed": 0, "image": "-", "labels": "-",
               "image_shape": [32, 16, 16], "mean": 0.0, "std": 1.0, "multiple": [8, 8, 8]}

@@ -236,13 +236,13 @@ def test_the_callers_check_refuses_before_anything_is_written(tmp_path, scan):
     image_path, labels_path, _, _ = scan
     seen = []
 
-    def check(shape, classes):
-        seen.append((shape, classes))
+    def check(shape, values):
+        seen.append((shape, values))
         raise InputError("crop too large")
 
     with pytest.raises(InputError, match="crop too large"):
         prepare_data(image_path, labels_path, (1, 1, 1), tmp_path / "out", check)
-    assert seen == [((19, 14, 9), 4)] and not (tmp_path / "out").exists()
+    assert seen == [((19, 14, 9), (0, 1, 2, 3))] and not (tmp_path / "out").exists()
 
 
 def test_a_deleted_volume_is_prepared_again(tmp_path, scan):
@@ -275,7 +275,7 @@ def test_infinite_label_values_are_refused_by_name(tmp_path):
     labels = np.zeros((4, 4, 4), np.float32)
     labels[1, 2, 3] = np.inf
     with pytest.raises(InputError, match=r"whole numbers .* such as inf"):
-        data_module.label_classes(labels, "labels.nii")
+        data_module.label_values(labels, "labels.nii")
 
 
 class _Recorded:
@@ -332,18 +332,55 @@ def test_a_fraction_in_a_later_slab_is_found_and_named(monkeypatch):
     labels[6, 1, 2] = 2.5
     monkeypatch.setattr(data_module, "SLAB_VOXELS", 16)  # one plane a slab
     with pytest.raises(InputError, match=r"whole numbers .* such as 2.5"):
-        data_module.label_classes(labels, "labels.nii")
+        data_module.label_values(labels, "labels.nii")
 
 
-def test_class_count_is_the_largest_label_plus_one_across_slabs(monkeypatch):
-    labels = np.zeros((6, 3, 3), np.int16)
-    labels[5, 2, 2] = 4  # only the last slab holds the largest class
+@pytest.mark.parametrize("dtype", [np.int16, np.uint64, np.float32])
+def test_the_classes_are_the_values_present_in_any_slab(monkeypatch, dtype):
+    """BraTS-like values 0, 1, 2, 4 are four classes, not five; each slab adds what it holds."""
+    labels = np.zeros((6, 3, 3), dtype)
+    labels[1, 0, 0], labels[3, 1, 1], labels[5, 2, 2] = 2, 1, 4  # only the last slab holds 4
+    monkeypatch.setattr(data_module, "SLAB_VOXELS", 9)  # one plane a slab
+    assert data_module.label_values(labels, "labels.nii") == (0, 1, 2, 4)
+    labels[labels == 0] = 3000  # no background, and a value past the small-integer count
+    assert data_module.label_values(labels, "labels.nii") == (1, 2, 4, 3000)
+    assert data_module.label_values(labels > 3, "mask.nii") == (0, 1)
+
+
+def test_negative_labels_are_refused_wherever_they_are(monkeypatch):
+    labels = np.ones((6, 3, 3), np.int16)
+    labels[:3] = 0
+    labels[5, 2, 2] = -1  # only the last slab holds the negative one
     monkeypatch.setattr(data_module, "SLAB_VOXELS", 9)
-    assert data_module.label_classes(labels, "labels.nii") == 5
-    assert data_module.label_classes(labels.astype(bool), "mask.nii") == 2
-    labels[0, 0, 0] = -1  # and only the first the negative one
     with pytest.raises(InputError, match="0 or more; found -1"):
-        data_module.label_classes(labels, "labels.nii")
+        data_module.label_values(labels, "labels.nii")
+
+
+def test_an_intensity_image_given_as_labels_is_refused():
+    """Thousands of different whole numbers are an image's intensities, not a label map's classes."""
+    image = np.arange(2000, dtype=np.uint16).reshape(20, 10, 10)
+    with pytest.raises(InputError, match=r"more than 1024 different values: .* intensity image"):
+        data_module.label_values(image, "t1.nii")
+    huge = np.zeros((2, 2, 2), np.float64)
+    huge[0, 0, 0] = 1e12
+    with pytest.raises(InputError, match="at most 2147483647; found 1000000000000"):
+        data_module.label_values(huge, "labels.nii")
+
+
+def test_label_values_are_prepared_as_class_indices(tmp_path):
+    """Sparse values (FreeSurfer-like ids) become indices 0..C-1 on disk; the job keeps each one's value."""
+    rng = np.random.default_rng(3)
+    values = np.array([0, 2, 41, 1000])
+    labels = values[rng.integers(0, 4, (9, 8, 8))].astype(np.int32)
+    image = rng.normal(0, 1, labels.shape).astype(np.float32)
+    data = prepare_data(_write(tmp_path / "image.nii", image), _write(tmp_path / "labels.nii", labels),
+                        (4, 4, 4), tmp_path / "out")
+    assert data.values == (0, 2, 41, 1000) and data.classes == 4 and data.labels.dtype == np.uint8
+    stored = data.labels.read((slice(0, 12), slice(0, 8), slice(0, 8)))
+    np.testing.assert_array_equal(stored[:9], np.searchsorted(values, labels))
+    assert not stored[9:].any()  # padding
+    again = open_data(str(tmp_path / "image.nii"), str(tmp_path / "labels.nii"), (4, 4, 4), tmp_path / "out")
+    assert again is not None and again.values == data.values
 
 
 def test_what_reading_found_is_kept_with_the_prepared_volumes(tmp_path, scan):

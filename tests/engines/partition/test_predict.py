@@ -80,6 +80,19 @@ def test_labels_past_255_are_not_wrapped(tmp_path):
     np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "labels.nii.gz").dataobj), expected)
 
 
+def test_predicted_classes_are_written_as_the_label_values_trained_on(tmp_path):
+    """Class c of a network trained on labels 0, 7, 2035 is written as the c-th value, in a type for it."""
+    model = _trained_folder(tmp_path, (16, 16, 8))
+    checkpoint = load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, model, None, 7, {**checkpoint.config, "values": [0, 7, 2035]})
+    image = np.random.default_rng(2).normal(5, 2, (16, 16, 8)).astype(np.float32)
+    labels = predict_sliding_window(tmp_path, image)
+    with torch.no_grad():
+        classes = model(torch.from_numpy((image - 5) / 2)[None, None]).argmax(1)[0].numpy()
+    assert labels.dtype == np.uint16 and len(np.unique(classes)) > 1
+    np.testing.assert_array_equal(labels, np.array([0, 7, 2035])[classes])
+
+
 def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     _trained_folder(tmp_path, (16, 16, 8))
     affine = np.diag([0.8, 0.8, 1.5, 1.0])
