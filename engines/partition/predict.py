@@ -223,11 +223,59 @@ def load_trained_model(out: str | os.PathLike, *, device: torch.device | str = "
     return model.to(device).eval(), config
 
 
+OVERLAP = 0.25  # predict-seg's sliding windows overlap by a quarter
+UNKNOWN_FREE_BYTES = 2 << 30  # taken as free where the free memory cannot be read
+
+
+def sliding_interval(extent: int, roi: int, overlap: float) -> int:
+    """The step between MONAI's sliding windows along an axis (monai.inferers.utils._get_scan_interval)."""
+    return roi if roi == extent else max(1, int(roi * (1 - overlap)))
+
+
+def sliding_tiles(extent: int, roi: int, interval: int, length: int) -> list[tuple[slice, slice]]:
+    """Tiles of about `length` voxels (more when the windows need it) along one axis of a sliding window,
+    each with the part of the axis it labels.
+
+    MONAI's windows start at multiples of `interval`, the last one moved back to end at `extent`. Each
+    tile starts at such a multiple and holds whole windows, so run on the tile alone the sliding window
+    places the same windows there; the part it labels is the voxels every covering window of which lies
+    inside the tile, so they get what one pass over the whole axis gives them. The parts cover the axis
+    once, in order. Returns (tile, part) pairs.
+    """
+    steps = max(math.ceil((roi + interval) / interval), (length - roi) // interval)  # windows - 1 a tile
+    tiles, start, kept = [], 0, 0
+    while extent - start > max(length, roi + steps * interval):
+        stop = start + roi + steps * interval
+        end = stop - roi + 1  # the voxels before this have their every window in the tile
+        tiles.append((slice(start, stop), slice(kept, end)))
+        start, kept = (end - roi + 1) // interval * interval, end  # its voxels from `end` on: the same
+    tiles.append((slice(start, extent), slice(kept, extent)))
+    return tiles
+
+
+def tile_lengths(shape: Sequence[int], classes: int, budget: int) -> list[int]:
+    """Tile extents whose network output (`classes` float32 logits and a weight per voxel) fits in `budget`
+    bytes: the whole volume when it does, else split along the first axis, then the second, the third."""
+    lengths = list(shape)
+    per_voxel = (classes + 1) * 4
+    for axis in range(len(lengths)):
+        if math.prod(lengths) * per_voxel <= budget:
+            break
+        lengths[axis] = max(1, budget // (per_voxel * (math.prod(lengths) // lengths[axis])))
+    return lengths
+
+
 @torch.no_grad()
 def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
-                           roi_size: tuple[int, int, int] | None = None, overlap: float = 0.25,
+                           roi_size: tuple[int, int, int] | None = None,
                            device: torch.device | str = "cpu") -> np.ndarray:
-    """Labels of a whole volume in one process, window by window (MONAI sliding_window_inference).
+    """Labels of a whole volume in one process, window by window (MONAI sliding_window_inference, Gaussian
+    weights, windows overlapping by OVERLAP).
+
+    MONAI holds the network's output for the whole input, 4 bytes per voxel and class (17 GB for 32 classes
+    at 512^3): a volume whose output would take more than half the free memory (of the GPU, on one) is
+    labelled in tiles (`sliding_tiles`) that each fit, and that give each voxel the label one whole-volume
+    pass gives it. Windows near a tile's border are computed for both tiles that share them.
 
     Parameters
     ----------
@@ -253,9 +301,18 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     if roi_size is None:
         roi_size = tuple(min(c, n) for c, n in zip(config["crop"], padded.shape, strict=True))
     x = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
-    logits = sliding_window_inference(x, roi_size, 1, model, overlap=overlap, mode="gaussian")
-    as_torch, as_numpy = label_types(logits.shape[1])
-    labels = logits.argmax(1)[0].to(as_torch).cpu().numpy().astype(as_numpy, copy=False)
+    as_torch, as_numpy = label_types(config["classes"])
+    labels = np.zeros(padded.shape, as_numpy)
+    budget = (_free_bytes(torch.device(device)) or UNKNOWN_FREE_BYTES) // 2
+    lengths = tile_lengths(padded.shape, config["classes"], budget)
+    axes = [sliding_tiles(n, r, sliding_interval(n, r, OVERLAP), length)
+            for n, r, length in zip(padded.shape, roi_size, lengths, strict=True)]
+    for corner in itertools.product(*axes):
+        tile = tuple(t for t, _ in corner)
+        logits = sliding_window_inference(x[(0, 0, *tile)][None, None], roi_size, 1, model, overlap=OVERLAP,
+                                          mode="gaussian")
+        part = tuple(slice(k.start - t.start, k.stop - t.start) for t, k in corner)
+        labels[tuple(k for _, k in corner)] = logits[(0, slice(None), *part)].argmax(0).to(as_torch).cpu()
     return to_values(labels[: image.shape[0], : image.shape[1], : image.shape[2]], trained_values(config))
 
 

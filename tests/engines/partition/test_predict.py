@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engines.errors import InputError
+from engines.partition import predict as predict_module
 from engines.partition.checkpoint import load_checkpoint, save_checkpoint
 from engines.partition.models import build_model
 from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling, write_labels
@@ -91,6 +92,52 @@ def test_predicted_classes_are_written_as_the_label_values_trained_on(tmp_path):
         classes = model(torch.from_numpy((image - 5) / 2)[None, None]).argmax(1)[0].numpy()
     assert labels.dtype == np.uint16 and len(np.unique(classes)) > 1
     np.testing.assert_array_equal(labels, np.array([0, 7, 2035])[classes])
+
+
+@pytest.mark.parametrize(("extent", "roi", "interval", "length"), [
+    (88, 16, 12, 1), (88, 16, 12, 60), (40, 8, 6, 1), (97, 16, 12, 30), (300, 96, 72, 120), (52, 16, 12, 1)])
+def test_sliding_tiles_hold_every_window_of_the_voxels_they_label(extent, roi, interval, length):
+    """Against MONAI's own window placement: a tile's windows are the whole axis's windows inside it, and
+    every window covering a voxel of its part lies inside it; the parts cover the axis once."""
+    from monai.data.utils import dense_patch_slices
+
+    def starts(n):
+        return sorted({box[0].start for box in dense_patch_slices((n,), (roi,), (interval,))})
+
+    whole = starts(extent)
+    tiles = predict_module.sliding_tiles(extent, roi, interval, length)
+    assert [i for _, part in tiles for i in range(part.start, part.stop)] == list(range(extent))
+    for tile, part in tiles:
+        assert tile.start % interval == 0
+        inside = [p for p in whole if tile.start <= p and p + roi <= tile.stop]
+        assert [tile.start + p for p in starts(tile.stop - tile.start)] == inside
+        for voxel in range(part.start, part.stop):
+            assert all(tile.start <= p and p + roi <= tile.stop for p in whole if p <= voxel < p + roi)
+
+
+def test_tiles_split_the_first_axis_first_and_only_as_far_as_the_budget_needs():
+    per_voxel = (4 + 1) * 4  # 4 classes' logits and MONAI's weight, float32
+    assert predict_module.tile_lengths((512, 512, 400), 4, 512 * 512 * 400 * per_voxel) == [512, 512, 400]
+    assert predict_module.tile_lengths((512, 512, 400), 4, 1 << 30) == [262, 512, 400]
+    assert predict_module.tile_lengths((512, 512, 400), 4, 100 * 400 * per_voxel) == [1, 100, 400]
+
+
+def test_a_volume_labelled_in_tiles_gets_the_labels_of_one_pass(tmp_path, monkeypatch):
+    """Output past half the free memory is computed tile by tile, on every axis here; the same labels."""
+    from monai import inferers
+
+    _trained_folder(tmp_path, (16, 16, 8))
+    image = np.random.default_rng(4).normal(5, 2, (88, 70, 40)).astype(np.float32)
+    whole = predict_sliding_window(tmp_path, image)
+    calls = []
+    real = inferers.sliding_window_inference
+    monkeypatch.setattr(inferers, "sliding_window_inference", lambda x, *a, **k: calls.append(x.shape) or
+                        real(x, *a, **k))
+    monkeypatch.setattr(predict_module, "_free_bytes", lambda device: 2)  # room for one byte of output
+    tiled = predict_sliding_window(tmp_path, image)
+    assert all(n < whole_n for shape in calls for n, whole_n in zip(shape[2:], (88, 72, 40), strict=True))
+    assert len(np.unique(whole)) == 3
+    np.testing.assert_array_equal(tiled, whole)
 
 
 def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
