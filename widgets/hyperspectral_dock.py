@@ -38,11 +38,11 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.cube_layers import PIXELS_KEY, band_view, class_map_layer, ground_truth_layer
+from app.dock_layout import dock_layout
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.notify import notify_failure, notify_info, notify_warning
@@ -236,7 +236,7 @@ class HyperspectralDock(QWidget):
         form.addRow("Method", self.method_combo)
         form.addRow("Training pixels / class", self.per_class_spin)
         form.addRow("Seed", self.seed_spin)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(row)
         layout.addWidget(self.info)
         layout.addWidget(self.band_slider)

@@ -22,11 +22,11 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from app import settings
+from app.dock_layout import dock_layout
 from app.layers import RESLICE_ABOVE_DEG, display_grid, layer_volume, obliquity_deg
 from app.notify import notify_failure
 from app.status_label import StatusLabel
@@ -87,7 +87,7 @@ class OpenDock(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.file_button)
         buttons.addWidget(self.folder_button)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.as_labels)
         layout.addWidget(QLabel("Recent"))

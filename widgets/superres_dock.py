@@ -39,6 +39,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.dock_layout import dock_layout
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.layers import full_resolution, layer_affine, unchanged_source
@@ -188,7 +189,7 @@ class SuperResolutionDock(QWidget):
         adapt_row.addWidget(self.adapt_steps)
         job_layout.addLayout(adapt_row)
         job_layout.addWidget(self.panel)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)

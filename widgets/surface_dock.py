@@ -22,10 +22,10 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.dock_layout import dock_layout
 from app.layers import full_resolution, layer_affine
 from app.notify import notify_failure, notify_info, notify_warning
 from app.spaces import add_quietly
@@ -101,7 +101,7 @@ class SurfaceDock(QWidget):
         buttons.addWidget(self.make_button)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.dock_layout import dock_layout
 from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane
@@ -139,7 +140,7 @@ class ViewDock(QWidget):
         self._labels: Labels | None = None  # the labels layer whose opacity the slider shows
         install_window_level_drag(viewer)
 
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addWidget(self._plane_box())
         layout.addWidget(self._window_box())
         layout.addWidget(self._labels_box(), stretch=1)

@@ -99,3 +99,29 @@ def test_a_dicom_folder_from_the_command_line_opens_the_series_asked_for(qtbot, 
         assert series.data.shape[2] == 3  # the small series, not the folder's largest
     finally:
         viewer.close()
+
+
+def test_the_window_fits_a_laptop_screen_and_each_dock_scrolls_its_controls(qtbot):
+    """The docks stacked on the right once made the window at least 1207 pixels tall (past a 1080-pixel
+    screen's bottom, napari's slider and status bar with it). Each dock now scrolls its controls instead."""
+    from qtpy.QtWidgets import QDockWidget, QScrollArea
+
+    viewer = open_workbench()
+    try:
+        window = viewer.window._qt_window
+        assert window.minimumSizeHint().height() <= 700  # a 1366x768 screen, less a task bar
+        window.resize(1300, 700)
+        qtbot.waitUntil(lambda: window.height() == 700, timeout=5_000)
+        train = viewer.window.dock_widgets["Train 3D (partitioned)"]
+        dock = train
+        while not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        dock.raise_()  # its tab to the front
+        area = train.findChild(QScrollArea)
+        qtbot.waitUntil(lambda: area.verticalScrollBar().maximum() > 0, timeout=5_000)  # taller: it scrolls
+        log = train.panel.log_view
+        assert log.visibleRegion().isEmpty()  # the dock's bottom is below the fold...
+        area.ensureWidgetVisible(log)
+        qtbot.waitUntil(lambda: not log.visibleRegion().isEmpty(), timeout=5_000)  # ...and scrolls into view
+    finally:
+        viewer.close()
