@@ -44,7 +44,7 @@ def main() -> int:
         np.save(Path(tmp) / "image.npy", image.astype(np.float32))
         np.save(Path(tmp) / "labels.npy", labels)
         data = JobData(BlockFile(Path(tmp) / "image.npy"), BlockFile(Path(tmp) / "labels.npy"), (SIZE,) * 3,
-                       np.eye(4), 0.0, 1.0, 3)
+                       np.eye(4), 0.0, 1.0, (0, 1, 2))
         config = {"model": "basicunet", "width": 8, "in_channels": 1, "classes": 3, "mesh": "1x1x1",
                   "steps": STEPS, "lr": 3e-3, "crop": [CROP] * 3, "seed": 0, "image": "phantom",
                   "labels": "phantom", "image_shape": [SIZE] * 3, "mean": 0.0, "std": 1.0,

@@ -38,10 +38,10 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.dock_layout import dock_layout
 from app.job_panel import JobPanel
 from app.jobs import main_command
 from app.layers import (
@@ -187,8 +187,10 @@ class Train3DDock(QWidget):
         self._written: dict[str, str] = {}  # files written for layers -> "layer 'NAME'"
         self._error = ""  # the job's last error event
 
-        self.image_choice = LayerChoice(viewer, Image)
-        self.labels_choice = LayerChoice(viewer, Labels)
+        # Chosen here only: the prediction this dock adds (selected, as napari selects what it adds) or any
+        # layer clicked to look at never becomes the next run's image or labels unasked.
+        self.image_choice = LayerChoice(viewer, Image, follow_selection=False)
+        self.labels_choice = LayerChoice(viewer, Labels, follow_selection=False)
         self.image_file_button = QPushButton("File…")
         self.image_file_button.clicked.connect(lambda: self.choose_file(as_labels=False))
         self.labels_file_button = QPushButton("File…")
@@ -263,7 +265,7 @@ class Train3DDock(QWidget):
         out_row.addWidget(self.out_edit, stretch=1)
         out_row.addWidget(self.out_button)
         form.addRow("Output folder", out_row)
-        layout = QVBoxLayout(self)
+        layout = dock_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.resume_box)
         layout.addWidget(self.start_button)

@@ -67,24 +67,26 @@ class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one type (top-most first), kept in step with the layer list.
     A hyperspectral cube's layers (pixels, not millimetres: app.spaces) are never among them.
 
-    Selecting a layer of that type in the layer list chooses it here too. `layer_changed` is emitted
+    Selecting a layer of that type in the layer list chooses it here too, unless `follow_selection` is
+    False (a job's inputs: a result clicked to look at must not become one). `layer_changed` is emitted
     whenever the chosen layer changes: by the user, by the selection, or because layers came and went.
     """
 
     layer_changed = Signal()
 
     def __init__(self, viewer: napari.Viewer, layer_type: type[Layer], *, none_text: str | None = None,
-                 parent: QWidget | None = None) -> None:
+                 follow_selection: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._viewer, self._type, self._none_text = viewer, layer_type, none_text
         self._current: Layer | None = None
         for emitter in (viewer.layers.events.inserted, viewer.layers.events.removed,
                         viewer.layers.events.moved):
             emitter.connect(self.refresh)
-        viewer.layers.selection.events.active.connect(self._follow_selection)
         self.currentIndexChanged.connect(self._picked)
         self.refresh()
-        self._follow_selection()
+        if follow_selection:
+            viewer.layers.selection.events.active.connect(self._follow_selection)
+            self._follow_selection()
 
     def layer(self) -> Layer | None:
         """The chosen layer, or None."""

@@ -117,6 +117,21 @@ def test_files_open_into_the_choices_and_an_unmodified_image_file_is_used_as_is(
     np.testing.assert_allclose(written.affine, AFFINE)
 
 
+def test_a_layer_selected_in_the_list_does_not_become_an_input(dock, viewer) -> None:
+    """A prediction (napari selects what it adds) or any layer clicked to look at stays out of the choices
+    until picked there: Start must not train on the last run's prediction."""
+    image, labels = _add(viewer)
+    dock.image_choice.set_layer(image)
+    dock.labels_choice.set_layer(labels)
+    other_image = viewer.add_image(np.zeros(SHAPE, np.float32), name="other")
+    prediction = viewer.add_labels(np.zeros(SHAPE, np.uint8), name="sphere prediction")
+    viewer.layers.selection.active = other_image
+    viewer.layers.selection.active = prediction
+    assert dock.image_choice.layer() is image and dock.labels_choice.layer() is labels
+    dock.labels_choice.set_layer(prediction)  # still there to pick
+    assert dock.labels_choice.layer() is prediction
+
+
 def test_an_image_file_stored_in_another_order_is_written_in_the_layers_order(tmp_path: Path, dock,
                                                                                 qtbot) -> None:
     """An LPS file shows as a flipped view: the job must get the image in the order the labels are written
@@ -229,7 +244,7 @@ def test_dice_curves_follow_the_label_values_and_leave_out_only_background(dock,
 @pytest.mark.dist
 @pytest.mark.slow
 def test_a_short_run_adds_a_prediction_aligned_with_the_image(dock, viewer, qtbot, tmp_path: Path) -> None:
-    image, _ = _add(viewer)
+    image, labels = _add(viewer)
     _settings(dock, tmp_path, steps=4)
     timer, ticks = _ticks()
     started = time.monotonic()
@@ -246,6 +261,7 @@ def test_a_short_run_adds_a_prediction_aligned_with_the_image(dock, viewer, qtbo
     assert {name for (panel, name) in dock.plot._data if panel == "Dice"} <= {"shell", "core"}
     assert "Peak memory per rank: 0:" in dock.memory.text() and ", 1:" in dock.memory.text()
     assert dock.result["stopped"] is False and "prediction added" in dock.panel.status.text()
+    assert viewer.layers.selection.active is prediction and dock.labels_choice.layer() is labels
     _assert_responsive(ticks)
 
 
