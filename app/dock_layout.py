@@ -12,14 +12,26 @@ from __future__ import annotations
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+# Pixels of its controls a dock shows at least (Open: its buttons and recent files), scrolling the rest.
+MIN_HEIGHT = 180
+
 
 class _ControlsArea(QScrollArea):
     """A scroll area that asks for its controls' own size (QScrollArea caps its wish at 24 lines of text,
-    so Qt would share the window's height between docks by that cap, not by what each holds)."""
+    so Qt would share the window's height between docks by that cap, not by what each holds), and for their
+    width at least, with room for the scroll bar: only the height scrolls."""
 
     def sizeHint(self) -> QSize:
         inner = self.widget()
         return super().sizeHint() if inner is None else inner.sizeHint()
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().minimumSizeHint()
+        least = inner.minimumSizeHint()
+        width = least.width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, min(least.height(), MIN_HEIGHT))
 
 
 def dock_layout(dock: QWidget) -> QVBoxLayout:
