@@ -232,37 +232,60 @@ def sliding_interval(extent: int, roi: int, overlap: float) -> int:
     return roi if roi == extent else max(1, int(roi * (1 - overlap)))
 
 
+def shortest_tile(extent: int, roi: int, interval: int) -> int:
+    """The fewest voxels a tile of `sliding_tiles` spans along an axis (or the whole axis, if shorter): a
+    window and ceil(roi / interval) steps, so that every tile, the last included, labels some voxels."""
+    return min(extent, roi + math.ceil(roi / interval) * interval)
+
+
 def sliding_tiles(extent: int, roi: int, interval: int, length: int) -> list[tuple[slice, slice]]:
-    """Tiles of about `length` voxels (more when the windows need it) along one axis of a sliding window,
+    """Tiles of at most `length` voxels (at least `shortest_tile`) along one axis of a sliding window,
     each with the part of the axis it labels.
 
     MONAI's windows start at multiples of `interval`, the last one moved back to end at `extent`. Each
     tile starts at such a multiple and holds whole windows, so run on the tile alone the sliding window
     places the same windows there; the part it labels is the voxels every covering window of which lies
-    inside the tile, so they get what one pass over the whole axis gives them. The parts cover the axis
-    once, in order. Returns (tile, part) pairs.
+    inside the tile (from a window less an interval past its start to an interval past its last window's
+    start), so they get what one pass over the whole axis gives them. The parts cover the axis once, in
+    order. Returns (tile, part) pairs.
     """
-    steps = max(math.ceil((roi + interval) / interval), (length - roi) // interval)  # windows - 1 a tile
+    span = roi + max(math.ceil(roi / interval), (length - roi) // interval) * interval
     tiles, start, kept = [], 0, 0
-    while extent - start > max(length, roi + steps * interval):
-        stop = start + roi + steps * interval
-        end = stop - roi + 1  # the voxels before this have their every window in the tile
+    while extent - start > max(span, length):
+        stop = start + span
+        end = min(stop - roi + interval, extent - roi)  # the window moved back covers what follows
+        if end <= kept:  # only the voxels under the last window are left: the tile from here ends the axis
+            break
         tiles.append((slice(start, stop), slice(kept, end)))
-        start, kept = (end - roi + 1) // interval * interval, end  # its voxels from `end` on: the same
+        start, kept = (end - roi + interval) // interval * interval, end
     tiles.append((slice(start, extent), slice(kept, extent)))
     return tiles
 
 
-def tile_lengths(shape: Sequence[int], classes: int, budget: int) -> list[int]:
+def tile_lengths(shape: Sequence[int], roi: Sequence[int], interval: Sequence[int], classes: int,
+                 budget: int) -> list[int]:
     """Tile extents whose network output (`classes` float32 logits and a weight per voxel) fits in `budget`
-    bytes: the whole volume when it does, else split along the first axis, then the second, the third."""
+    bytes: the whole volume when it does, else split along the first axis, then the second, the third, none
+    shorter than `shortest_tile` (so the output may pass `budget` when even the shortest tiles do)."""
     lengths = list(shape)
     per_voxel = (classes + 1) * 4
     for axis in range(len(lengths)):
         if math.prod(lengths) * per_voxel <= budget:
             break
-        lengths[axis] = max(1, budget // (per_voxel * (math.prod(lengths) // lengths[axis])))
+        fits = budget // (per_voxel * (math.prod(lengths) // lengths[axis]))
+        lengths[axis] = min(shape[axis], max(fits, shortest_tile(shape[axis], roi[axis], interval[axis])))
     return lengths
+
+
+def _tile_labels(model: nn.Module, x: torch.Tensor, tile: tuple[slice, ...], part: tuple[slice, ...],
+                 roi_size: Sequence[int], as_torch: torch.dtype) -> torch.Tensor:
+    """The argmax labels of `part` (relative to the tile) of a sliding window over `tile` of `x`; a function
+    of its own so that the tile's output is gone before the next tile's is made."""
+    from monai.inferers import sliding_window_inference
+
+    logits = sliding_window_inference(x[(0, 0, *tile)][None, None], roi_size, 1, model, overlap=OVERLAP,
+                                      mode="gaussian")
+    return logits[(0, slice(None), *part)].argmax(0).to(as_torch).cpu()
 
 
 @torch.no_grad()
@@ -274,8 +297,9 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
 
     MONAI holds the network's output for the whole input, 4 bytes per voxel and class (17 GB for 32 classes
     at 512^3): a volume whose output would take more than half the free memory (of the GPU, on one) is
-    labelled in tiles (`sliding_tiles`) that each fit, and that give each voxel the label one whole-volume
-    pass gives it. Windows near a tile's border are computed for both tiles that share them.
+    labelled in tiles (`sliding_tiles`, `tile_lengths`) that each fit, one at a time, and that give each
+    voxel the label one whole-volume pass gives it. The windows near a border between tiles are computed
+    for both.
 
     Parameters
     ----------
@@ -291,8 +315,6 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     ndarray, shape (D, H, W): the label values trained on (`label_types` of the classes when those are
     0..C-1, else engines.label_maps.map_dtype of the values).
     """
-    from monai.inferers import sliding_window_inference
-
     model, config = load_trained_model(out, device=device)
     multiple = config["multiple"]
     mean, std = np.float32(config["mean"]), np.float32(config["std"])
@@ -303,16 +325,14 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     x = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
     as_torch, as_numpy = label_types(config["classes"])
     labels = np.zeros(padded.shape, as_numpy)
+    intervals = [sliding_interval(n, r, OVERLAP) for n, r in zip(padded.shape, roi_size, strict=True)]
     budget = (_free_bytes(torch.device(device)) or UNKNOWN_FREE_BYTES) // 2
-    lengths = tile_lengths(padded.shape, config["classes"], budget)
-    axes = [sliding_tiles(n, r, sliding_interval(n, r, OVERLAP), length)
-            for n, r, length in zip(padded.shape, roi_size, lengths, strict=True)]
+    lengths = tile_lengths(padded.shape, roi_size, intervals, config["classes"], budget)
+    axes = [sliding_tiles(*axis) for axis in zip(padded.shape, roi_size, intervals, lengths, strict=True)]
     for corner in itertools.product(*axes):
         tile = tuple(t for t, _ in corner)
-        logits = sliding_window_inference(x[(0, 0, *tile)][None, None], roi_size, 1, model, overlap=OVERLAP,
-                                          mode="gaussian")
         part = tuple(slice(k.start - t.start, k.stop - t.start) for t, k in corner)
-        labels[tuple(k for _, k in corner)] = logits[(0, slice(None), *part)].argmax(0).to(as_torch).cpu()
+        labels[tuple(k for _, k in corner)] = _tile_labels(model, x, tile, part, roi_size, as_torch)
     return to_values(labels[: image.shape[0], : image.shape[1], : image.shape[2]], trained_values(config))
 
 

@@ -94,32 +94,55 @@ def test_predicted_classes_are_written_as_the_label_values_trained_on(tmp_path):
     np.testing.assert_array_equal(labels, np.array([0, 7, 2035])[classes])
 
 
-@pytest.mark.parametrize(("extent", "roi", "interval", "length"), [
-    (88, 16, 12, 1), (88, 16, 12, 60), (40, 8, 6, 1), (97, 16, 12, 30), (300, 96, 72, 120), (52, 16, 12, 1)])
-def test_sliding_tiles_hold_every_window_of_the_voxels_they_label(extent, roi, interval, length):
-    """Against MONAI's own window placement: a tile's windows are the whole axis's windows inside it, and
-    every window covering a voxel of its part lies inside it; the parts cover the axis once."""
+def _window_starts(extent, roi, interval):
+    """Where MONAI places its windows along an axis."""
     from monai.data.utils import dense_patch_slices
 
-    def starts(n):
-        return sorted({box[0].start for box in dense_patch_slices((n,), (roi,), (interval,))})
-
-    whole = starts(extent)
-    tiles = predict_module.sliding_tiles(extent, roi, interval, length)
-    assert [i for _, part in tiles for i in range(part.start, part.stop)] == list(range(extent))
-    for tile, part in tiles:
-        assert tile.start % interval == 0
-        inside = [p for p in whole if tile.start <= p and p + roi <= tile.stop]
-        assert [tile.start + p for p in starts(tile.stop - tile.start)] == inside
-        for voxel in range(part.start, part.stop):
-            assert all(tile.start <= p and p + roi <= tile.stop for p in whole if p <= voxel < p + roi)
+    return sorted({box[0].start for box in dense_patch_slices((extent,), (roi,), (interval,))})
 
 
-def test_tiles_split_the_first_axis_first_and_only_as_far_as_the_budget_needs():
+def test_sliding_tiles_hold_every_window_of_the_voxels_they_label():
+    """Against MONAI's own window placement, for every small axis, window and tile length: a tile's
+    windows are the whole axis's windows inside it, every window covering a voxel of its part lies inside
+    it, the parts cover the axis once, and no tile is longer than asked (or the shortest tile)."""
+    for extent, roi in itertools.product(range(1, 41), range(1, 17)):
+        if roi > extent:
+            continue
+        interval = predict_module.sliding_interval(extent, roi, 0.25)
+        whole = _window_starts(extent, roi, interval)
+        longest = predict_module.shortest_tile(extent, roi, interval)
+        for length in (1, roi, 2 * roi, 3 * roi + 1, extent - 1, extent):
+            tiles = predict_module.sliding_tiles(extent, roi, interval, length)
+            assert [i for _, part in tiles for i in range(part.start, part.stop)] == list(range(extent))
+            for tile, part in tiles:
+                assert tile.start % interval == 0 and tile.stop - tile.start <= max(length, longest)
+
+                def within(p, tile=tile, roi=roi):
+                    return tile.start <= p and p + roi <= tile.stop
+
+                own = _window_starts(tile.stop - tile.start, roi, interval)
+                assert [tile.start + p for p in own] == [p for p in whole if within(p)]
+                for voxel in range(part.start, part.stop):
+                    assert all(within(p) for p in whole if p <= voxel < p + roi)
+
+
+def test_tiles_fit_the_budget_and_recompute_few_windows():
+    """512 x 512 x 400 voxels, 45 classes (17 GiB of output), 96^3 windows, 16 GiB: tiles along the first
+    axis only, each within the budget, computing less than 1.25 x the windows of one pass."""
+    shape, roi, classes, budget = (512, 512, 400), (96, 96, 96), 45, 16 << 30
+    intervals = [predict_module.sliding_interval(n, r, 0.25) for n, r in zip(shape, roi, strict=True)]
+    lengths = predict_module.tile_lengths(shape, roi, intervals, classes, budget)
+    axes = [predict_module.sliding_tiles(*axis) for axis in zip(shape, roi, intervals, lengths, strict=True)]
+    assert [len(tiles) for tiles in axes][1:] == [1, 1]
+    for tile, _ in axes[0]:
+        assert (tile.stop - tile.start) * 512 * 400 * (classes + 1) * 4 <= budget
+    windows = sum(len(_window_starts(t.stop - t.start, 96, 72)) for t, _ in axes[0])
+    assert windows < 1.25 * len(_window_starts(512, 96, 72))
     per_voxel = (4 + 1) * 4  # 4 classes' logits and MONAI's weight, float32
-    assert predict_module.tile_lengths((512, 512, 400), 4, 512 * 512 * 400 * per_voxel) == [512, 512, 400]
-    assert predict_module.tile_lengths((512, 512, 400), 4, 1 << 30) == [262, 512, 400]
-    assert predict_module.tile_lengths((512, 512, 400), 4, 100 * 400 * per_voxel) == [1, 100, 400]
+    whole = predict_module.tile_lengths(shape, roi, intervals, 4, 512 * 512 * 400 * per_voxel)
+    assert whole == [512, 512, 400]
+    shortest = predict_module.tile_lengths(shape, roi, intervals, 4, 1)
+    assert shortest == [96 + 2 * 72] * 3  # as short as tiles go: the output then passes the budget
 
 
 def test_a_volume_labelled_in_tiles_gets_the_labels_of_one_pass(tmp_path, monkeypatch):
