@@ -5,7 +5,8 @@
 
 For each size, SYNTHETIC volumes (random int16 "HU" in [-1000, 1000), labels 0..2 by threshold) are written
 as uncompressed NIfTI three ways: int16 as stored, int16 with scl_slope 0.5 and scl_inter -1024 (CT often
-ships scaled: values read as float64), and labels stored as float32 (as many tools write them).
+ships scaled: values read as float64), labels stored as float32 (as many tools write them), and labels
+whose values are not 0..C-1 (uint16 0, 41, 1000, as FreeSurfer ids: each mapped to its class index).
 `prepare_data` (what train-seg runs before any rank starts) prepares each in a fresh process; a thread
 samples the process's anonymous resident memory (RssAnon: the heap, not the page cache of the memory-mapped
 input) every millisecond, so the peak is a lower bound. Memory read a slab at a time stays flat as the
@@ -35,6 +36,7 @@ CASES = {  # name: (image file, labels file)
     "int16": ("image.nii", "labels.nii"),
     "int16 scaled": ("scaled.nii", "labels.nii"),
     "float32 labels": ("image.nii", "float_labels.nii"),
+    "sparse uint16 labels": ("image.nii", "sparse_labels.nii"),
 }
 
 # Runs in a fresh process: argv = image, labels, out, block. Prints {"anon_mib", "seconds"}.
@@ -60,7 +62,8 @@ print(json.dumps({"anon_mib": max(peak[0], anon()) - base, "seconds": seconds}))
 
 
 def write_volumes(folder: Path, size: int) -> None:
-    """The SYNTHETIC image (plain and scaled) and labels (uint8 and float32) of one size, 1 mm voxels."""
+    """The SYNTHETIC image (plain and scaled) and labels (uint8, float32, sparse uint16) of one size, 1 mm
+    voxels."""
     import nibabel as nib
 
     image = np.random.default_rng(size).integers(-1000, 1000, (size,) * 3, dtype=np.int16)
@@ -71,6 +74,8 @@ def write_volumes(folder: Path, size: int) -> None:
     nib.save(scaled, str(folder / "scaled.nii"))
     nib.save(nib.Nifti1Image(labels, np.eye(4)), str(folder / "labels.nii"))
     nib.save(nib.Nifti1Image(labels.astype(np.float32), np.eye(4)), str(folder / "float_labels.nii"))
+    sparse = np.array([0, 41, 1000], np.uint16)[labels]
+    nib.save(nib.Nifti1Image(sparse, np.eye(4)), str(folder / "sparse_labels.nii"))
 
 
 def measure(image: Path, labels: Path, out: Path) -> dict:

@@ -31,7 +31,7 @@ from engines.partition.pad import padded_shape
 DATA, META, IMAGE, LABELS = "data", "meta.json", "image.npy", "labels.npy"
 FORMAT = 2  # bump when what prepare_data writes changes
 MAX_CLASSES = 1024  # label values a job takes: one output channel each, so more is an intensity image
-MAX_LABEL = np.iinfo(np.int32).max  # the largest label value (a prediction is written as int32 at most)
+MAX_LABEL = np.iinfo(np.int32).max  # the largest label value taken (a prediction holding it is uint32)
 SLAB_VOXELS = 1 << 23  # voxels read at a time while preparing: bounds the temporaries to ~100 MB
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -163,17 +163,19 @@ def source_identity(path: str | os.PathLike) -> dict:
     return {"path": str(path), "files": digest.hexdigest()}
 
 
-def _key(image: str, labels: str, block: Sequence[int]) -> dict:
+def _key(image: str, labels: str, block: Sequence[int], classes: Sequence[int] | None) -> dict:
     return {"format": FORMAT, "image": source_identity(image), "labels": source_identity(labels),
-            "block": [int(b) for b in block]}
+            "block": [int(b) for b in block], "classes": None if classes is None else list(map(int, classes))}
 
 
-def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike) -> JobData | None:
-    """The prepared volumes in OUT/data/, when they were made from these unchanged files for `block`."""
+def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
+              classes: Sequence[int] | None = None) -> JobData | None:
+    """The prepared volumes in OUT/data/, when they were made from these unchanged files for `block` and
+    `classes` (see prepare_data)."""
     folder = data_dir(out)
     try:
         meta = json.loads((folder / META).read_text())
-        key = _key(image, labels, block)
+        key = _key(image, labels, block, classes)
     except (OSError, ValueError):
         return None
     if meta.get("key") != key:
@@ -187,11 +189,12 @@ def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathL
 
 
 def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
-                  timeout_s: float, give_up: Callable[[], str | None] = lambda: None) -> JobData:
+                  timeout_s: float, give_up: Callable[[], str | None] = lambda: None,
+                  classes: Sequence[int] | None = None) -> JobData:
     """`open_data` once another process (rank 0) has prepared the volumes; InputError after `timeout_s`,
     or as soon as `give_up()` gives a reason (the job is stopping, rank 0 failed)."""
     deadline = time.monotonic() + timeout_s
-    while (found := open_data(image, labels, block, out)) is None:
+    while (found := open_data(image, labels, block, out, classes=classes)) is None:
         if reason := give_up():
             raise InputError(reason, data_dir(out))
         if time.monotonic() > deadline:
@@ -199,6 +202,14 @@ def wait_for_data(image: str, labels: str, block: Sequence[int], out: str | os.P
                              f"with several machines OUT must be a folder every machine sees", data_dir(out))
         time.sleep(0.2)
     return found
+
+
+def listed(values: Sequence[int], shown: int = 8) -> str:
+    """Label values for a message: all of a few, the first ones and the count of many."""
+    values = list(values)
+    if len(values) <= shown:
+        return ", ".join(map(str, values))
+    return f"{', '.join(map(str, values[:shown]))}, ... ({len(values)} values)"
 
 
 def label_values(labels: Any, path: str) -> tuple[int, ...]:
@@ -219,7 +230,7 @@ def label_values(labels: Any, path: str) -> tuple[int, ...]:
                              f"such as {bad.flat[0]}", path)
         if slab.size and (low := slab.min()) < 0:
             raise InputError(f"labels must be 0 or more; found {int(low)}", path)
-        if slab.size and (high := slab.max()) > MAX_LABEL:
+        if slab.size and float(high := slab.max()) > MAX_LABEL:  # as a float: no overflow in float16
             raise InputError(f"label values must be at most {MAX_LABEL}; found {high}", path)
         found = np.union1d(found, _present(slab))
         if len(found) > MAX_CLASSES:
@@ -366,8 +377,8 @@ def _free_disk(folder: Path) -> int:
 
 
 def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike,
-                 check: Callable[[tuple[int, ...], tuple[int, ...]], None] = lambda shape, values: None
-                 ) -> JobData:
+                 check: Callable[[tuple[int, ...], tuple[int, ...]], None] = lambda shape, values: None, *,
+                 classes: Sequence[int] | None = None) -> JobData:
     """Check the volumes and write them to OUT/data/ for the ranks, unless an unchanged copy is there.
 
     Parameters
@@ -378,8 +389,11 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     block : (int, int, int)
         The mesh's blocks x the network's downsampling: the volumes are padded (at the far end) to it.
     check : callable(shape, values)
-        The caller's own checks of the volume's shape and label values (raising InputError), run after
-        reading and before anything is written.
+        The caller's own checks of the volume's shape and classes' label values (raising InputError), run
+        after reading and before anything is written.
+    classes : label values, optional
+        What each class stands for (a checkpoint's, to resume it): the labels may hold these values only.
+        By default the values the labels hold.
 
     Raises
     ------
@@ -387,11 +401,11 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
         Shape or affine mismatch, not a 3D volume, labels that are not label values, NaN or infinite
         intensities, what `check` refuses, or too little disk. Nothing is written then.
     """
-    if (found := open_data(image, labels, block, out)) is not None:
+    if (found := open_data(image, labels, block, out, classes=classes)) is not None:
         return found
     from engines.io import read_volume
 
-    key = _key(image, labels, block)  # the files as they are before reading: a later change shows
+    key = _key(image, labels, block, classes)  # the files as they are before reading: a later change shows
     image_vol, label_vol = read_volume(image), read_volume(labels)
     if image_vol.shape != label_vol.shape:
         raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
@@ -405,6 +419,11 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     # so an uncompressed file is never held whole; a compressed one or a DICOM series is read whole.
     pixels, label_data = image_vol.data, label_vol.data
     values = label_values(label_data, labels)
+    if classes is not None:
+        if unknown := sorted(set(values) - set(classes)):
+            raise InputError(f"the labels hold values the network has no class for ({listed(unknown)}); its "
+                             f"classes are {listed(classes)}", labels)
+        values = tuple(int(c) for c in classes)
     label_dtype = np.min_scalar_type(len(values) - 1)
     check(tuple(pixels.shape), values)
     mean, std = _mean_std(pixels, image)

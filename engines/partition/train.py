@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,17 +155,16 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
     resume = _resume_checkpoint(args)
 
+    classes = None if resume is None else trained_values(resume.config)  # resumed: the network's classes
+
     def check(shape: tuple[int, ...], values: tuple[int, ...]) -> None:
         check_volume(shape, multiple, mesh_shape, args.mesh, args.crop)
-        if resume is not None and (trained := trained_values(resume.config)) != values:
-            raise InputError(f"the checkpoint was trained on label values {_listed(trained)}; these labels "
-                             f"hold {_listed(values)}", resume.path)
 
     if prepare:
-        data = prepare_data(args.image, args.labels, block, args.out, check)
+        data = prepare_data(args.image, args.labels, block, args.out, check, classes=classes)
     else:
         data = wait_for_data(args.image, args.labels, block, args.out, timeout_s=PREPARE_WAIT_S,
-                             give_up=give_up)
+                             give_up=give_up, classes=classes)
     check(data.shape, data.values)  # again for volumes prepared earlier
     crop = check_volume(data.shape, multiple, mesh_shape, args.mesh, args.crop)
     config = {
@@ -176,13 +175,6 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
         "std": data.std, "multiple": list(multiple),
     }
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
-
-
-def _listed(values: Sequence[int], shown: int = 8) -> str:
-    """Label values for a message: all of a few, the first ones and the count of many."""
-    if len(values) <= shown:
-        return ", ".join(map(str, values))
-    return f"{', '.join(map(str, values[:shown]))}, ... ({len(values)} values)"
 
 
 def _check_paths(args: argparse.Namespace) -> None:

@@ -296,8 +296,30 @@ def test_sparse_label_values_train_as_that_many_classes_and_come_back_as_themsel
     prediction = np.asarray(nib.load(tmp_path / "o" / "prediction.nii.gz").dataobj)
     assert set(np.unique(prediction)) <= {0, 3, 9} and len(np.unique(prediction)) > 1
     assert load_checkpoint(tmp_path / "o").config["values"] == [0, 3, 9]
-    with pytest.raises(InputError, match="trained on label values 0, 3, 9; these labels hold 0, 1, 2"):
+    with pytest.raises(InputError, match=r"no class for \(1, 2\); its classes are 0, 3, 9"):
         _plan(_train_args(volumes, tmp_path / "o", "--steps", "4", "--resume")[1:])
+
+
+@pytest.mark.parametrize(("saved", "held", "classes"), [
+    ({"classes": 5}, [0, 1, 4], (0, 1, 2, 3, 4)),  # a checkpoint from before values were kept: 0..C-1
+    ({"classes": 3, "values": [0, 3, 9]}, [0, 9], (0, 3, 9)),  # labels without one of the classes
+])
+def test_resuming_keeps_the_checkpoints_classes(tmp_path, volumes, saved, held, classes):
+    """Labels holding some of the network's classes resume it, each value in its own class."""
+    from engines.partition.checkpoint import save_checkpoint
+    from engines.partition.models import build_model
+
+    image, labels = volumes
+    values = np.array(held, np.uint8)[np.asarray(nib.load(labels).dataobj) % len(held)]
+    held_labels = _write(tmp_path / "held.nii.gz", values)
+    model = build_model("unet", out_channels=saved["classes"], width=2)
+    save_checkpoint(tmp_path / "o", model, torch.optim.Adam(model.parameters()), 1,
+                    {"model": "unet", "width": 2, **saved})
+    plan = _plan(["--image", image, "--labels", held_labels, "--mesh", "2x1x1", "--model", "unet", "--width",
+                  "2", "--steps", "4", "--out", str(tmp_path / "o"), "--resume"])
+    assert plan.data.values == classes and plan.config["values"] == list(classes)
+    written = plan.data.labels.read((slice(0, 32), slice(0, 24), slice(0, 20)))
+    np.testing.assert_array_equal(np.asarray(classes)[written], values)
 
 
 @pytest.mark.dist
