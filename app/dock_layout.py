@@ -5,15 +5,20 @@ the docks stacked in its right-hand area. Laid out directly, Open above the tall
 Train 3D) made the window at least 1207 pixels tall: past the bottom of a 1080-pixel screen, with napari's
 slider and status bar out of reach. In a scroll area a dock takes the height it is given and scrolls its
 controls within it.
+
+The mouse wheel scrolls the dock, also over a combo box, spin box or slider: Qt gives the wheel to the
+control under the pointer, which would change the model, the mesh or the step count while the user only
+meant to scroll. A control takes the wheel once it has the keyboard focus (clicked or tabbed to).
 """
 
 from __future__ import annotations
 
-from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt
+from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QFrame, QScrollArea, QSlider, QVBoxLayout, QWidget
 
 # Pixels of its controls a dock shows at least (Open: its buttons and recent files), scrolling the rest.
 MIN_HEIGHT = 180
+VALUE_CONTROLS = (QComboBox, QAbstractSpinBox, QSlider)  # what the wheel would change
 
 
 class _ControlsArea(QScrollArea):
@@ -33,6 +38,23 @@ class _ControlsArea(QScrollArea):
         width = least.width() + self.verticalScrollBar().sizeHint().width()
         return QSize(width, min(least.height(), MIN_HEIGHT))
 
+    def showEvent(self, event: object) -> None:
+        """Route the wheel of the value controls to the scroll area (again at each show: the filter is
+        installed once per control, and controls added since are found)."""
+        inner = self.widget()
+        for control in [] if inner is None else inner.findChildren(VALUE_CONTROLS):
+            control.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not focused by the wheel itself
+            control.installEventFilter(self)
+        super().showEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # (QScrollArea filters its controls widget's events too: only the value controls are turned away)
+        wheel = event.type() == QEvent.Type.Wheel
+        if wheel and isinstance(watched, VALUE_CONTROLS) and not watched.hasFocus():
+            QCoreApplication.sendEvent(self.viewport(), event)  # scrolls the dock instead
+            return True
+        return super().eventFilter(watched, event)
+
 
 def dock_layout(dock: QWidget) -> QVBoxLayout:
     """A vertical layout for `dock`'s controls, in a scroll area that fills the dock (vertical scrolling
@@ -41,6 +63,7 @@ def dock_layout(dock: QWidget) -> QVBoxLayout:
     area.setWidgetResizable(True)  # controls stretch to the dock's height when it has room for them
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no Tab stop of its own: Tab goes to the controls
     outer = QVBoxLayout(dock)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
