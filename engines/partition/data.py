@@ -163,22 +163,23 @@ def source_identity(path: str | os.PathLike) -> dict:
     return {"path": str(path), "files": digest.hexdigest()}
 
 
-def _key(image: str, labels: str, block: Sequence[int], classes: Sequence[int] | None) -> dict:
+def _key(image: str, labels: str, block: Sequence[int]) -> dict:
     return {"format": FORMAT, "image": source_identity(image), "labels": source_identity(labels),
-            "block": [int(b) for b in block], "classes": None if classes is None else list(map(int, classes))}
+            "block": [int(b) for b in block]}
 
 
 def open_data(image: str, labels: str, block: Sequence[int], out: str | os.PathLike, *,
               classes: Sequence[int] | None = None) -> JobData | None:
-    """The prepared volumes in OUT/data/, when they were made from these unchanged files for `block` and
-    `classes` (see prepare_data)."""
+    """The prepared volumes in OUT/data/, when they were made from these unchanged files for `block`, with
+    `classes` as the class table (see prepare_data; by default the values the labels hold)."""
     folder = data_dir(out)
     try:
         meta = json.loads((folder / META).read_text())
-        key = _key(image, labels, block, classes)
+        key = _key(image, labels, block)
     except (OSError, ValueError):
         return None
-    if meta.get("key") != key:
+    table = meta.get("present") if classes is None else list(map(int, classes))
+    if meta.get("key") != key or meta.get("values") != table:
         return None
     try:
         files = BlockFile(folder / IMAGE), BlockFile(folder / LABELS)
@@ -405,7 +406,7 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
         return found
     from engines.io import read_volume
 
-    key = _key(image, labels, block, classes)  # the files as they are before reading: a later change shows
+    key = _key(image, labels, block)  # the files as they are before reading: a later change shows
     image_vol, label_vol = read_volume(image), read_volume(labels)
     if image_vol.shape != label_vol.shape:
         raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
@@ -418,7 +419,7 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     # Volume.data stays lazy (a memory map, a scaled proxy) and is read a slab at a time from here on,
     # so an uncompressed file is never held whole; a compressed one or a DICOM series is read whole.
     pixels, label_data = image_vol.data, label_vol.data
-    values = label_values(label_data, labels)
+    present = values = label_values(label_data, labels)
     if classes is not None:
         if unknown := sorted(set(values) - set(classes)):
             raise InputError(f"the labels hold values the network has no class for ({listed(unknown)}); its "
@@ -443,7 +444,7 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     warnings = [f"{Path(path).name}: {warning}" for path, volume in ((image, image_vol), (labels, label_vol))
                 for warning in volume.warnings]
     meta = {"key": key, "shape": list(pixels.shape), "padded": list(padded), "affine": affine.tolist(),
-            "mean": mean, "std": std, "values": list(values), "warnings": warnings}
+            "mean": mean, "std": std, "values": list(values), "present": list(present), "warnings": warnings}
     tmp = folder / (META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / META)

@@ -239,8 +239,8 @@ def shortest_tile(extent: int, roi: int, interval: int) -> int:
 
 
 def sliding_tiles(extent: int, roi: int, interval: int, length: int) -> list[tuple[slice, slice]]:
-    """Tiles of at most `length` voxels (at least `shortest_tile`) along one axis of a sliding window,
-    each with the part of the axis it labels.
+    """Tiles of at most `length` voxels (or `shortest_tile`, if more; the last one may be shorter, down to
+    a window) along one axis of a sliding window, each with the part of the axis it labels.
 
     MONAI's windows start at multiples of `interval`, the last one moved back to end at `extent`. Each
     tile starts at such a multiple and holds whole windows, so run on the tile alone the sliding window

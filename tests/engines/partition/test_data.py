@@ -392,3 +392,27 @@ def test_what_reading_found_is_kept_with_the_prepared_volumes(tmp_path, scan):
     np.testing.assert_allclose(data.mean, image.mean())  # the first volume's
     assert open_data(four_d, labels_path, (1, 1, 1), tmp_path / "out").warnings == data.warnings
     assert prepare_data(*scan[:2], (1, 1, 1), tmp_path / "clean").warnings == ()
+
+
+def test_a_resume_reuses_the_prepared_volumes_when_its_classes_are_the_labels_values(tmp_path, monkeypatch):
+    """Prepared for a fresh run (the values held) or for a checkpoint's classes: reused when the class
+    table is the same, prepared again when it is not."""
+    rng = np.random.default_rng(6)
+    labels = np.array([0, 1, 4], np.uint8)[rng.integers(0, 3, (8, 8, 8))]
+    paths = (_write(tmp_path / "image.nii", rng.normal(0, 1, labels.shape).astype(np.float32)),
+             _write(tmp_path / "labels.nii", labels))
+    writes = []
+    real_write = data_module._write
+    monkeypatch.setattr(data_module, "_write", lambda path, *a, **k: writes.append(path.name) or
+                        real_write(path, *a, **k))
+
+    def prepared(classes):
+        writes.clear()
+        data = prepare_data(*paths, (4, 4, 4), tmp_path / "out", classes=classes)
+        return data.values, bool(writes)
+
+    assert prepared(None) == ((0, 1, 4), True)
+    assert prepared((0, 1, 4)) == ((0, 1, 4), False)  # a checkpoint of that fresh run resumes on them
+    assert prepared((0, 1, 2, 3, 4)) == ((0, 1, 2, 3, 4), True)  # an older checkpoint's 0..C-1
+    assert prepared((0, 1, 2, 3, 4)) == ((0, 1, 2, 3, 4), False)
+    assert prepared(None) == ((0, 1, 4), True)  # a fresh run does not take another table's classes
