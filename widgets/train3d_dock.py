@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ from widgets.view_dock import LayerChoice, label_names
 BACKEND_CHOICES = ("auto", "gloo", "nccl")
 MESH_CHOICES = ("2x1x1", "1x1x1", "2x2x1", "4x1x1", "2x2x2")
 NO_MEMORY = "Peak memory per rank: –"
+PICK = "(pick a layer)"  # an input choice whose layer was removed
 # train-seg's options as this form names them, for the job's messages.
 FORM_NAMES = {"--checkpoint-every": "checkpoint interval", "--backend": "Backend", "--resume": "Resume",
               "--ranks": "Ranks", "--steps": "Steps", "--width": "Width", "--crop": "Crop", "--mesh": "Mesh",
@@ -187,10 +189,12 @@ class Train3DDock(QWidget):
         self._written: dict[str, str] = {}  # files written for layers -> "layer 'NAME'"
         self._error = ""  # the job's last error event
 
-        # Chosen here only: the prediction this dock adds (selected, as napari selects what it adds) or any
-        # layer clicked to look at never becomes the next run's image or labels unasked.
-        self.image_choice = LayerChoice(viewer, Image, follow_selection=False)
-        self.labels_choice = LayerChoice(viewer, Labels, follow_selection=False)
+        # Chosen here only: the prediction this dock adds (selected, as napari selects what it adds, and on
+        # top) or any layer clicked to look at never becomes the next run's image or labels unasked.
+        self._results: weakref.WeakSet[Layer] = weakref.WeakSet()  # the predictions it added
+        self.image_choice = LayerChoice(viewer, Image, none_text=PICK, follow_selection=False)
+        self.labels_choice = LayerChoice(viewer, Labels, none_text=PICK, follow_selection=False,
+                                         automatic=lambda layer: layer not in self._results)
         self.image_file_button = QPushButton("File…")
         self.image_file_button.clicked.connect(lambda: self.choose_file(as_labels=False))
         self.labels_file_button = QPushButton("File…")
@@ -442,6 +446,7 @@ class Train3DDock(QWidget):
         if worker is not self.worker:
             return
         (layer,) = layers
+        self._results.add(layer)  # never chosen as the labels unless picked
         self.prediction_layer = add_quietly(self.viewer, layer)  # hidden while a cube is shown
         self.panel.status.setText(f"Trained to step {self.result['step']}; prediction added as "
                                   f"'{self.prediction_layer.name}'.")

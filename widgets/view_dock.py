@@ -6,6 +6,9 @@ Thin: planes come from `app.planes`, windows from `app.window_level`, statistics
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
+
 import napari
 import numpy as np
 from napari.layers import Image, Labels, Layer
@@ -67,18 +70,25 @@ class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one type (top-most first), kept in step with the layer list.
     A hyperspectral cube's layers (pixels, not millimetres: app.spaces) are never among them.
 
-    Selecting a layer of that type in the layer list chooses it here too, unless `follow_selection` is
-    False (a job's inputs: a result clicked to look at must not become one). `layer_changed` is emitted
-    whenever the chosen layer changes: by the user, by the selection, or because layers came and went.
+    Selecting a layer of that type in the layer list chooses it here too, and when the chosen layer is
+    removed the top-most one left is chosen. With `follow_selection` False (a job's inputs: a result
+    clicked to look at, or lying on top, must not become one unasked) neither happens: a layer is chosen by
+    itself only as it arrives, while nothing is chosen (at first, or once the chosen layer is removed:
+    `none_text` then), and only if `automatic(layer)` allows it (not a job's result). `layer_changed` is
+    emitted whenever the chosen layer changes: by the user, by the selection, or because layers came and
+    went.
     """
 
     layer_changed = Signal()
 
     def __init__(self, viewer: napari.Viewer, layer_type: type[Layer], *, none_text: str | None = None,
-                 follow_selection: bool = True, parent: QWidget | None = None) -> None:
+                 follow_selection: bool = True, automatic: Callable[[Layer], bool] = lambda layer: True,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._viewer, self._type, self._none_text = viewer, layer_type, none_text
+        self._follow, self._automatic = follow_selection, automatic
         self._current: Layer | None = None
+        self._listed: weakref.WeakSet[Layer] = weakref.WeakSet()  # the layers at the last refresh
         for emitter in (viewer.layers.events.inserted, viewer.layers.events.removed,
                         viewer.layers.events.moved):
             emitter.connect(self.refresh)
@@ -102,7 +112,14 @@ class LayerChoice(QComboBox):
 
     def refresh(self, event: object = None) -> None:
         layers = [layer for layer in reversed(self._viewer.layers) if self._accepts(layer)]
-        keep = self._current if self._current in layers else (layers[0] if layers else None)
+        if self._current in layers:
+            keep = self._current
+        elif self._follow or self._none_text is None:
+            keep = layers[0] if layers else None
+        else:
+            keep = next((layer for layer in layers if layer not in self._listed and self._automatic(layer)),
+                        None)
+        self._listed = weakref.WeakSet(layers)
         self.blockSignals(True)
         self.clear()
         if self._none_text is not None:

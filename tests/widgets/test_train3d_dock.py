@@ -118,8 +118,8 @@ def test_files_open_into_the_choices_and_an_unmodified_image_file_is_used_as_is(
 
 
 def test_a_layer_selected_in_the_list_does_not_become_an_input(dock, viewer) -> None:
-    """A prediction (napari selects what it adds) or any layer clicked to look at stays out of the choices
-    until picked there: Start must not train on the last run's prediction."""
+    """A prediction (napari selects what it adds, on top) or any layer clicked to look at stays out of the
+    choices until picked there: Start must not train on the last run's prediction."""
     image, labels = _add(viewer)
     dock.image_choice.set_layer(image)
     dock.labels_choice.set_layer(labels)
@@ -128,7 +128,11 @@ def test_a_layer_selected_in_the_list_does_not_become_an_input(dock, viewer) -> 
     viewer.layers.selection.active = other_image
     viewer.layers.selection.active = prediction
     assert dock.image_choice.layer() is image and dock.labels_choice.layer() is labels
-    dock.labels_choice.set_layer(prediction)  # still there to pick
+    viewer.layers.remove(labels)  # nor does the layer on top take the place of a removed one
+    assert dock.labels_choice.layer() is None and dock.labels_choice.currentText() == "(pick a layer)"
+    corrected = viewer.add_labels(np.zeros(SHAPE, np.uint8), name="corrected labels")
+    assert dock.labels_choice.layer() is corrected  # labels arriving then are taken
+    dock.labels_choice.set_layer(prediction)  # and anything picked here
     assert dock.labels_choice.layer() is prediction
 
 
@@ -262,6 +266,8 @@ def test_a_short_run_adds_a_prediction_aligned_with_the_image(dock, viewer, qtbo
     assert "Peak memory per rank: 0:" in dock.memory.text() and ", 1:" in dock.memory.text()
     assert dock.result["stopped"] is False and "prediction added" in dock.panel.status.text()
     assert viewer.layers.selection.active is prediction and dock.labels_choice.layer() is labels
+    viewer.layers.remove(labels)
+    assert dock.labels_choice.layer() is None  # not the prediction, on top
     _assert_responsive(ticks)
 
 
