@@ -37,7 +37,6 @@ _space: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> the
 _switching: weakref.WeakSet = weakref.WeakSet()  # viewers hiding and showing layers for a switch
 _replacing: weakref.WeakSet = weakref.WeakSet()  # viewers whose cube is being replaced (`replacing_cube`)
 _selected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> {space: layer last selected}
-_fitting: weakref.WeakSet = weakref.WeakSet()  # viewers being fitted to what they show (`fit_shown`)
 
 
 def space_of(layer: Any) -> str | None:
@@ -137,45 +136,19 @@ def show_cube_plane(viewer: napari.components.ViewerModel) -> None:
     viewer.dims.ndisplay = 2
     viewer.dims.order = tuple(range(viewer.dims.ndim))
     camera(viewer).orientation = ("towards", "down", "right")
-    viewer.reset_view()  # the camera's angles; the fit is the cube's (fit_shown, called from here too)
-    extents = _fit_cube(viewer)
-    if extents:
-        _centre_sliders(viewer, extents)
-
-
-def _fit_cube(viewer: napari.components.ViewerModel) -> list[np.ndarray]:
-    """Fit the view to the cube's layers shown, alone (reset_view's own `layers=` fails on 2D layers in a
-    3D world); their world extents (none: nothing changed)."""
+    viewer.reset_view()
     extents = [layer.extent.world for layer in _shown(viewer, PIXELS)]
     extents = [e for e in extents if np.isfinite(e).all()]  # an empty shapes layer has no extent
     if not extents:
-        return []
+        return
+    # fit the cube alone (reset_view's own `layers=` fails on 2D layers in a 3D world) ...
     low = np.min([e[0, -2:] for e in extents], axis=0)
     high = np.max([e[1, -2:] for e in extents], axis=0)
     cam = camera(viewer)
     cam.center = tuple(float(v) for v in (low + high) / 2)
     viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
     cam.zoom = FIT * float(np.min(viewbox / np.maximum(high - low, 1.0)))
-    return extents
-
-
-def fit_shown(viewer: napari.components.ViewerModel) -> None:
-    """Fit the view to the layers shown, of the space shown. Runs after each of napari's resets (its Home
-    button, Ctrl+R, a first layer), which fit every layer, hidden ones too: the volumes hidden under a
-    cube, or the demo's CT slice, hidden far off in patient space, left the anatomy a speck."""
-    if viewer in _fitting:
-        return
-    _fitting.add(viewer)
-    try:
-        if _space.get(viewer) == PIXELS:
-            _fit_cube(viewer)
-            return
-        shown = [layer for layer in viewer.layers if layer.visible and space_of(layer) != PIXELS
-                 and layer.ndim == viewer.dims.ndim]  # napari's `layers=` fails on fewer dimensions
-        if shown and len(shown) < len(viewer.layers):
-            viewer.fit_to_view(layers=shown)
-    finally:
-        _fitting.discard(viewer)
+    _centre_sliders(viewer, extents)
 
 
 def _centre_sliders(viewer: napari.components.ViewerModel, extents: list[np.ndarray]) -> None:
@@ -190,8 +163,7 @@ def _centre_sliders(viewer: napari.components.ViewerModel, extents: list[np.ndar
 
 def follow_spaces(viewer: napari.components.ViewerModel) -> None:
     """Switch `viewer` to a layer's space whenever a layer of the other one is added or made visible (it
-    shows pixels now if a cube's layer is visible, else millimetres), and fit the view to what is shown
-    after each of napari's resets (`fit_shown`). Calling it again does nothing."""
+    shows pixels now if a cube's layer is visible, else millimetres). Calling it again does nothing."""
     if viewer in _space:
         return
     showing_cube = any(layer.visible and space_of(layer) == PIXELS for layer in viewer.layers)
@@ -222,4 +194,3 @@ def follow_spaces(viewer: napari.components.ViewerModel) -> None:
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
     viewer.layers.events.inserted.connect(on_inserted)
     viewer.layers.events.removed.connect(on_removed)
-    viewer.events.reset_view.connect(lambda event: fit_shown(viewer))

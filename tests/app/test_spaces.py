@@ -149,27 +149,3 @@ def test_planes_fit_to_volumes_that_include_a_2d_one(viewer):
     for plane in ("coronal", "sagittal", "axial"):
         set_plane(viewer, plane, fit=[flat, t1])
         assert current_plane(viewer) == plane
-
-
-def test_napari_home_fits_what_is_shown_not_the_hidden_layers(viewer):
-    """napari's Home button (Ctrl+R) fits every layer, hidden ones too: a volume hidden 500 mm away made the
-    brain a speck, as the cube's 550 x 400 pixels did under a cube. Each reset is refitted to what is
-    shown, of the space shown."""
-    t1, _, _ = _volumes(viewer)
-    far = AFFINE.copy()
-    far[:3, 3] = [400.0, -300.0, 200.0]
-    add_layers(viewer, [image_layer(Volume(np.zeros((8, 8, 8), np.int16), far), name="elsewhere",
-                                    visible=False)])
-    viewer.reset_view()
-    viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
-    low, high = t1.extent.world[0, [1, 0]], t1.extent.world[1, [1, 0]]  # axial: (A, R) on screen
-    centre = np.asarray(camera(viewer).center[-2:], dtype=float)
-    assert np.all(centre >= low) and np.all(centre <= high)
-    assert np.max((high - low) * camera(viewer).zoom / viewbox) > 0.8  # the brain fills the canvas
-    big = Cube(data=np.ones((550, 400, 3), np.float32), wavelengths_nm=np.array([450.0, 550.0, 650.0]))
-    bands, _ = add_layers(viewer, cube_layers(big, "field"))  # its bands and RGB composite
-    camera(viewer).zoom = 0.01
-    viewer.reset_view()
-    centre = np.asarray(camera(viewer).center[-2:], dtype=float)
-    np.testing.assert_allclose(centre, (bands.extent.world[0, -2:] + bands.extent.world[1, -2:]) / 2, atol=1)
-    assert camera(viewer).zoom > 0.5  # the cube fills the canvas again
