@@ -69,7 +69,7 @@ from widgets.view_dock import LayerChoice, label_names
 BACKEND_CHOICES = ("auto", "gloo", "nccl")
 MESH_CHOICES = ("2x1x1", "1x1x1", "2x2x1", "4x1x1", "2x2x2")
 NO_MEMORY = "Peak memory per rank: –"
-PICK = "(pick a layer)"  # an input choice whose layer was removed
+PICK = "(pick a layer)"  # an input choice without a layer (its layer was removed)
 # train-seg's options as this form names them, for the job's messages.
 FORM_NAMES = {"--checkpoint-every": "checkpoint interval", "--backend": "Backend", "--resume": "Resume",
               "--ranks": "Ranks", "--steps": "Steps", "--width": "Width", "--crop": "Crop", "--mesh": "Mesh",

@@ -74,9 +74,9 @@ class LayerChoice(QComboBox):
     removed the top-most one left is chosen. With `follow_selection` False (a job's inputs: a result
     clicked to look at, or lying on top, must not become one unasked) neither happens: a layer is chosen by
     itself only as it arrives, while nothing is chosen (at first, or once the chosen layer is removed:
-    `none_text` then), and only if `automatic(layer)` allows it (not a job's result). `layer_changed` is
-    emitted whenever the chosen layer changes: by the user, by the selection, or because layers came and
-    went.
+    `none_text`, required then), and only if `automatic(layer)` allows it (not a job's result).
+    `layer_changed` is emitted whenever the chosen layer changes: by the user, by the selection, or because
+    layers came and went.
     """
 
     layer_changed = Signal()
@@ -86,6 +86,8 @@ class LayerChoice(QComboBox):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._viewer, self._type, self._none_text = viewer, layer_type, none_text
+        if not follow_selection and none_text is None:
+            raise ValueError("a choice that does not follow the selection needs a none_text to show")
         self._follow, self._automatic = follow_selection, automatic
         self._current: Layer | None = None
         self._listed: weakref.WeakSet[Layer] = weakref.WeakSet()  # the layers at the last refresh
@@ -114,7 +116,7 @@ class LayerChoice(QComboBox):
         layers = [layer for layer in reversed(self._viewer.layers) if self._accepts(layer)]
         if self._current in layers:
             keep = self._current
-        elif self._follow or self._none_text is None:
+        elif self._follow:
             keep = layers[0] if layers else None
         else:
             keep = next((layer for layer in layers if layer not in self._listed and self._automatic(layer)),

@@ -19,6 +19,7 @@ from engines.errors import InputError
 from engines.io import write_volume
 from engines.volume import Volume
 from widgets.train3d_dock import Train3DDock, VolumeInput, job_problem, volume_input, write_inputs
+from widgets.view_dock import LayerChoice
 
 pytestmark = pytest.mark.qt
 
@@ -115,6 +116,11 @@ def test_files_open_into_the_choices_and_an_unmodified_image_file_is_used_as_is(
     written = volume_input(labels_layer_)  # labels may have been painted: always written from the layer
     assert written.path is None and written.data is labels_layer_.data
     np.testing.assert_allclose(written.affine, AFFINE)
+
+
+def test_a_choice_that_does_not_follow_the_selection_needs_a_text_for_none(viewer) -> None:
+    with pytest.raises(ValueError, match="needs a none_text"):
+        LayerChoice(viewer, Labels, follow_selection=False)
 
 
 def test_a_layer_selected_in_the_list_does_not_become_an_input(dock, viewer) -> None:
