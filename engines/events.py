@@ -11,7 +11,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -54,10 +53,15 @@ def parse(line: str) -> dict | None:
 
 
 class StopRequest:
-    """Set when the job is asked to stop (SIGTERM or SIGINT); the job checkpoints and exits 0."""
+    """Set when the job is asked to stop (SIGTERM or SIGINT); the job checkpoints and exits 0.
+
+    A plain flag, not a threading.Event: signals come in bursts (a launcher's death sends its ranks SIGTERM
+    from the kernel and from torchrun's agent at once), a handler can interrupt itself, and a handler
+    interrupted inside Event.set took the Event's lock again and waited on itself forever (a rank hung so).
+    """
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._requested = False  # set from the handler and read by the job: one store, no lock
         self._callbacks: list[Callable[[], None]] = []
 
     def install(self) -> StopRequest:
@@ -71,15 +75,15 @@ class StopRequest:
         self._callbacks.append(callback)
 
     def _on_signal(self, *_: object) -> None:
-        self._event.set()
+        self._requested = True
         for callback in self._callbacks:
             callback()
 
     def set(self) -> None:
-        self._event.set()
+        self._requested = True
 
     def __bool__(self) -> bool:
-        return self._event.is_set()
+        return self._requested
 
 
 def _finite(obj: Any) -> Any:

@@ -64,6 +64,35 @@ def test_stop_request_is_set_by_sigterm():
         signal.signal(signal.SIGINT, previous[1])
 
 
+def test_the_stop_handler_takes_no_lock(monkeypatch):
+    """Signals come in bursts (a launcher's death: SIGTERM from the kernel and from torchrun's agent), and a
+    handler interrupted inside a lock it took waits on itself for ever: a rank hung so, inside Event.set,
+    with its checkpoint half written. The handler, its callbacks' re-entry included, takes no lock."""
+    import threading
+
+    def no_lock(*_):
+        raise AssertionError("the signal handler took a lock")
+
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        stop = StopRequest().install()
+        seen = []
+
+        def again() -> None:
+            seen.append(bool(stop))
+            if len(seen) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        stop.on_signal(again)
+        monkeypatch.setattr(threading.Condition, "__enter__", no_lock)
+        os.kill(os.getpid(), signal.SIGTERM)  # its callback sends another: the handler runs inside itself
+        monkeypatch.undo()
+        assert stop and seen == [True, True]
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+
+
 def test_a_job_whose_reader_is_gone_keeps_working_and_exits_cleanly(tmp_path):
     """A killed launcher takes the pipe's read end with it: the job must still reach its checkpoint."""
     import subprocess
