@@ -8,6 +8,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+PLANAR = "planar"  # meta key, True when the file held one 2D image (read as I x J x 1, written back as 2D)
+
 
 @dataclass
 class Volume:

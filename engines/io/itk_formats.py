@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from engines.errors import InputError
 from engines.io.geometry import check_affine, itk_affine, itk_geometry_3d
-from engines.volume import Volume
+from engines.volume import PLANAR, Volume
 
 _SITK_DTYPES = {
     sitk.sitkUInt8: np.uint8, sitk.sitkInt8: np.int8, sitk.sitkUInt16: np.uint16, sitk.sitkInt16: np.int16,
@@ -87,7 +87,8 @@ def read_itk_volume(path: str, *, kind: str) -> Volume:
         data = sitk.GetArrayFromImage(image).transpose()  # ITK's array is (z, y, x): back to (x, y, z)
 
     warnings: list[str] = []
-    if data.ndim == 2:
+    planar = data.ndim == 2
+    if planar:
         data = data[:, :, np.newaxis]
     elif data.ndim == 4:
         if size[3] > 1:
@@ -97,7 +98,7 @@ def read_itk_volume(path: str, *, kind: str) -> Volume:
         data=data,
         affine=check_affine(affine, path),
         modality=_META_MODALITIES.get(fields.get("modality", "")),
-        meta={"format": kind, "memory_mapped": layout is not None},
+        meta={"format": kind, "memory_mapped": layout is not None, **({PLANAR: True} if planar else {})},
         source=path,
         warnings=warnings,
     )

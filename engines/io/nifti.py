@@ -23,7 +23,7 @@ from nibabel.volumeutils import apply_read_scaling
 from engines.errors import InputError
 from engines.files import NIFTI_SUFFIXES, check_output, created_mode
 from engines.io.geometry import check_affine
-from engines.volume import Volume
+from engines.volume import PLANAR, Volume
 
 # NIfTI spatial units -> millimetres (ITK scales the same way).
 # Voxel axes further from perpendicular than this (the cosine of the angle between two) shear: a qform
@@ -125,6 +125,8 @@ def read_nibabel_volume(path: str, *, kind: str) -> Volume:
 
     affine = np.asarray(img.affine, dtype=np.float64)
     meta: dict[str, Any] = {"format": kind}
+    if len(shape) == 2:
+        meta[PLANAR] = True
     if kind == "NIfTI":
         unit = header.get_xyzt_units()[0]
         if _UNIT_TO_MM.get(unit, 1.0) != 1.0:

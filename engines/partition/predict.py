@@ -354,6 +354,7 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
     normalise to NaN and come out as class 0.
     """
     from engines.io import read_volume
+    from engines.volume import PLANAR
 
     volume = read_volume(image_path)
     image = np.asarray(volume.data)
@@ -361,4 +362,6 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
         raise InputError(f"the image holds NaN or infinite values ({bad} voxels); prediction needs finite "
                          f"intensities", image_path)
     labels = predict_sliding_window(out, image, device=device)
+    if volume.meta.get(PLANAR):  # a 2D image gets 2D labels, as its own shape
+        labels = labels[:, :, 0]
     return write_labels(labels, volume.affine, labels_path), volume.warnings

@@ -178,6 +178,24 @@ def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
+def test_a_2d_image_gets_2d_labels(tmp_path, suffix):
+    """A single slice is read as I x J x 1 to be labelled; its labels are written in its two dimensions."""
+    import SimpleITK as sitk
+
+    _trained_folder(tmp_path, (16, 16, 8))
+    pixels = np.random.default_rng(3).normal(5, 2, (20, 12)).astype(np.float32)
+    image_path = tmp_path / f"slice{suffix}"
+    if suffix == ".mha":
+        sitk.WriteImage(sitk.GetImageFromArray(pixels.T.copy()), str(image_path))  # ITK's arrays are (y, x)
+    else:
+        nib.save(nib.Nifti1Image(pixels, np.diag([0.7, 0.7, 3.0, 1.0])), str(image_path))
+    written, _ = predict_volume(tmp_path, str(image_path), tmp_path / "labels.nii.gz")
+    result = nib.load(written)
+    assert result.shape == (20, 12)
+    assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
+
+
 def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
     import main
 
