@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from engines.errors import InputError
-from engines.label_maps import to_values
+from engines.label_maps import map_dtype, to_values
 from engines.memory import available_memory_bytes, peak_rss_mb, release_free_heap, reset_peak_rss
 from engines.partition.checkpoint import load_checkpoint
 from engines.partition.data import BlockFile
@@ -151,11 +151,10 @@ def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], b
 
 
 def label_types(classes: int) -> tuple[torch.dtype, np.dtype]:
-    """The torch and numpy types a label map of `classes` classes is kept in: uint8 up to 256 classes,
-    wider beyond (labels such as FreeSurfer's, with ids past 255, would wrap in uint8)."""
-    if classes <= 256:
-        return torch.uint8, np.dtype(np.uint8)
-    return torch.int32, np.dtype(np.uint16 if classes <= 65536 else np.int32)
+    """The torch and numpy types a map of class indices 0..classes-1 is kept in: uint8 up to 256 classes,
+    wider beyond (more would wrap in uint8; torch has no wider unsigned type to keep an argmax in)."""
+    as_numpy = map_dtype(np.array([classes - 1]))
+    return (torch.uint8 if as_numpy == np.uint8 else torch.int32), as_numpy
 
 
 @torch.no_grad()
