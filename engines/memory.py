@@ -47,9 +47,76 @@ def reset_peak_rss() -> float | None:
 
 
 def available_memory_bytes() -> int | None:
-    """What the machine can still give processes without swapping (MemAvailable), or None if unknown."""
+    """What this process can still be given without swapping or being killed, or None if unknown: the
+    machine's MemAvailable, or less where a control group (a container, a systemd slice) caps it."""
     kib = _proc_kib("/proc/meminfo", "MemAvailable")
-    return None if kib is None else kib * 1024
+    known = [n for n in (None if kib is None else kib * 1024, cgroup_headroom()) if n is not None]
+    return min(known) if known else None
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit number; anything above this is none.
+NO_LIMIT = 1 << 60
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
+
+
+def _stat_bytes(path: Path, field: str) -> int:
+    """A "field N" line of a cgroup's memory.stat; 0 where it is missing."""
+    try:
+        return next((int(line.split()[1]) for line in path.read_text().splitlines()
+                     if line.startswith(field + " ")), 0)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cgroup_dirs(root: Path, relative: str) -> list[Path]:
+    """The folder of this process's control group under a hierarchy mounted at `root`, and its ancestors up
+    to `root`: each one's limit applies. A container that mounts its own group at `root` (its path then
+    missing below it) has `root` alone."""
+    folder, dirs = root / relative.lstrip("/"), []
+    while True:
+        if folder.is_dir():
+            dirs.append(folder)
+        if folder == root or root not in folder.parents:
+            return dirs
+        folder = folder.parent
+
+
+def cgroup_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> int | None:
+    """Bytes this process's control groups can still take before the tightest of their memory limits, or
+    None where no group has one (or none can be read).
+
+    Per group: limit - usage + inactive file pages (page cache the kernel drops before it kills anything).
+    cgroup v2 (memory.max, memory.current) where `root` holds the unified hierarchy, else v1's memory
+    controller under `root`/memory (memory.limit_in_bytes, memory.usage_in_bytes).
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    headroom = []
+    for line in lines:
+        number, controllers, relative = [*line.split(":", 2), "", ""][:3]
+        if number == "0" and (root / "cgroup.controllers").is_file():
+            dirs, files = _cgroup_dirs(root, relative), ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            dirs = _cgroup_dirs(root / "memory", relative)
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        for folder in dirs:
+            limit, usage = _read_int(folder / files[0]), _read_int(folder / files[1])
+            if limit is not None and limit < NO_LIMIT and usage is not None:
+                inactive = _stat_bytes(folder / "memory.stat", files[2])
+                headroom.append(max(limit - usage + inactive, 0))
+    return min(headroom) if headroom else None
 
 
 def release_free_heap() -> bool:

@@ -77,3 +77,73 @@ def test_anonymous_memory_counts_the_heap_and_not_a_mapped_file(tmp_path):
     before, after_file, after_block = json.loads(out.stdout)
     assert after_file - before < 10  # 100 MiB of file pages resident, none of them anonymous
     assert 95 < after_block - after_file < 130
+
+
+def _group(folder: Path, **files: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("_", ".", 1)).write_text(text)
+
+
+def _proc(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cgroup"
+    path.write_text(text)
+    return path
+
+
+def test_a_cgroup_v2_limit_leaves_its_headroom_and_the_tightest_ancestor_wins(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root, cgroup_controllers="memory")
+    _group(root / "user.slice", memory_max=str(8 << 30), memory_current=str(7 << 30),
+           memory_stat=f"anon 1\ninactive_file {1 << 29}\nactive_file 5\n")
+    _group(root / "user.slice" / "job", memory_max="max", memory_current=str(1 << 30))
+    proc = _proc(tmp_path, "0::/user.slice/job\n")
+    # The job itself is unlimited; its parent has 1 GiB left plus 512 MiB of droppable page cache.
+    assert cgroup_headroom(proc, root) == (1 << 30) + (1 << 29)
+    _group(root / "user.slice" / "job", memory_max=str(2 << 30), memory_current=str(int(1.75 * (1 << 30))))
+    assert cgroup_headroom(proc, root) == 1 << 28
+    _group(root / "user.slice", memory_max="max")
+    _group(root / "user.slice" / "job", memory_max="max")
+    assert cgroup_headroom(proc, root) is None
+
+
+def test_a_container_that_mounts_its_own_cgroup_v2_is_read_at_the_root(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root, cgroup_controllers="memory", memory_max=str(4 << 30), memory_current=str(3 << 30))
+    # /proc names the group as the host sees it; the container shows it at its root.
+    assert cgroup_headroom(_proc(tmp_path, "0::/system.slice/docker-abc.scope\n"), root) == 1 << 30
+
+
+def test_a_cgroup_v1_memory_controller_limits_and_its_no_limit_value_does_not(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root / "unified", cgroup_controllers="")  # a hybrid host: v2 without the memory controller
+    group = root / "memory" / "docker" / "abc"
+    _group(group, memory_limit_in_bytes=str(6 << 30), memory_usage_in_bytes=str(5 << 30),
+           memory_stat=f"inactive_file 7\ntotal_inactive_file {1 << 30}\n")
+    _group(root / "memory", memory_limit_in_bytes="9223372036854771712", memory_usage_in_bytes=str(40 << 30))
+    proc = _proc(tmp_path, "5:cpuacct,cpu:/docker/abc\n4:memory:/docker/abc\n0::/docker/abc\n")
+    assert cgroup_headroom(proc, root) == 2 << 30
+    _group(group, memory_limit_in_bytes="9223372036854771712")
+    assert cgroup_headroom(proc, root) is None
+
+
+def test_no_cgroup_file_means_no_cgroup_limit(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    assert cgroup_headroom(tmp_path / "missing", tmp_path) is None
+
+
+def test_available_memory_is_the_least_of_the_machine_and_the_cgroup(monkeypatch):
+    from engines import memory
+
+    machine = memory.available_memory_bytes()
+    monkeypatch.setattr(memory, "cgroup_headroom", lambda: 1 << 20)
+    assert memory.available_memory_bytes() == 1 << 20
+    monkeypatch.setattr(memory, "cgroup_headroom", lambda: machine * 4)
+    assert memory.available_memory_bytes() <= machine
