@@ -6,7 +6,8 @@
 For each size, SYNTHETIC volumes (random int16 "HU" in [-1000, 1000), labels 0..2 by threshold) are written
 as uncompressed NIfTI three ways: int16 as stored, int16 with scl_slope 0.5 and scl_inter -1024 (CT often
 ships scaled: values read as float64), labels stored as float32 (as many tools write them), and labels
-whose values are not 0..C-1 (uint16 0, 41, 1000, as FreeSurfer ids: each mapped to its class index).
+whose values are not 0..C-1 (uint16 0, 41, 1000, as FreeSurfer ids: each mapped to its class index); and
+the int16 image and uint8 labels gzip-compressed (.nii.gz, decompressed as they are read).
 `prepare_data` (what train-seg runs before any rank starts) prepares each in a fresh process; a thread
 samples the process's anonymous resident memory (RssAnon: the heap, not the page cache of the memory-mapped
 input) every millisecond, so the peak is a lower bound. Memory read a slab at a time stays flat as the
@@ -37,6 +38,7 @@ CASES = {  # name: (image file, labels file)
     "int16 scaled": ("scaled.nii", "labels.nii"),
     "float32 labels": ("image.nii", "float_labels.nii"),
     "sparse uint16 labels": ("image.nii", "sparse_labels.nii"),
+    "int16 gzip": ("image.nii.gz", "labels.nii.gz"),
 }
 
 # Runs in a fresh process: argv = image, labels, out, block. Prints {"anon_mib", "seconds"}.
@@ -62,8 +64,8 @@ print(json.dumps({"anon_mib": max(peak[0], anon()) - base, "seconds": seconds}))
 
 
 def write_volumes(folder: Path, size: int) -> None:
-    """The SYNTHETIC image (plain and scaled) and labels (uint8, float32, sparse uint16) of one size, 1 mm
-    voxels."""
+    """The SYNTHETIC image (plain and scaled) and labels (uint8, float32, sparse uint16), and the image and
+    uint8 labels gzip-compressed, of one size, 1 mm voxels."""
     import nibabel as nib
 
     image = np.random.default_rng(size).integers(-1000, 1000, (size,) * 3, dtype=np.int16)
@@ -76,6 +78,8 @@ def write_volumes(folder: Path, size: int) -> None:
     nib.save(nib.Nifti1Image(labels.astype(np.float32), np.eye(4)), str(folder / "float_labels.nii"))
     sparse = np.array([0, 41, 1000], np.uint16)[labels]
     nib.save(nib.Nifti1Image(sparse, np.eye(4)), str(folder / "sparse_labels.nii"))
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(folder / "image.nii.gz"))
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(folder / "labels.nii.gz"))
 
 
 def measure(image: Path, labels: Path, out: Path) -> dict:
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row['size'] ** 3 * 8 / 2**20:.0f} | {row['seconds']:.2f} |")
     table = "\n".join(lines)
     command = command_line("prepare_memory.py", argv)
-    print(f"prepare_data (train-seg's preparation of OUT/data/), uncompressed NIfTI, SYNTHETIC volumes\n\n"
+    print(f"prepare_data (train-seg's preparation of OUT/data/), NIfTI, SYNTHETIC volumes\n\n"
           f"{table}\n\ncommand: {command}")
     if args.quick:
         return 0

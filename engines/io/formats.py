@@ -40,7 +40,7 @@ def volume_extension(path: str) -> str:
 
 
 def read_volume(
-    path: str | os.PathLike, *, series_uid: str | None = None, allow_gaps: bool = True
+    path: str | os.PathLike, *, series_uid: str | None = None, allow_gaps: bool = True, stream: bool = False
 ) -> Volume:
     """Read a 3D medical image as a Volume (DESIGN §2): data in the file's voxel order, affine to RAS+ mm.
 
@@ -52,12 +52,15 @@ def read_volume(
     allow_gaps : for DICOM, False refuses a series with missing or unevenly spaced slices; True (default)
         reads it, fills whole missing slices with blank ones so the rest keep their true positions, and
         says so in ``volume.warnings``.
+    stream : for a compressed NIfTI or MGZ file, decompress the voxels as they are indexed (for one pass
+        in file order over a volume too large to hold; damage is found when reached) instead of now.
 
     Returns
     -------
     Volume
         `data` is memory-mapped (read-only) for uncompressed NIfTI/MGH/NRRD/MetaImage and lazy for
-        scaled NIfTI; compressed files and DICOM are read into memory. CT values are HU.
+        scaled NIfTI; compressed files (but with `stream`, NIfTI and MGZ) and DICOM are read into memory.
+        CT values are HU.
 
     Raises
     ------
@@ -78,7 +81,7 @@ def read_volume(
         extension = volume_extension(path) or "(no extension)"
         raise InputError(f"unsupported file type {extension}; Tessera reads {supported_formats()}", path)
     if kind in ("NIfTI", "MGH"):
-        return read_nibabel_volume(path, kind=kind)
+        return read_nibabel_volume(path, kind=kind, stream=stream)
     if kind in ("NRRD", "MetaImage"):
         from engines.io.itk_formats import read_itk_volume  # SimpleITK costs ~95 MiB: load it when needed
 

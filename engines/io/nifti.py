@@ -2,9 +2,10 @@
 
 Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written).
 Compressed files are read whole at once, so a truncated file is reported here and not later in the viewer,
-and kept as stored (int16 stays int16). A scaled 3D file (scl_slope/scl_inter) of either kind is scaled
-part by part as it is read (ScaledProxy), never held whole as float64; a scaled 2D file, or the first volume
-of a compressed scaled 4D file, is scaled at once.
+and kept as stored (int16 stays int16) - or, for one pass over a volume too large to hold (a training job's
+launcher), streamed: decompressed as they are indexed in file order (StreamedVoxels). A scaled 3D file
+(scl_slope/scl_inter) of either kind is scaled part by part as it is read (ScaledProxy), never held whole as
+float64; a scaled 2D file, or the first volume of a compressed scaled 4D file read whole, is scaled at once.
 """
 
 from __future__ import annotations
@@ -88,8 +89,83 @@ class ScaledProxy:
         return np.asarray(self[...], dtype=dtype or self.dtype)
 
 
-def read_nibabel_volume(path: str, *, kind: str) -> Volume:
-    """Read a NIfTI or MGH/MGZ file as a Volume; `kind` ("NIfTI" or "MGH") names the format in messages."""
+class StreamedVoxels:
+    """A compressed file's stored voxels (the first 3D volume) as an array-like decompressed as it is indexed.
+
+    For one pass over a volume too large to hold: parts asked for in the file's order (slabs along its last,
+    slowest axis) decompress the file once in all, holding one part at a time; a part that starts before the
+    end of the last one read decompresses from the beginning again. Damage (a truncated or corrupt stream) is
+    found when the part holding it is read, and raised as InputError naming the file. Indexing takes ints and
+    slices (the last axis's become whole planes read); the result is a new array in native byte order.
+    """
+
+    def __init__(self, path: str, proxy: Any, kind: str) -> None:
+        self.path, self._kind, self._offset = path, kind, int(proxy.offset)
+        self._stored = np.dtype(proxy.dtype)
+        self.dtype = self._stored.newbyteorder("=")
+        self.shape = tuple(int(n) for n in proxy.shape[:3])
+        size = self._stored.itemsize
+        self.strides = (size, size * self.shape[0], size * self.shape[0] * self.shape[1])  # Fortran order
+        self._file: Any = None
+        self._position = 0
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if (at := next((i for i, k in enumerate(key) if k is Ellipsis), None)) is not None:
+            key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1:]
+        key = key + (slice(None),) * (3 - len(key))
+        last = key[2]
+        if isinstance(last, slice):
+            planes = range(*last.indices(self.shape[2]))
+            if not planes:
+                return np.empty((*self.shape[:2], 0), self.dtype)[key[:2]]
+        else:
+            planes = range(range(self.shape[2])[last], range(self.shape[2])[last] + 1)
+        low = min(planes)
+        block = self._planes(low, max(planes) + 1)
+        inner = slice(planes.start - low, None, planes.step) if isinstance(last, slice) else 0
+        return block[key[0], key[1], inner]
+
+    def _planes(self, low: int, high: int) -> np.ndarray:
+        """Planes low..high-1 of the last axis, read from the stream (reopened when they lie behind it)."""
+        plane = self.shape[0] * self.shape[1] * self._stored.itemsize
+        start, length = self._offset + low * plane, (high - low) * plane
+        buffer = bytearray(length)
+        try:
+            if self._file is None or start < self._position:
+                if self._file is not None:
+                    self._file.close()
+                self._file, self._position = ImageOpener(self.path, "rb"), 0
+            self._file.seek(start)
+            got, view = 0, memoryview(buffer)
+            while got < length and (part := self._file.readinto(view[got:])):
+                got += part
+            view.release()
+        except _READ_ERRORS as exc:
+            raise InputError(f"the compressed {self._kind} data is truncated or corrupt ({exc})", self.path
+                             ) from exc
+        self._position = start + got
+        if got < length:
+            whole = low + got // plane
+            raise InputError(f"the compressed {self._kind} data is truncated: it ends after {whole} of its "
+                             f"{self.shape[2]} slices", self.path)
+        values = np.frombuffer(buffer, self._stored).reshape((*self.shape[:2], high - low), order="F")
+        return values.astype(self.dtype, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[...], dtype=dtype or self.dtype)
+
+
+def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume:
+    """Read a NIfTI or MGH/MGZ file as a Volume; `kind` ("NIfTI" or "MGH") names the format in messages.
+    With `stream`, a compressed file's voxels are StreamedVoxels, not read now."""
     try:
         img = nib.load(path, mmap="r")
     except _READ_ERRORS as exc:
@@ -117,7 +193,7 @@ def read_nibabel_volume(path: str, *, kind: str) -> Volume:
     if len(shape) == 4 and shape[3] > 1:
         warnings.append(f"4D image with {shape[3]} volumes: only the first is used")
     try:
-        data = _voxel_data(path, img, kind, first_volume=len(full_shape) > 3)
+        data = _voxel_data(path, img, kind, first_volume=len(full_shape) > 3, stream=stream)
     except _READ_ERRORS as exc:
         raise InputError(f"the {kind} data cannot be read ({exc})", path) from exc
     if len(shape) == 2:
@@ -168,16 +244,18 @@ def _gzipped_but_not_named_so(path: str) -> bool:
         return False
 
 
-def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool) -> Any:
-    """The voxel array: a read-only memmap, or (compressed file) the values as stored in memory, either
-    wrapped in a ScaledProxy when the file has a slope or intercept.
+def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool, stream: bool) -> Any:
+    """The voxel array: a read-only memmap, or (compressed file) the values as stored in memory or, with
+    `stream`, StreamedVoxels; any of them wrapped in a ScaledProxy when the file has a slope or intercept.
 
     With `first_volume`, only the first 3D volume of a 4D (or higher) file (of a compressed one, only its
     bytes are decompressed, and scaled at once).
     """
     proxy = img.dataobj
     first = (slice(None),) * 3 + (0,) * (len(proxy.shape) - 3)
-    if path.lower().endswith((".gz", ".mgz")):
+    if path.lower().endswith((".gz", ".mgz")) and stream and len(proxy.shape) > 2:
+        stored = StreamedVoxels(path, proxy, kind)
+    elif path.lower().endswith((".gz", ".mgz")):
         try:  # read whole now, so a truncated file is reported here and not later in the viewer
             if first_volume:
                 return np.asanyarray(proxy[first])

@@ -1,7 +1,8 @@
 """The training job's volumes on disk, read block by block, so that no rank holds the whole volume.
 
-`prepare_data` reads the image and labels a slab at a time in their files' own order (an uncompressed file
-is never held whole: its Volume.data is a memory map or a scaled proxy), checks them (same grid, labels that
+`prepare_data` reads the image and labels a slab at a time in their files' own order (a NIfTI or MGH file,
+compressed or not, or an uncompressed NRRD or MetaImage is never held whole: its Volume.data is a memory
+map, a scaled proxy or a stream decompressed as it is read), checks them (same grid, labels that
 are whole numbers), normalises the image (zero mean, unit SD over the volume) and writes both in that
 order, padded to the job's block multiple, as .npy files in OUT/data/ with a meta.json naming the source
 files (size, modification time) and the block. A later run or --resume on the same, unchanged files and
@@ -407,7 +408,7 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     from engines.io import read_volume
 
     key = _key(image, labels, block)  # the files as they are before reading: a later change shows
-    image_vol, label_vol = read_volume(image), read_volume(labels)
+    image_vol, label_vol = read_volume(image, stream=True), read_volume(labels, stream=True)
     if image_vol.shape != label_vol.shape:
         raise InputError(f"labels are {label_vol.shape} voxels, the image {image_vol.shape}: they must "
                          f"share a grid", labels)
@@ -416,8 +417,8 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
                          labels)
     if len(image_vol.shape) != 3:
         raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", image)
-    # Volume.data stays lazy (a memory map, a scaled proxy) and is read a slab at a time from here on,
-    # so an uncompressed file is never held whole; a compressed one or a DICOM series is read whole.
+    # Volume.data stays lazy (a memory map, a scaled proxy, a gzip stream) and is read a slab at a time
+    # from here on; a compressed NRRD or MetaImage, or a DICOM series, was read whole.
     pixels, label_data = image_vol.data, label_vol.data
     present = values = label_values(label_data, labels)
     if classes is not None:

@@ -355,3 +355,72 @@ def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(tmp_pat
     with pytest.raises(InputError, match="cannot write into this folder \\(Permission denied\\)") as info:
         write_volume(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), tmp_path / "out.nii.gz")
     assert info.value.path == str(tmp_path)
+
+
+STREAM_KEYS = [np.s_[...], np.s_[:, :, 3], np.s_[2:7, ::3, 1:8:2], np.s_[..., ::-2], np.s_[1, :, -1],
+               np.s_[:, 4], np.s_[..., 5:5], np.s_[-3:, 1:-1, 7:2:-3], np.s_[:, :, -8]]
+
+
+@pytest.mark.parametrize("name, dtype, scaled, volumes", [
+    ("ct.nii.gz", "<i2", False, 1), ("big_endian.nii.gz", ">f4", False, 1), ("scaled.nii.gz", "<i2", True, 1),
+    ("series.nii.gz", "<u2", False, 3), ("brain.mgz", ">f4", False, 1), ("brain4d.mgz", ">i4", False, 2)])
+def test_a_streamed_compressed_file_indexes_like_the_file_read_whole(tmp_path, name, dtype, scaled, volumes):
+    from engines.io.nifti import StreamedVoxels
+
+    stored = np.random.default_rng(4).integers(-500, 3000, (11, 9, 10, volumes)).astype(dtype)
+    stored = stored[..., 0] if volumes == 1 else stored
+    image_type = nib.MGHImage if name.endswith(".mgz") else nib.Nifti1Image
+    img = image_type(stored, _oblique_affine())
+    if scaled:
+        img.header.set_slope_inter(0.5, -1024.0)
+    img.to_filename(tmp_path / name)
+    whole, streamed = read_volume(tmp_path / name), read_volume(tmp_path / name, stream=True)
+    voxels = streamed.data._stored if scaled else streamed.data
+    assert isinstance(voxels, StreamedVoxels)
+    assert streamed.data.shape == whole.data.shape == stored.shape[:3]
+    assert streamed.data.dtype == np.asarray(whole.data).dtype.newbyteorder("=")  # native byte order
+    np.testing.assert_allclose(streamed.affine, whole.affine)
+    assert streamed.warnings == whole.warnings
+    reference = np.asarray(whole.data)
+    for key in STREAM_KEYS:
+        np.testing.assert_array_equal(streamed.data[key], reference[key], err_msg=str(key))
+    np.testing.assert_array_equal(np.asarray(streamed.data), reference)
+
+
+def test_streamed_slabs_in_file_order_decompress_the_file_once(tmp_path, monkeypatch):
+    from engines.io import nifti
+
+    stored = np.arange(16 * 12 * 20, dtype=np.int16).reshape(16, 12, 20)
+    nib.Nifti1Image(stored, np.eye(4)).to_filename(tmp_path / "ct.nii.gz")
+    opened = []
+
+    class CountingOpener(nifti.ImageOpener):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+        def readinto(self, buffer):
+            decompressed.append(got := super().readinto(buffer))
+            return got
+
+    decompressed: list[int] = []
+    monkeypatch.setattr(nifti, "ImageOpener", CountingOpener)
+    data = read_volume(tmp_path / "ct.nii.gz", stream=True).data
+    opened.clear(), decompressed.clear()
+    for start in range(0, 20, 3):
+        np.testing.assert_array_equal(data[:, :, start:start + 3], stored[:, :, start:start + 3])
+    assert len(opened) == 1 and sum(decompressed) == stored.nbytes  # one pass, straight into the slabs
+    np.testing.assert_array_equal(data[:, :, 2], stored[:, :, 2])  # behind the stream: started again
+    assert len(opened) == 2
+
+
+def test_a_truncated_streamed_file_is_named_when_its_end_is_read(tmp_path):
+    path = _gz_nifti(tmp_path)
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    volume = read_volume(truncated, stream=True)  # nothing decompressed yet
+    depth = volume.shape[2]
+    with pytest.raises(InputError, match="truncated") as info:
+        for start in range(depth):
+            volume.data[:, :, start]
+    assert info.value.path == str(truncated)

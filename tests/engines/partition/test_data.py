@@ -1,5 +1,6 @@
 """The job's prepared volumes: written once, reused while the sources are unchanged, read box by box."""
 
+import itertools
 import os
 import threading
 import time
@@ -304,8 +305,8 @@ def test_preparing_reads_uncompressed_volumes_a_slab_at_a_time(tmp_path, monkeyp
     recorded = {}
     real_read = engines.io.read_volume
 
-    def read_lazily(path):
-        volume = real_read(path)
+    def read_lazily(path, **options):
+        volume = real_read(path, **options)
         volume.data = recorded[Path(path).name] = _Recorded(np.asarray(volume.data))
         return volume
 
@@ -324,6 +325,59 @@ def test_preparing_reads_uncompressed_volumes_a_slab_at_a_time(tmp_path, monkeyp
     got = data.image.read((slice(0, 23), slice(0, 12), slice(0, 10)))
     np.testing.assert_allclose(got, (image - image.mean()) / image.std(), atol=1e-6)
     np.testing.assert_array_equal(data.labels.read((slice(0, 23), slice(0, 12), slice(0, 10))), labels)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mgz"])
+def test_preparing_streams_compressed_volumes_a_slab_at_a_time(tmp_path, monkeypatch, suffix):
+    from engines.io import nifti
+
+    rng = np.random.default_rng(8)
+    image = rng.integers(-1000, 2000, (21, 13, 11)).astype(np.int16)
+    labels = np.where(rng.random(image.shape) < 0.5, 0, 42).astype(np.int32)
+    save = nib.MGHImage if suffix == ".mgz" else nib.Nifti1Image
+    paths = []
+    for name, array in (("image", image), ("labels", labels)):
+        save(array, AFFINE).to_filename(tmp_path / (name + suffix))
+        paths.append(str(tmp_path / (name + suffix)))
+    reads, opened = [], []
+    real_planes, real_opener = nifti.StreamedVoxels._planes, nifti.ImageOpener
+
+    def planes(self, low, high):
+        reads.append((Path(self.path).name, low, high))
+        return real_planes(self, low, high)
+
+    def opener(*args, **kwargs):
+        opened.append(args[0])
+        return real_opener(*args, **kwargs)
+
+    monkeypatch.setattr(nifti.StreamedVoxels, "_planes", planes)
+    monkeypatch.setattr(nifti, "ImageOpener", opener)
+    monkeypatch.setattr(data_module, "SLAB_VOXELS", 21 * 13 * 4)  # 4 planes a slab
+    data = prepare_data(*paths, (2, 2, 2), tmp_path / "out")
+    assert reads and all(high - low <= 4 for _, low, high in reads)  # never the whole volume at once
+    for path in paths:  # two passes each (values or moments, then writing), each in file order
+        name = Path(path).name
+        ranges = [(low, high) for file, low, high in reads if file == name]
+        starts = [i for i, (low, _) in enumerate(ranges) if low == 0]
+        assert len(starts) == 2
+        for first, end in zip(starts, [*starts[1:], len(ranges)], strict=True):
+            one_pass = ranges[first:end]  # each slab where the last one ended, the last at the far end
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(one_pass)) and one_pass[-1][1] == 11
+        assert opened.count(path) <= 3  # its header checked (NIfTI), then once a pass
+    assert data.values == (0, 42) and data.mean == pytest.approx(image.mean())
+    got = data.image.read((slice(0, 21), slice(0, 13), slice(0, 11)))
+    np.testing.assert_allclose(got, (image - image.mean()) / image.std(), atol=1e-5)
+    np.testing.assert_array_equal(data.labels.read((slice(0, 21), slice(0, 13), slice(0, 11))), labels // 42)
+
+
+def test_a_truncated_compressed_volume_is_named_and_nothing_is_kept(tmp_path, scan):
+    image_path, labels_path, _, _ = scan
+    whole = Path(labels_path).read_bytes()
+    Path(labels_path).write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(InputError, match="truncated") as info:
+        prepare_data(image_path, labels_path, (2, 2, 2), tmp_path / "out")
+    assert info.value.path == labels_path
+    assert open_data(image_path, labels_path, (2, 2, 2), tmp_path / "out") is None
 
 
 def test_a_fraction_in_a_later_slab_is_found_and_named(monkeypatch):
