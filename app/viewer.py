@@ -3,7 +3,8 @@ thread.
 
 `make_viewer` gives the window its title, world axis labels, a scale bar (mm, from the layers' units),
 the radiological axial plane, orientation letters on the canvas edges and a cursor readout in the status
-bar; a large volume shows its full resolution in 3D only where the renderer can draw it (`lock_detail`).
+bar; a large volume shows its full resolution in 3D only where the renderer can draw it (`lock_detail`);
+napari's Home button and Ctrl+R fit the layers shown (`home`), not hidden ones too.
 `open_paths` reads each path with `engines.io.read_volume` in a napari `thread_worker` and adds the
 layers when the read is done; a failure becomes a notification naming the file, and the viewer stays usable.
 """
@@ -17,8 +18,10 @@ from collections.abc import Callable, Sequence
 
 import napari
 import numpy as np
+from napari.components import ViewerModel
 from napari.layers import Layer
 from napari.qt.threading import create_worker
+from napari.utils.action_manager import action_manager
 from superqt.utils import WorkerBase
 from vispy.gloo import gl
 from vispy.gloo.context import get_current_canvas
@@ -29,9 +32,10 @@ from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_lay
 from app.notify import notify_failure, notify_warning
 from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
-from app.spaces import follow_spaces
+from app.spaces import current_space, fit_shown, follow_spaces
 
 TITLE = "Tessera"
+HOME_ACTION = "napari:reset_view"  # what napari's Home button and Ctrl+R trigger
 # With a hardware renderer, volumes up to this many voxels show their full resolution in 3D too (512^3: a
 # 512 MiB float32 texture); larger ones, and any volume on software OpenGL, their coarsest level.
 HARDWARE_3D_VOXELS = 1 << 27
@@ -86,6 +90,18 @@ def configure_viewer(viewer: napari.Viewer) -> None:
     for layer in viewer.layers:
         lock_detail(layer)
     viewer.layers.events.inserted.connect(lambda event: lock_detail(event.value))
+    # napari's Home button and its Ctrl+R run this action; it is napari's for viewers set up elsewhere
+    action_manager.register_action(name=HOME_ACTION, command=home, description="Fit the layers shown",
+                                   keymapprovider=ViewerModel)
+
+
+def home(viewer: ViewerModel) -> None:
+    """The Home button and Ctrl+R: fit the layers shown (app.spaces.fit_shown) in a viewer set up by
+    `configure_viewer`; napari's own reset in any other (Tessera as a plugin of someone's napari)."""
+    if current_space(viewer) is None:
+        viewer.reset_view()
+    else:
+        fit_shown(viewer)
 
 
 def software_opengl() -> bool:

@@ -149,3 +149,65 @@ def test_planes_fit_to_volumes_that_include_a_2d_one(viewer):
     for plane in ("coronal", "sagittal", "axial"):
         set_plane(viewer, plane, fit=[flat, t1])
         assert current_plane(viewer) == plane
+
+
+def _far_volume(viewer):
+    """A large volume 400 mm away, hidden: napari's own Home fits it too."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = 400.0
+    far = Volume(np.zeros((60, 60, 60), np.int16), affine, modality="CT")
+    return add_layers(viewer, [image_layer(far, name="far, hidden", visible=False)])[0]
+
+
+def _press_home(viewer, qtbot, how):
+    from qtpy.QtCore import Qt
+
+    if how == "button":
+        viewer.window._qt_viewer.viewerButtons.resetViewButton.click()
+    else:
+        qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key.Key_R,
+                       Qt.KeyboardModifier.ControlModifier)
+
+
+@pytest.mark.parametrize("how", ["button", "ctrl+r"])
+@pytest.mark.parametrize("ndisplay", [2, 3])
+def test_home_fits_the_layers_shown_not_the_hidden_ones(viewer, qtbot, how, ndisplay):
+    t1, _, _ = _volumes(viewer)
+    _far_volume(viewer)
+    viewer.dims.ndisplay = ndisplay
+    viewer.reset_view(layers=[t1])  # what Home should give: the brain alone fills the canvas
+    expected_centre, expected_zoom = np.asarray(camera(viewer).center), camera(viewer).zoom
+    camera(viewer).center = tuple(np.asarray(camera(viewer).center) + 300.0)
+    camera(viewer).zoom = expected_zoom / 7
+    if ndisplay == 3:
+        camera(viewer).angles = (10.0, 20.0, 30.0)
+    _press_home(viewer, qtbot, how)
+    np.testing.assert_allclose(camera(viewer).center, expected_centre, atol=1e-6)
+    assert camera(viewer).zoom == pytest.approx(expected_zoom)
+    if ndisplay == 3:
+        np.testing.assert_allclose(camera(viewer).angles, (0, 0, 0), atol=1e-9)
+
+
+def test_home_on_a_cube_fits_the_cube(viewer, qtbot):
+    _volumes(viewer)
+    bands, _, _ = add_layers(viewer, cube_layers(_cube(), "field"))
+    fitted_centre, fitted_zoom = np.asarray(camera(viewer).center), camera(viewer).zoom
+    band = viewer.dims.point[0]
+    camera(viewer).center = (0.0, 500.0, -500.0)
+    camera(viewer).zoom = fitted_zoom * 9
+    _press_home(viewer, qtbot, "button")
+    np.testing.assert_allclose(camera(viewer).center[-2:], fitted_centre[-2:], atol=1e-6)
+    assert camera(viewer).zoom == pytest.approx(fitted_zoom)
+    assert viewer.dims.point[0] == band  # the band shown stays
+
+
+def test_home_in_a_viewer_not_set_up_by_tessera_is_napari_s_own(make_napari_viewer, viewer, qtbot):
+    plain = make_napari_viewer(show=True)
+    near = plain.add_image(np.zeros((10, 10)))
+    plain.add_image(np.zeros((10, 10)), translate=(300, 300), visible=False)
+    plain.reset_view()  # napari's: every layer, the hidden one too
+    expected_centre, expected_zoom = np.asarray(camera(plain).center), camera(plain).zoom
+    plain.reset_view(layers=[near])
+    _press_home(plain, qtbot, "button")
+    np.testing.assert_allclose(camera(plain).center, expected_centre, atol=1e-6)
+    assert camera(plain).zoom == pytest.approx(expected_zoom)
