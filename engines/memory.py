@@ -60,63 +60,87 @@ NO_LIMIT = 1 << 60
 
 
 def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
+    """A cgroup file's number; None where it is missing or says something else ("max": no limit)."""
+    text = path.read_text().strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _stat_bytes(path: Path, field: str) -> int:
     """A "field N" line of a cgroup's memory.stat; 0 where it is missing."""
-    try:
-        return next((int(line.split()[1]) for line in path.read_text().splitlines()
-                     if line.startswith(field + " ")), 0)
-    except (OSError, ValueError, IndexError):
-        return 0
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == field and value.strip().isascii() and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def _cgroup_dirs(root: Path, relative: str) -> list[Path]:
     """The folder of this process's control group under a hierarchy mounted at `root`, and its ancestors up
     to `root`: each one's limit applies. A container that mounts its own group at `root` (its path then
-    missing below it) has `root` alone."""
-    folder, dirs = root / relative.lstrip("/"), []
-    while True:
-        if folder.is_dir():
-            dirs.append(folder)
-        if folder == root or root not in folder.parents:
-            return dirs
-        folder = folder.parent
+    missing below it), or a path outside the mount ("/../..": the group is not in this namespace), has
+    `root` alone."""
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        parts = []
+    return [folder for n in range(len(parts), -1, -1) if (folder := root.joinpath(*parts[:n])).is_dir()]
+
+
+def _group_headroom(folder: Path, files: tuple[str, str, str]) -> int | None:
+    """Limit - usage + inactive file pages of one group (files: limit, usage, memory.stat field), or None
+    where it has no limit or cannot be read."""
+    try:
+        limit, usage = _read_int(folder / files[0]), _read_int(folder / files[1])
+        if limit is None or limit >= NO_LIMIT or usage is None:
+            return None
+        try:
+            inactive = _stat_bytes(folder / "memory.stat", files[2])
+        except (OSError, ValueError):
+            inactive = 0
+    except (OSError, ValueError):  # missing, unreadable, not text
+        return None
+    return max(limit - usage + inactive, 0)
 
 
 def cgroup_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> int | None:
     """Bytes this process's control groups can still take before the tightest of their memory limits, or
-    None where no group has one (or none can be read).
+    None where no group has one (or none can be read); 0 where a group is at its limit.
 
     Per group: limit - usage + inactive file pages (page cache the kernel drops before it kills anything).
-    cgroup v2 (memory.max, memory.current) where `root` holds the unified hierarchy, else v1's memory
-    controller under `root`/memory (memory.limit_in_bytes, memory.usage_in_bytes).
+    cgroup v2 (memory.max, memory.current) where `root` or `root`/unified holds the unified hierarchy with
+    the memory controller, and v1's memory controller under `root`/memory (or the folder named by its
+    controllers, when it is mounted with others): memory.limit_in_bytes, memory.usage_in_bytes.
     """
     try:
         lines = proc_cgroup.read_text().splitlines()
-    except OSError:
+    except (OSError, ValueError):
         return None
     headroom = []
     for line in lines:
         number, controllers, relative = [*line.split(":", 2), "", ""][:3]
-        if number == "0" and (root / "cgroup.controllers").is_file():
-            dirs, files = _cgroup_dirs(root, relative), ("memory.max", "memory.current", "inactive_file")
-        elif "memory" in controllers.split(","):
-            dirs = _cgroup_dirs(root / "memory", relative)
-            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
-        else:
+        try:
+            if number == "0":
+                mounts = [m for m in (root, root / "unified") if "memory" in _controllers(m)]
+                files = ("memory.max", "memory.current", "inactive_file")
+            elif "memory" in controllers.split(","):
+                mounts = [m for m in (root / "memory", root / controllers) if m.is_dir()][:1]
+                files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            else:
+                continue
+            for mount in mounts:
+                for folder in _cgroup_dirs(mount, relative):
+                    if (room := _group_headroom(folder, files)) is not None:
+                        headroom.append(room)
+        except OSError:  # a folder on the way that cannot be searched
             continue
-        for folder in dirs:
-            limit, usage = _read_int(folder / files[0]), _read_int(folder / files[1])
-            if limit is not None and limit < NO_LIMIT and usage is not None:
-                inactive = _stat_bytes(folder / "memory.stat", files[2])
-                headroom.append(max(limit - usage + inactive, 0))
     return min(headroom) if headroom else None
+
+
+def _controllers(mount: Path) -> list[str]:
+    """The controllers a cgroup v2 hierarchy mounted at `mount` offers (none where it is not one)."""
+    try:
+        return (mount / "cgroup.controllers").read_text().split()
+    except (OSError, ValueError):
+        return []
 
 
 def release_free_heap() -> bool:

@@ -70,13 +70,15 @@ def _window_bytes_per_voxel(model: nn.Module, image: BlockFile, window: Sequence
     return max(used, 1) / x[0, 0].numel()
 
 
-def _free_bytes(device: torch.device) -> int:
-    """Memory this rank may still use: its GPU's free memory, or its share of the machine's."""
+def _free_bytes(device: torch.device) -> int | None:
+    """Memory this rank may still use: its GPU's free memory, or its share of the machine's (None where that
+    cannot be read; 0 where a memory limit is reached)."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         return torch.cuda.mem_get_info(device)[0]
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return (available_memory_bytes() or 0) // local_ranks
+    available = available_memory_bytes()
+    return None if available is None else available // local_ranks
 
 
 def window_options(extent: int, low: int, block: int) -> list[tuple[int, int]]:
@@ -142,7 +144,8 @@ def prediction_window(model: nn.Module, image: BlockFile, crop: Sequence[int], b
     finally:
         model.train(was_training)
     # Voxels of a whole window (all ranks' blocks) that this rank's share of it leaves within budget.
-    voxels = 0.0 if per_voxel is None else MEMORY_SHARE * _free_bytes(device) / per_voxel * mesh.spatial_size
+    free = _free_bytes(device) or 0  # unknown: the training crop, the smallest window
+    voxels = 0.0 if per_voxel is None else MEMORY_SHARE * free / per_voxel * mesh.spatial_size
     if mesh.distributed:  # the most cautious rank decides
         agreed = torch.tensor([voxels], dtype=torch.float64, device=device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MIN, group=mesh.spatial_group)
@@ -325,7 +328,8 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     as_torch, as_numpy = label_types(config["classes"])
     labels = np.zeros(padded.shape, as_numpy)
     intervals = [sliding_interval(n, r, OVERLAP) for n, r in zip(padded.shape, roi_size, strict=True)]
-    budget = (_free_bytes(torch.device(device)) or UNKNOWN_FREE_BYTES) // 2
+    free = _free_bytes(torch.device(device))
+    budget = (UNKNOWN_FREE_BYTES if free is None else free) // 2
     lengths = tile_lengths(padded.shape, roi_size, intervals, config["classes"], budget)
     axes = [sliding_tiles(*axis) for axis in zip(padded.shape, roi_size, intervals, lengths, strict=True)]
     for corner in itertools.product(*axes):

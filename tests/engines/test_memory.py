@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # In a fresh interpreter, so no earlier test has already raised the high-water mark.
@@ -142,8 +144,53 @@ def test_no_cgroup_file_means_no_cgroup_limit(tmp_path):
 def test_available_memory_is_the_least_of_the_machine_and_the_cgroup(monkeypatch):
     from engines import memory
 
-    machine = memory.available_memory_bytes()
-    monkeypatch.setattr(memory, "cgroup_headroom", lambda: 1 << 20)
-    assert memory.available_memory_bytes() == 1 << 20
-    monkeypatch.setattr(memory, "cgroup_headroom", lambda: machine * 4)
-    assert memory.available_memory_bytes() <= machine
+    monkeypatch.setattr(memory, "_proc_kib", lambda path, field: 4 << 20)  # MemAvailable: 4 GiB
+    for cgroup, expected in ((1 << 20, 1 << 20), (16 << 30, 4 << 30), (None, 4 << 30), (0, 0)):
+        monkeypatch.setattr(memory, "cgroup_headroom", lambda cgroup=cgroup: cgroup)
+        assert memory.available_memory_bytes() == expected
+
+
+def test_a_cgroup_at_or_over_its_limit_has_no_headroom_not_an_unknown_one(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root, cgroup_controllers="cpu memory", memory_max=str(1 << 30), memory_current=str(1 << 31))
+    assert cgroup_headroom(_proc(tmp_path, "0::/\n"), root) == 0
+    _group(root, memory_max="0")
+    assert cgroup_headroom(_proc(tmp_path, "0::/\n"), root) == 0
+
+
+@pytest.mark.parametrize("content", ["\u00b2", "12 34", "-5", "", "\u00e9\u00e9"])
+def test_unreadable_cgroup_values_mean_no_limit_not_a_crash(tmp_path, content):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root, cgroup_controllers="memory", memory_current=str(1 << 30), memory_stat=content)
+    (root / "memory.max").write_bytes(content.encode("latin-1", errors="replace"))
+    assert cgroup_headroom(_proc(tmp_path, "0::/\n"), root) is None
+    (root / "memory.max").write_text(str(2 << 30))  # a stat file that says nothing useful: no page cache
+    assert cgroup_headroom(_proc(tmp_path, "0::/\n"), root) == 1 << 30
+    (tmp_path / "cgroup").write_bytes(b"0::/\xff\xfe\n")  # /proc not UTF-8
+    assert cgroup_headroom(tmp_path / "cgroup", root) is None
+
+
+def test_a_group_outside_the_namespace_is_not_read_from_a_sibling_folder(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    root = tmp_path / "fs"
+    _group(root, cgroup_controllers="memory")
+    _group(root / "other", memory_max=str(1 << 30), memory_current="0")  # someone else's group
+    assert cgroup_headroom(_proc(tmp_path, "0::/../other\n"), root) is None
+
+
+def test_hybrid_and_shared_mounts_are_found(tmp_path):
+    from engines.memory import cgroup_headroom
+
+    hybrid = tmp_path / "hybrid"
+    _group(hybrid / "unified", cgroup_controllers="memory pids")
+    _group(hybrid / "unified" / "job", memory_max=str(3 << 30), memory_current=str(1 << 30))
+    assert cgroup_headroom(_proc(tmp_path, "0::/job\n"), hybrid) == 2 << 30
+    shared = tmp_path / "shared"  # v1 memory mounted together with another controller, its parent limited
+    _group(shared / "cpu,memory", memory_limit_in_bytes=str(5 << 30), memory_usage_in_bytes=str(4 << 30))
+    _group(shared / "cpu,memory" / "job", memory_limit_in_bytes=str(9 << 30), memory_usage_in_bytes="0")
+    assert cgroup_headroom(_proc(tmp_path, "3:cpu,memory:/job\n"), shared) == 1 << 30

@@ -163,6 +163,20 @@ def test_a_volume_labelled_in_tiles_gets_the_labels_of_one_pass(tmp_path, monkey
     np.testing.assert_array_equal(tiled, whole)
 
 
+@pytest.mark.parametrize("available, budget", [(0, 0), (None, predict_module.UNKNOWN_FREE_BYTES // 2),
+                                               (6 << 30, 3 << 30)])
+def test_the_tile_budget_is_half_the_free_memory_none_at_a_limit_and_a_guess_when_unknown(
+        tmp_path, monkeypatch, available, budget):
+    """A memory limit reached (0 bytes left) is not "unknown": it gets the smallest tiles, not a 1 GiB guess."""
+    _trained_folder(tmp_path, (16, 16, 8))
+    monkeypatch.setattr(predict_module, "available_memory_bytes", lambda: available)
+    budgets = []
+    real = predict_module.tile_lengths
+    monkeypatch.setattr(predict_module, "tile_lengths", lambda *args: budgets.append(args[-1]) or real(*args))
+    predict_sliding_window(tmp_path, np.zeros((20, 20, 10), np.float32))
+    assert budgets == [budget]
+
+
 def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     _trained_folder(tmp_path, (16, 16, 8))
     affine = np.diag([0.8, 0.8, 1.5, 1.0])
