@@ -1,15 +1,17 @@
 """NIfTI (.nii, .nii.gz) and FreeSurfer MGH (.mgh, .mgz) volumes through nibabel; NIfTI writing.
 
 Uncompressed files are memory-mapped read-only (nothing is copied, the user's file cannot be written).
-Compressed files are read whole at once, so a truncated file is reported here and not later in the viewer,
-and kept as stored (int16 stays int16) - or, for one pass over a volume too large to hold (a training job's
-launcher), streamed: decompressed as they are indexed in file order (StreamedVoxels). A scaled 3D file
-(scl_slope/scl_inter) of either kind is scaled part by part as it is read (ScaledProxy), never held whole as
-float64; a scaled 2D file, or the first volume of a compressed scaled 4D file read whole, is scaled at once.
+Compressed files are read whole at once (to the end, where gzip checks its checksum), so a damaged file is
+reported here and not later in the viewer, and kept as stored (int16 stays int16) - or, for one pass over a
+volume too large to hold (a training job's launcher), streamed: decompressed as they are indexed in file
+order (StreamedVoxels). A scaled 3D file (scl_slope/scl_inter) of either kind, or the first volume of a 4D
+one, is scaled part by part as it is read (ScaledProxy), never held whole as float64; a scaled 2D file is
+scaled at once.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zlib
@@ -96,7 +98,9 @@ class StreamedVoxels:
     slowest axis) decompress the file once in all, holding one part at a time; a part that starts before the
     end of the last one read decompresses from the beginning again. Damage (a truncated or corrupt stream) is
     found when the part holding it is read, and raised as InputError naming the file. Indexing takes ints and
-    slices (the last axis's become whole planes read); the result is a new array in native byte order.
+    slices (the last axis's become whole planes read); the result is a new array in native byte order. Reading
+    the last plane of a file of one volume reads to the stream's end, where gzip's checksum finds a changed
+    byte.
     """
 
     def __init__(self, path: str, proxy: Any, kind: str) -> None:
@@ -104,6 +108,7 @@ class StreamedVoxels:
         self._stored = np.dtype(proxy.dtype)
         self.dtype = self._stored.newbyteorder("=")
         self.shape = tuple(int(n) for n in proxy.shape[:3])
+        self._one_volume = math.prod(int(n) for n in proxy.shape[3:]) == 1  # the data ends with it
         size = self._stored.itemsize
         self.strides = (size, size * self.shape[0], size * self.shape[0] * self.shape[1])  # Fortran order
         self._file: Any = None
@@ -118,16 +123,22 @@ class StreamedVoxels:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
+        if not all(k is Ellipsis or isinstance(k, slice) or (isinstance(k, int | np.integer)
+                                                             and not isinstance(k, bool)) for k in key):
+            raise TypeError(f"StreamedVoxels takes ints, slices and one Ellipsis, not {key!r}")
+        if sum(k is Ellipsis for k in key) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
         if (at := next((i for i, k in enumerate(key) if k is Ellipsis), None)) is not None:
             key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1:]
         key = key + (slice(None),) * (3 - len(key))
+        # The result's shape, and numpy's own IndexError (too many indices, an int out of range, a second
+        # Ellipsis), from a view that holds no memory.
+        shape = np.broadcast_to(np.zeros((), self.dtype), self.shape)[key].shape
+        if 0 in shape:
+            return np.empty(shape, self.dtype)
         last = key[2]
-        if isinstance(last, slice):
-            planes = range(*last.indices(self.shape[2]))
-            if not planes:
-                return np.empty((*self.shape[:2], 0), self.dtype)[key[:2]]
-        else:
-            planes = range(range(self.shape[2])[last], range(self.shape[2])[last] + 1)
+        planes = range(*last.indices(self.shape[2])) if isinstance(last, slice) else range(
+            range(self.shape[2])[last], range(self.shape[2])[last] + 1)
         low = min(planes)
         block = self._planes(low, max(planes) + 1)
         inner = slice(planes.start - low, None, planes.step) if isinstance(last, slice) else 0
@@ -148,6 +159,11 @@ class StreamedVoxels:
             while got < length and (part := self._file.readinto(view[got:])):
                 got += part
             view.release()
+            if got == length and high == self.shape[2] and self._one_volume:
+                while self._file.read(1 << 16):  # to the end (an MGH's few tags): gzip checks its CRC there
+                    pass
+                self._file.close()  # the pass is over: the next read starts again
+                self._file = None
         except _READ_ERRORS as exc:
             raise InputError(f"the compressed {self._kind} data is truncated or corrupt ({exc})", self.path
                              ) from exc
@@ -156,8 +172,10 @@ class StreamedVoxels:
             whole = low + got // plane
             raise InputError(f"the compressed {self._kind} data is truncated: it ends after {whole} of its "
                              f"{self.shape[2]} slices", self.path)
-        values = np.frombuffer(buffer, self._stored).reshape((*self.shape[:2], high - low), order="F")
-        return values.astype(self.dtype, copy=False)
+        values = np.frombuffer(buffer, self._stored)
+        if not self._stored.isnative:
+            values = values.byteswap(inplace=True).view(self.dtype)  # in the buffer: no copy
+        return values.reshape((*self.shape[:2], high - low), order="F")
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return np.asarray(self[...], dtype=dtype or self.dtype)
@@ -194,6 +212,8 @@ def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume
         warnings.append(f"4D image with {shape[3]} volumes: only the first is used")
     try:
         data = _voxel_data(path, img, kind, first_volume=len(full_shape) > 3, stream=stream)
+    except InputError:
+        raise
     except _READ_ERRORS as exc:
         raise InputError(f"the {kind} data cannot be read ({exc})", path) from exc
     if len(shape) == 2:
@@ -245,20 +265,22 @@ def _gzipped_but_not_named_so(path: str) -> bool:
 
 
 def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool, stream: bool) -> Any:
-    """The voxel array: a read-only memmap, or (compressed file) the values as stored in memory or, with
-    `stream`, StreamedVoxels; any of them wrapped in a ScaledProxy when the file has a slope or intercept.
+    """The voxel array: a read-only memmap, or (compressed file) the values as stored (native byte order)
+    in memory or, with `stream`, StreamedVoxels; any of them wrapped in a ScaledProxy when the file has a
+    slope or intercept.
 
     With `first_volume`, only the first 3D volume of a 4D (or higher) file (of a compressed one, only its
-    bytes are decompressed, and scaled at once).
+    bytes are decompressed).
     """
     proxy = img.dataobj
     first = (slice(None),) * 3 + (0,) * (len(proxy.shape) - 3)
-    if path.lower().endswith((".gz", ".mgz")) and stream and len(proxy.shape) > 2:
+    compressed = path.lower().endswith((".gz", ".mgz"))
+    if compressed and len(proxy.shape) > 2:
         stored = StreamedVoxels(path, proxy, kind)
-    elif path.lower().endswith((".gz", ".mgz")):
-        try:  # read whole now, so a truncated file is reported here and not later in the viewer
-            if first_volume:
-                return np.asanyarray(proxy[first])
+        if not stream:  # read whole now (gzip's checksum checked): damage is reported here, not in the viewer
+            stored = stored[...]
+    elif compressed:  # a 2D image
+        try:
             stored = np.asanyarray(proxy.get_unscaled())
         except _READ_ERRORS as exc:
             raise InputError(f"the compressed {kind} data is truncated or corrupt ({exc})", path) from exc

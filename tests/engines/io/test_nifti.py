@@ -358,7 +358,8 @@ def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(tmp_pat
 
 
 STREAM_KEYS = [np.s_[...], np.s_[:, :, 3], np.s_[2:7, ::3, 1:8:2], np.s_[..., ::-2], np.s_[1, :, -1],
-               np.s_[:, 4], np.s_[..., 5:5], np.s_[-3:, 1:-1, 7:2:-3], np.s_[:, :, -8]]
+               np.s_[:, 4], np.s_[..., 5:5], np.s_[-3:, 1:-1, 7:2:-3], np.s_[:, :, -8], np.s_[2:2],
+               np.s_[np.int64(3), :, np.int32(-2)], np.s_[..., 1, 2], ()]
 
 
 @pytest.mark.parametrize("name, dtype, scaled, volumes", [
@@ -419,8 +420,51 @@ def test_a_truncated_streamed_file_is_named_when_its_end_is_read(tmp_path):
     truncated = tmp_path / "truncated.nii.gz"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     volume = read_volume(truncated, stream=True)  # nothing decompressed yet
-    depth = volume.shape[2]
+    read = []
     with pytest.raises(InputError, match="truncated") as info:
-        for start in range(depth):
-            volume.data[:, :, start]
+        for plane in range(volume.shape[2]):
+            read.append(volume.data[:, :, plane])
     assert info.value.path == str(truncated)
+    assert 8 < len(read) < volume.shape[2]  # the planes before the damage were read, then it was found
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_changed_byte_in_a_compressed_file_is_found_by_gzips_checksum(tmp_path, stream):
+    """Stored (uncompressed) deflate blocks: a changed byte decompresses to a wrong voxel without complaint;
+    only the checksum at the stream's end tells."""
+    data = np.random.default_rng(6).integers(0, 3000, (20, 16, 12)).astype(np.int16)
+    nib.Nifti1Image(data, np.eye(4)).to_filename(tmp_path / "whole.nii")
+    damaged = bytearray(gzip.compress((tmp_path / "whole.nii").read_bytes(), compresslevel=0))
+    damaged[len(damaged) // 2] ^= 0x01
+    path = tmp_path / "changed.nii.gz"
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match="corrupt") as info:
+        volume = read_volume(path, stream=stream)
+        for start in range(0, 12, 5):
+            volume.data[:, :, start:start + 5]
+    assert info.value.path == str(path)
+
+
+def test_a_streamed_pass_holds_about_two_slabs_not_the_volume(tmp_path):
+    import tracemalloc
+
+    data = np.random.default_rng(7).integers(-1000, 1000, (128, 128, 64)).astype(np.int16)  # 2 MiB
+    nib.Nifti1Image(data, np.eye(4)).to_filename(tmp_path / "ct.nii.gz")
+    volume = read_volume(tmp_path / "ct.nii.gz", stream=True)
+    tracemalloc.start()
+    try:
+        for start in range(0, 64, 4):  # 128 KiB a slab
+            part = volume.data[:, :, start:start + 4]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(part, data[:, :, 60:])
+    assert peak < data.nbytes / 3  # two slabs and gzip's buffers
+
+
+@pytest.mark.parametrize("key", [np.s_[:, None, :, 2], np.s_[..., None], np.s_[..., [1, 2]], np.s_[True],
+                                 np.s_[..., np.array([0, 3])], np.s_[0, 0, 0, 0], np.s_[..., ..., 1]])
+def test_a_streamed_file_refuses_the_indexing_it_does_not_do(tmp_path, key):
+    nib.Nifti1Image(np.zeros((5, 4, 6), np.int16), np.eye(4)).to_filename(tmp_path / "ct.nii.gz")
+    with pytest.raises((TypeError, IndexError)):
+        read_volume(tmp_path / "ct.nii.gz", stream=True).data[key]
