@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import napari
+import numpy as np
 from napari.layers import Layer
 
 # plane -> (dims.order, world axes shown as (vertical, horizontal))
@@ -41,8 +42,15 @@ def set_plane(viewer: napari.Viewer, plane: str, *, fit: Sequence[Layer] | None 
     if viewer.dims.ndim == 3:
         viewer.dims.order = order
     viewer.scene.camera.orientation = ("towards", "up", "left")
-    # napari's reset_view(layers=) fails on layers of fewer dimensions than the world's
-    viewer.reset_view(layers=[layer for layer in fit or () if layer.ndim == viewer.dims.ndim] or None)
+    fit_to(viewer, fit)
+
+
+def fit_to(viewer: napari.components.ViewerModel, layers: Sequence[Layer] | None) -> None:
+    """napari's reset_view fitted to `layers`, 2D ones in the 3D world included, leaving out those with no
+    extent (an empty shapes layer). napari's own fit of every layer when none is left or none spans the
+    world (reset_view(layers=) fails then)."""
+    layers = [layer for layer in layers or () if np.isfinite(layer.extent.world).all()]
+    viewer.reset_view(layers=layers if any(layer.ndim == viewer.dims.ndim for layer in layers) else None)
 
 
 def current_plane(viewer: napari.Viewer) -> str:

@@ -25,7 +25,7 @@ from napari.layers import Labels, Points, Shapes
 from app.cube_layers import PIXELS_KEY
 from app.layers import WORLD_AXIS_LABELS
 from app.orientation import camera
-from app.planes import set_plane
+from app.planes import fit_to, set_plane
 
 HIDDEN_KEY = "hidden_for_other_space"  # metadata flag of a layer a switch hid, shown again on the way back
 PIXELS, MILLIMETRES = "pixels", "millimetres"
@@ -161,18 +161,14 @@ def fit_shown(viewer: napari.components.ViewerModel) -> None:
     """napari's Home for a viewer that follows spaces: fit the layers shown in the space shown. napari's own
     fits every layer, hidden ones and the other space's included (the demo's brain came out at 77 % of the
     zoom, 50 mm off centre). In 3D the camera's angles are reset too, as napari's Home does; nothing else
-    (plane, sliders) changes."""
+    (plane, sliders) changes. With nothing shown (or only layers that do not span the world), napari's fit of
+    every layer."""
     space = _space.get(viewer)
     if space == PIXELS and viewer.dims.ndisplay == 2:
         _fit_cube(viewer)
         return
     # what is shown of this space, and layers of no space drawn on it (points, shapes in the world's units)
-    shown = [layer for layer in viewer.layers if layer.visible and space_of(layer) in (space, None)
-             and np.isfinite(layer.extent.world).all()]
-    # napari's reset_view(layers=) fails on layers of fewer dimensions than the world's: they fit as napari
-    # fits them, with everything
-    whole = [layer for layer in shown if layer.ndim == viewer.dims.ndim]
-    viewer.reset_view(layers=whole if whole and len(whole) == len(shown) else None)
+    fit_to(viewer, [layer for layer in viewer.layers if layer.visible and space_of(layer) in (space, None)])
 
 
 def _centre_sliders(viewer: napari.components.ViewerModel, extents: list[np.ndarray]) -> None:

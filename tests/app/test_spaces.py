@@ -189,16 +189,48 @@ def test_home_fits_the_layers_shown_not_the_hidden_ones(viewer, qtbot, how, ndis
 
 
 def test_home_on_a_cube_fits_the_cube(viewer, qtbot):
+    """The cube's rows and columns fill 95 % of the canvas along the tighter side, centred; the band stays."""
     _volumes(viewer)
+    _far_volume(viewer)
     bands, _, _ = add_layers(viewer, cube_layers(_cube(), "field"))
-    fitted_centre, fitted_zoom = np.asarray(camera(viewer).center), camera(viewer).zoom
     band = viewer.dims.point[0]
     camera(viewer).center = (0.0, 500.0, -500.0)
-    camera(viewer).zoom = fitted_zoom * 9
+    camera(viewer).zoom = 0.01
     _press_home(viewer, qtbot, "button")
-    np.testing.assert_allclose(camera(viewer).center[-2:], fitted_centre[-2:], atol=1e-6)
-    assert camera(viewer).zoom == pytest.approx(fitted_zoom)
+    low, high = bands.extent.world[0, -2:], bands.extent.world[1, -2:]
+    np.testing.assert_allclose(camera(viewer).center[-2:], (low + high) / 2, atol=1e-6)
+    viewbox = np.asarray(viewer.canvas.viewbox_size(viewer.layers), dtype=float)
+    assert camera(viewer).zoom == pytest.approx(0.95 * np.min(viewbox / (high - low)), rel=1e-6)
     assert viewer.dims.point[0] == band  # the band shown stays
+
+
+@pytest.mark.parametrize("ndisplay", [2, 3])
+def test_home_fits_a_2d_layer_drawn_on_the_volumes_with_them(viewer, qtbot, ndisplay):
+    t1, _, _ = _volumes(viewer)
+    _far_volume(viewer)
+    points = viewer.add_points(np.array([[60.0, 70.0]]), name="a 2D mark beyond the brain")
+    viewer.dims.ndisplay = ndisplay
+    viewer.reset_view(layers=[t1, points])
+    expected_centre, expected_zoom = np.asarray(camera(viewer).center), camera(viewer).zoom
+    viewer.reset_view()  # napari's: the hidden volume 400 mm away too
+    assert camera(viewer).zoom < expected_zoom / 2
+    _press_home(viewer, qtbot, "button")
+    np.testing.assert_allclose(camera(viewer).center, expected_centre, atol=1e-6)
+    assert camera(viewer).zoom == pytest.approx(expected_zoom)
+
+
+def test_home_on_a_cube_in_3d_fits_the_cube_not_the_hidden_volumes(viewer, qtbot):
+    _volumes(viewer)
+    _far_volume(viewer)
+    layers = add_layers(viewer, cube_layers(_cube(), "field"))
+    assert any(layer.ndim < viewer.dims.ndim for layer in layers)  # the 2D truth map
+    viewer.dims.ndisplay = 3
+    viewer.reset_view(layers=layers)
+    expected_centre, expected_zoom = np.asarray(camera(viewer).center), camera(viewer).zoom
+    camera(viewer).zoom = expected_zoom / 50
+    _press_home(viewer, qtbot, "ctrl+r")
+    np.testing.assert_allclose(camera(viewer).center, expected_centre, atol=1e-6)
+    assert camera(viewer).zoom == pytest.approx(expected_zoom)
 
 
 def test_home_in_a_viewer_not_set_up_by_tessera_is_napari_s_own(make_napari_viewer, viewer, qtbot):
