@@ -197,15 +197,9 @@ def _stop_before_launch() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import elastic_launch
-    from torch.distributed.run import config_from_args
-    from torch.distributed.run import parse_args as torchrun_args
-
-    from engines.partition.launch import cpu_rank_env, cpu_threads_per_rank
+    from engines.partition.job_lock import job_folder
     from engines.partition.layout import parse_mesh
-    from engines.partition.train import check_port_free, plan_training, resolve_backend, worker_argv
+    from engines.partition.train import check_port_free, resolve_backend
 
     try:
         mesh_shape, replicas = parse_mesh(args.mesh)
@@ -215,6 +209,21 @@ def run_train(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
     if args.port != 0:
         check_port_free(args.port)
+    with job_folder(args.out):  # no other job prepares or trains in this folder meanwhile
+        return _prepare_and_launch(args, ranks, backend)
+
+
+def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str) -> int:
+    """Prepare OUT/data/ and run the ranks under torchrun; the exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args
+    from torch.distributed.run import parse_args as torchrun_args
+
+    from engines.partition.launch import cpu_rank_env, cpu_threads_per_rank
+    from engines.partition.train import plan_training, worker_argv
+
     stop = StopRequest().install()  # until torchrun installs its own handler
     stop.on_signal(_stop_before_launch)
     try:

@@ -342,7 +342,7 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
                 saved_at = time.monotonic()
         if stopping:
             if leader:
-                emit("done", step=step, stopped=True, checkpoint=str(checkpoint_dir(out)))
+                emit("done", step=step, stopped=True, checkpoint=str(checkpoint_dir(out)), prediction=None)
             return 0
     labels = prediction = None
     if predict and mesh.replica == 0:

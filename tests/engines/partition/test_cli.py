@@ -81,6 +81,23 @@ def test_shape_and_affine_mismatch_are_refused(tmp_path, volumes, capsys):
     _refused(capsys, _train_args((image, moved), tmp_path / "o", "--steps", "1"), "moved.nii.gz", "affine")
 
 
+def test_a_folder_another_job_is_using_is_refused_before_anything_is_prepared(tmp_path, volumes, capsys):
+    from tests.engines.partition.test_job_lock import _holder
+
+    out = tmp_path / "run"
+    holder = _holder(out)
+    try:
+        _refused(capsys, _train_args(volumes, out, "--steps", "1"), "another training job",
+                 f"process {holder.pid}", str(out))
+    finally:
+        holder.kill()
+        holder.wait()
+    image, _ = volumes
+    small = _write(tmp_path / "small.nii.gz", np.zeros((32, 24, 10), np.uint8))
+    _refused(capsys, _train_args((image, small), tmp_path / "fresh", "--steps", "1"), "small.nii.gz")
+    assert not (tmp_path / "fresh").exists()  # a refused job leaves no folder behind
+
+
 def test_fractional_labels_are_refused(tmp_path, volumes, capsys):
     image, _ = volumes
     soft = _write(tmp_path / "soft.nii.gz", np.full((32, 24, 20), 0.5, np.float32))

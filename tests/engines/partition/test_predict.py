@@ -167,7 +167,7 @@ def test_a_volume_labelled_in_tiles_gets_the_labels_of_one_pass(tmp_path, monkey
                                                (6 << 30, 3 << 30)])
 def test_the_tile_budget_is_half_the_free_memory_none_at_a_limit_and_a_guess_when_unknown(
         tmp_path, monkeypatch, available, budget):
-    """A memory limit reached (0 bytes left) is not "unknown": it gets the smallest tiles, not a 1 GiB guess."""
+    """A memory limit reached (0 bytes left) is not "unknown": the smallest tiles, not a 1 GiB guess."""
     _trained_folder(tmp_path, (16, 16, 8))
     monkeypatch.setattr(predict_module, "available_memory_bytes", lambda: available)
     budgets = []
