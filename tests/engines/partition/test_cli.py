@@ -225,7 +225,7 @@ def test_sigterm_checkpoints_and_exits_0_within_10_s(tmp_path, volumes):
     assert time.monotonic() - asked < 10
     assert code == 0
     done = [e for e in events if e["event"] == "done"][-1]
-    assert done["stopped"] is True
+    assert done["stopped"] is True and done["prediction"] is None
     last_step = [e for e in events if e["event"] == "progress"][-1]["step"]
     assert done["step"] == last_step
     assert load_checkpoint(out).step == last_step
