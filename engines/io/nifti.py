@@ -11,6 +11,7 @@ scaled at once.
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import tempfile
@@ -36,6 +37,7 @@ SHEAR_COSINE = 1e-4
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
+READ_PIECE = 1 << 20  # bytes decompressed at a time
 _READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
                 ValueError, KeyError, TypeError, OverflowError, zlib.error, nib.freesurfer.mghformat.MGHError)
 
@@ -107,7 +109,7 @@ class StreamedVoxels:
         self.path, self._kind, self._offset = path, kind, int(proxy.offset)
         self._stored = np.dtype(proxy.dtype)
         self.dtype = self._stored.newbyteorder("=")
-        self.shape = tuple(int(n) for n in proxy.shape[:3])
+        self.shape = (*(int(n) for n in proxy.shape[:3]), *(1,) * (3 - len(proxy.shape)))  # 2D: (I, J, 1)
         self._one_volume = math.prod(int(n) for n in proxy.shape[3:]) == 1  # the data ends with it
         size = self._stored.itemsize
         self.strides = (size, size * self.shape[0], size * self.shape[0] * self.shape[1])  # Fortran order
@@ -156,14 +158,12 @@ class StreamedVoxels:
                 self._file, self._position = ImageOpener(self.path, "rb"), 0
             self._file.seek(start)
             got, view = 0, memoryview(buffer)
-            while got < length and (part := self._file.readinto(view[got:])):
+            # In pieces: gzip builds each read as a new bytes object before copying it into the buffer.
+            while got < length and (part := self._file.readinto(view[got:got + READ_PIECE])):
                 got += part
             view.release()
             if got == length and high == self.shape[2] and self._one_volume:
-                while self._file.read(1 << 16):  # to the end (an MGH's few tags): gzip checks its CRC there
-                    pass
-                self._file.close()  # the pass is over: the next read starts again
-                self._file = None
+                self._read_to_the_end()
         except _READ_ERRORS as exc:
             raise InputError(f"the compressed {self._kind} data is truncated or corrupt ({exc})", self.path
                              ) from exc
@@ -176,6 +176,18 @@ class StreamedVoxels:
         if not self._stored.isnative:
             values = values.byteswap(inplace=True).view(self.dtype)  # in the buffer: no copy
         return values.reshape((*self.shape[:2], high - low), order="F")
+
+    def _read_to_the_end(self) -> None:
+        """Read past the data (an MGH's few tags) to the stream's end, where gzip checks its CRC; bytes after
+        the last gzip member are no gzip data and are left alone, as nibabel and gzip -d leave them."""
+        try:
+            while self._file.read(1 << 16):
+                pass
+        except gzip.BadGzipFile as exc:
+            if not str(exc).startswith("Not a gzipped file"):  # a CRC or length error: damage
+                raise
+        self._file.close()  # the pass is over: the next read starts again
+        self._file = None
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return np.asarray(self[...], dtype=dtype or self.dtype)
@@ -216,7 +228,7 @@ def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume
         raise
     except _READ_ERRORS as exc:
         raise InputError(f"the {kind} data cannot be read ({exc})", path) from exc
-    if len(shape) == 2:
+    if len(data.shape) == 2:
         data = np.asanyarray(data)[:, :, np.newaxis]
 
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -274,16 +286,10 @@ def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool, stream: b
     """
     proxy = img.dataobj
     first = (slice(None),) * 3 + (0,) * (len(proxy.shape) - 3)
-    compressed = path.lower().endswith((".gz", ".mgz"))
-    if compressed and len(proxy.shape) > 2:
-        stored = StreamedVoxels(path, proxy, kind)
+    if path.lower().endswith((".gz", ".mgz")):
+        stored = StreamedVoxels(path, proxy, kind)  # a 2D image's as (I, J, 1)
         if not stream:  # read whole now (gzip's checksum checked): damage is reported here, not in the viewer
             stored = stored[...]
-    elif compressed:  # a 2D image
-        try:
-            stored = np.asanyarray(proxy.get_unscaled())
-        except _READ_ERRORS as exc:
-            raise InputError(f"the compressed {kind} data is truncated or corrupt ({exc})", path) from exc
     else:
         expected = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
         size = os.path.getsize(path)

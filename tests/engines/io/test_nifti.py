@@ -428,11 +428,12 @@ def test_a_truncated_streamed_file_is_named_when_its_end_is_read(tmp_path):
     assert 8 < len(read) < volume.shape[2]  # the planes before the damage were read, then it was found
 
 
+@pytest.mark.parametrize("shape", [(20, 16, 12), (200, 160)], ids=["3D", "2D"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_changed_byte_in_a_compressed_file_is_found_by_gzips_checksum(tmp_path, stream):
+def test_a_changed_byte_in_a_compressed_file_is_found_by_gzips_checksum(tmp_path, stream, shape):
     """Stored (uncompressed) deflate blocks: a changed byte decompresses to a wrong voxel without complaint;
     only the checksum at the stream's end tells."""
-    data = np.random.default_rng(6).integers(0, 3000, (20, 16, 12)).astype(np.int16)
+    data = np.random.default_rng(6).integers(0, 3000, shape).astype(np.int16)
     nib.Nifti1Image(data, np.eye(4)).to_filename(tmp_path / "whole.nii")
     damaged = bytearray(gzip.compress((tmp_path / "whole.nii").read_bytes(), compresslevel=0))
     damaged[len(damaged) // 2] ^= 0x01
@@ -440,9 +441,36 @@ def test_a_changed_byte_in_a_compressed_file_is_found_by_gzips_checksum(tmp_path
     path.write_bytes(bytes(damaged))
     with pytest.raises(InputError, match="corrupt") as info:
         volume = read_volume(path, stream=stream)
-        for start in range(0, 12, 5):
+        for start in range(0, volume.shape[2], 5):
             volume.data[:, :, start:start + 5]
     assert info.value.path == str(path)
+
+
+@pytest.mark.parametrize("after", [b"\n", b"junk after the data", b"\0" * 512, gzip.compress(b"more")])
+@pytest.mark.parametrize("stream", [False, True])
+def test_bytes_after_the_compressed_data_are_left_alone_as_nibabel_does(tmp_path, stream, after):
+    data = np.random.default_rng(9).integers(0, 3000, (9, 8, 7)).astype(np.int16)
+    nib.Nifti1Image(data, np.eye(4)).to_filename(tmp_path / "ct.nii.gz")
+    path = tmp_path / "padded.nii.gz"
+    path.write_bytes((tmp_path / "ct.nii.gz").read_bytes() + after)
+    volume = read_volume(path, stream=stream)
+    parts = [volume.data[:, :, k:k + 3] for k in range(0, 7, 3)]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=2), data)
+
+
+def test_a_whole_compressed_read_holds_the_volume_once(tmp_path):
+    import tracemalloc
+
+    data = np.random.default_rng(7).integers(-1000, 1000, (128, 128, 128)).astype(">i2")  # 4 MiB
+    nib.MGHImage(data, np.eye(4)).to_filename(tmp_path / "big_endian.mgz")
+    tracemalloc.start()
+    try:
+        volume = read_volume(tmp_path / "big_endian.mgz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(volume.data, data)
+    assert peak < 1.5 * data.nbytes  # no second copy: gzip's pieces and an in-place byte swap
 
 
 def test_a_streamed_pass_holds_about_two_slabs_not_the_volume(tmp_path):
