@@ -60,6 +60,7 @@ from app.status_label import StatusLabel
 from app.viewer import make_layers, open_paths, unproxied
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
+from engines.partition.job_lock import job_folder
 from engines.partition.layout import check_layout
 from engines.partition.models import MODELS
 from engines.volume import Volume
@@ -115,31 +116,38 @@ def check_grids(image: VolumeInput, labels: VolumeInput, image_shape: tuple[int,
                          "they must share a voxel grid", where)
 
 
-def write_inputs(image: VolumeInput, labels: VolumeInput, folder: str | os.PathLike
+def write_inputs(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike
                  ) -> tuple[list[str], dict[str, str]]:
-    """Write the inputs that are not files to `folder` as NIfTI with their affines (a worker thread's job).
+    """Write the inputs that are not files to OUT/inputs/ as NIfTI with their affines (a worker thread's
+    job), holding the job's folder meanwhile (engines.partition.job_lock): a job running there would
+    otherwise find its inputs changed under it.
 
     Returns the image and labels paths for train-seg, and {written path: "layer 'NAME'"} to name the
     layers in the job's messages.
     """
-    folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # read-only, a file in the way, no permission
-        raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", folder) from exc
-    written: dict[str, str] = {}
-    paths = []
-    for role, item in (("image", image), ("labels", labels)):
-        path = item.path
-        if path is None:
-            path = str(folder / f"{role}.nii")
-            write_volume(Volume(np.asarray(item.data), item.affine), path)
-            written[path] = f"layer '{item.name}'"
-        paths.append(path)
+        with job_folder(out):
+            folder = Path(out) / "inputs"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # read-only, a file in the way, no permission
+                raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", folder
+                                 ) from exc
+            written: dict[str, str] = {}
+            paths = []
+            for role, item in (("image", image), ("labels", labels)):
+                path = item.path
+                if path is None:
+                    path = str(folder / f"{role}.nii")
+                    write_volume(Volume(np.asarray(item.data), item.affine), path)
+                    written[path] = f"layer '{item.name}'"
+                paths.append(path)
+    except InputError as exc:  # the form's field, not train-seg's option
+        raise InputError(job_problem(exc.problem, {}).problem, exc.path) from None
     return paths, written
 
 
-def check_and_write(image: VolumeInput, labels: VolumeInput, folder: str | os.PathLike,
+def check_and_write(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike,
                     shape: tuple[int, ...], layout: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     """The form's mesh and crop checked against the volume (`check_layout`: model, mesh, crop),
     then `write_inputs`: a worker thread's job, so that a crop or mesh the volume cannot take is named at
@@ -148,7 +156,7 @@ def check_and_write(image: VolumeInput, labels: VolumeInput, folder: str | os.Pa
         check_layout(shape, **layout)
     except InputError as exc:
         raise job_problem(exc.problem, {}) from None
-    return write_inputs(image, labels, folder)
+    return write_inputs(image, labels, out)
 
 
 def job_problem(message: str, written: dict[str, str]) -> InputError:
@@ -346,7 +354,7 @@ class Train3DDock(QWidget):
         self._label_names = label_names(labels)
         self._labels_colormap = labels.colormap
         self._image_name = image.name
-        worker = create_worker(check_and_write, image_input, labels_input, Path(out) / "inputs",
+        worker = create_worker(check_and_write, image_input, labels_input, out,
                                full_resolution(image).shape, self.split_settings(), _start_thread=False,
                                _ignore_errors=True)
         worker.returned.connect(lambda written: self._launch(worker, out, resume, *written))

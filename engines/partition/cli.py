@@ -13,6 +13,7 @@ from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.files import NIFTI_SUFFIXES, check_output
+from engines.partition.job_lock import JobFolder, job_folder
 from engines.partition.models import MODELS
 
 CHECK_EPILOG = """example:
@@ -197,7 +198,6 @@ def _stop_before_launch() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from engines.partition.job_lock import job_folder
     from engines.partition.layout import parse_mesh
     from engines.partition.train import check_port_free, resolve_backend
 
@@ -209,12 +209,13 @@ def run_train(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
     if args.port != 0:
         check_port_free(args.port)
-    with job_folder(args.out):  # no other job prepares or trains in this folder meanwhile
-        return _prepare_and_launch(args, ranks, backend)
+    # No other job writes or trains in this folder meanwhile
+    with job_folder(args.out, unlocked=lambda why: emit("log", message=f"warning: {why}")) as held:
+        return _prepare_and_launch(args, ranks, backend, held)
 
 
-def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str) -> int:
-    """Prepare OUT/data/ and run the ranks under torchrun; the exit code."""
+def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str, held: JobFolder) -> int:
+    """Prepare OUT/data/ and run the ranks under torchrun (sharing the folder with them); the exit code."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import elastic_launch
@@ -241,6 +242,7 @@ def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str) -> i
             "-m", "engines.partition.train", *worker_argv(args)])
         config, entrypoint, entry_args = config_from_args(launch_args)
         emit("log", message=f"starting {ranks} ranks (torchrun)")
+        held.share()  # each rank holds it too, until it exits (engines.partition.job_lock)
         with cpu_rank_env(backend):
             elastic_launch(config, entrypoint)(*entry_args)
     except _StoppedBeforeLaunch:

@@ -1,17 +1,24 @@
 """One training job at a time in an --out folder.
 
-Two jobs in one folder would overwrite each other's prepared volumes under their ranks' feet (a rank
-re-reads OUT/data/ at every step) and race for the checkpoint, each ending "done". The launcher holds an
-exclusive lock on OUT/.job.lock (flock: released by the kernel however the launcher ends, kill -9 included)
-from before it prepares anything until its ranks have exited; a second launcher is refused at once, naming
-the process that holds the folder.
+Two jobs in one folder would overwrite each other's inputs and prepared volumes under their ranks' feet (a
+rank re-reads OUT/data/ at every step) and race for the checkpoint, each ending "done". So whatever writes
+there holds OUT/.job.lock (flock: the kernel releases it however the process ends, kill -9 included):
+
+- the launcher, exclusively from before it prepares anything; then (`JobFolder.share`) shared with its
+  ranks, each of which holds its own share (`rank_share`) until it exits, so the folder stays held while a
+  rank of a killed launcher is still writing its last checkpoint;
+- the Train 3D dock, exclusively while it writes the layers it trains on to OUT/inputs/.
+
+Anyone else is refused at once, naming the folder. On a file system that cannot lock files (NFS without
+lockd, some FUSE or CIFS mounts) the job runs unlocked, and the launcher says so.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,34 +27,115 @@ from engines.errors import InputError
 LOCK = ".job.lock"
 
 
-@contextmanager
-def job_folder(out: str | os.PathLike) -> Iterator[Path]:
-    """Hold `out` (created if missing) for this job. A folder this call created and that holds nothing
-    else when the job ends (it was refused before writing) is removed again.
+def _open_lock(folder: Path) -> int:
+    """The lock file's descriptor: read-write (to note the holder's pid), or read-only where someone else
+    made it (a shared group folder; flock needs no write access)."""
+    try:
+        return os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as any new file
+    except PermissionError:
+        return os.open(folder / LOCK, os.O_RDONLY)
 
+
+def _refusal(fd: int, out: str | os.PathLike) -> InputError:
+    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    started = f" (started by process {holder})" if holder.isdigit() else ""
+    return InputError(f"another training job{started} is using this folder, or the ranks of one are still "
+                      f"finishing: wait for it to end, stop it, or choose another --out", out)
+
+
+class JobFolder:
+    """The launcher's hold on its --out folder (see `job_folder`)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    @property
+    def locked(self) -> bool:
+        """False on a file system that cannot lock files: nothing keeps other jobs out."""
+        return self._fd is not None
+
+    def share(self) -> None:
+        """Hold the folder shared from now on, so that the job's ranks can hold it too (`rank_share`)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+
+@contextmanager
+def job_folder(out: str | os.PathLike, *, unlocked: Callable[[str], None] = lambda why: None
+               ) -> Iterator[JobFolder]:
+    """Hold `out` (created if missing) exclusively for this job until the block ends. Folders this call
+    created that hold nothing else when it ends (the job was refused before writing) are removed again.
+
+    `unlocked(why)` is called where the file system cannot lock files; the job then goes on unlocked.
     Raises InputError naming the folder when another job holds it, or when it cannot be created.
     """
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise InputError("--out must be a folder for the job's files; this is a file", out)
-    created = not folder.exists()
+    created = folder
+    while not created.parent.exists() and created.parent != created:
+        created = created.parent  # the top-most folder this call makes
+    created = created if not folder.exists() else None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(folder)
     except OSError as exc:
         raise InputError(f"cannot create the job's folder or its lock ({exc.strerror or exc})", out) from exc
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise InputError(f"another training job (process {holder}) is using this folder: wait for it to "
-                             f"end, stop it, or choose another --out", out) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield folder
+            raise _refusal(fd, out) from None
+        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: a file system without locks
+            why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            unlocked(f"this folder's file system cannot lock files ({why}), so nothing stops a second job "
+                     f"from using it meanwhile")
+        if held:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:  # read-only: the refusal then names no process
+                pass
+        yield JobFolder(fd if held else None)
     finally:
+        if held and created is not None and [p.name for p in folder.iterdir()] == [LOCK]:
+            _remove_made(folder, created)
         os.close(fd)  # releases the lock
-        if created and [p.name for p in folder.iterdir()] == [LOCK]:
-            (folder / LOCK).unlink(missing_ok=True)
-            folder.rmdir()
+
+
+def _remove_made(folder: Path, created: Path) -> None:
+    """Remove the lock and the folders from `folder` up to `created`, as long as they are empty."""
+    try:
+        (folder / LOCK).unlink()
+        for empty in (folder, *folder.parents):
+            empty.rmdir()
+            if empty == created:
+                return
+    except OSError:  # someone put something there meanwhile: it stays
+        return
+
+
+def rank_share(out: str | os.PathLike) -> int | None:
+    """A rank's shared hold on its job's folder (the launcher shares it: `JobFolder.share`), kept until the
+    process exits; returns the descriptor that keeps it, None where the file system cannot lock files.
+
+    Raises InputError naming the folder when someone holds it exclusively (another job's launcher or dock).
+    """
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # ranks started by hand (torchrun on several nodes)
+        fd = _open_lock(folder)
+    except OSError as exc:
+        raise InputError(f"cannot create the job's folder or its lock ({exc.strerror or exc})", out) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        error = _refusal(fd, out)
+        os.close(fd)
+        raise error from None
+    except OSError:  # no locks on this file system: the launcher has said so
+        os.close(fd)
+        return None
+    return fd

@@ -37,6 +37,7 @@ from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkp
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
+from engines.partition.job_lock import rank_share
 from engines.partition.launch import cpu_threads_per_rank
 from engines.partition.layout import check_volume, format_mesh, parse_mesh
 from engines.partition.loss import dice_ce_loss, dice_scores
@@ -425,6 +426,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return "stopped while waiting for rank 0 to prepare the training volumes" if stop else news.failure()
 
     try:
+        rank_share(args.out)  # the job's folder stays held until this process exits
         plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)), prepare=first,
                              give_up=give_up)
     except BaseException as exc:

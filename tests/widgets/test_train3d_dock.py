@@ -212,6 +212,21 @@ def test_a_crop_or_mesh_the_volume_cannot_take_is_named_before_anything_is_writt
     assert not (tmp_path / "run" / "inputs").exists()  # the layers were not even written
 
 
+def test_a_folder_another_job_is_using_is_named_and_its_inputs_are_not_touched(
+        dock, viewer, qtbot, tmp_path: Path) -> None:
+    from engines.partition.job_lock import job_folder
+
+    _settings(dock, tmp_path, steps=2)
+    _add(viewer)
+    inputs = tmp_path / "run" / "inputs"
+    inputs.mkdir(parents=True)
+    (inputs / "image.nii").write_bytes(b"the running job's image")
+    with job_folder(tmp_path / "run"):  # a job running there (here: this process, as another job would)
+        message = _problem_after_start(dock, qtbot)
+    assert "another training job" in message and "Output folder" in message and "--out" not in message
+    assert (inputs / "image.nii").read_bytes() == b"the running job's image"
+
+
 def _ticks() -> tuple[QTimer, list[tuple[float, float]]]:
     """A 20 ms timer recording (wall time, GUI-thread CPU time) each time it fires."""
     ticks = [(time.monotonic(), time.thread_time())]
@@ -309,6 +324,6 @@ def test_cancel_keeps_a_checkpoint_and_the_gui_responsive(dock, viewer, qtbot, t
 def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
     (tmp_path / "taken").write_text("a file where the folder should be")
     item = VolumeInput("img", np.eye(4), data=np.zeros((4, 4, 4), np.float32))
-    with pytest.raises(InputError, match="Output folder cannot be written to") as info:
-        write_inputs(item, item, tmp_path / "taken" / "inputs")
-    assert info.value.path == str(tmp_path / "taken" / "inputs")
+    with pytest.raises(InputError, match="cannot create the job's folder") as info:
+        write_inputs(item, item, tmp_path / "taken" / "run")
+    assert info.value.path == str(tmp_path / "taken" / "run")

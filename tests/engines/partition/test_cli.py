@@ -82,10 +82,10 @@ def test_shape_and_affine_mismatch_are_refused(tmp_path, volumes, capsys):
 
 
 def test_a_folder_another_job_is_using_is_refused_before_anything_is_prepared(tmp_path, volumes, capsys):
-    from tests.engines.partition.test_job_lock import _holder
+    from tests.engines.partition.test_job_lock import _launcher
 
     out = tmp_path / "run"
-    holder = _holder(out)
+    holder, _ = _launcher(out)
     try:
         _refused(capsys, _train_args(volumes, out, "--steps", "1"), "another training job",
                  f"process {holder.pid}", str(out))

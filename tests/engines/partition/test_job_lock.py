@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import signal
 import subprocess
@@ -11,69 +13,108 @@ from pathlib import Path
 import pytest
 
 from engines.errors import InputError
-from engines.partition.job_lock import LOCK, job_folder
+from engines.partition import job_lock
+from engines.partition.job_lock import LOCK, job_folder, rank_share
 
 ROOT = Path(__file__).resolve().parents[3]
-HOLD = """
-import sys, time
+# A launcher that holds the folder, shares it and starts a "rank" that holds its share; prints the pids.
+LAUNCHER = """
+import subprocess, sys, time
 from engines.partition.job_lock import job_folder
-with job_folder(sys.argv[1]):
-    print("held", flush=True)
+RANK = "import sys, time; from engines.partition.job_lock import rank_share; rank_share(sys.argv[1]); " \\
+       "print('rank', flush=True); time.sleep(600)"
+with job_folder(sys.argv[1]) as held:
+    rank = None
+    if len(sys.argv) > 2:
+        held.share()
+        rank = subprocess.Popen([sys.executable, "-c", RANK, sys.argv[1]], stdout=subprocess.PIPE, text=True)
+        assert rank.stdout.readline().strip() == "rank"
+    print("held", rank.pid if rank else 0, flush=True)
     time.sleep(600)
 """
 
 
-def _holder(out: Path) -> subprocess.Popen:
-    """Another process (another launcher) holding `out`; returns once it holds it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+def _launcher(out: Path, *, with_rank: bool = False) -> tuple[subprocess.Popen, int]:
+    """Another job's launcher holding `out` (and its rank, sharing it); returns it and the rank's pid."""
+    argv = [sys.executable, "-c", LAUNCHER, str(out), *(["rank"] if with_rank else [])]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    word, rank = proc.stdout.readline().split()
+    assert word == "held"
+    return proc, int(rank)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
 
 
 def test_a_second_job_is_refused_naming_the_process_that_holds_the_folder(tmp_path):
     out = tmp_path / "run"
-    holder = _holder(out)
+    holder, _ = _launcher(out)
     try:
-        refused = f"another training job \\(process {holder.pid}\\)"
+        refused = f"another training job \\(started by process {holder.pid}\\) is using this folder"
         with pytest.raises(InputError, match=refused) as info, job_folder(out):
             pass
         assert info.value.path == str(out)
+        with pytest.raises(InputError, match="another training job"):  # the refusal removed nothing
+            rank_share(out)
+        assert (out / LOCK).exists()
     finally:
-        holder.kill()
-        holder.wait()
+        _stop(holder)
 
 
-def test_a_killed_holder_frees_the_folder(tmp_path):
+def test_the_folder_stays_held_while_a_rank_of_a_killed_launcher_lives(tmp_path):
     out = tmp_path / "run"
-    holder = _holder(out)
-    os.kill(holder.pid, signal.SIGKILL)  # no clean-up of its own: the kernel drops the lock
-    holder.wait()
-    with job_folder(out) as folder:
-        assert (folder / LOCK).read_text().strip() == str(os.getpid())
+    launcher, rank = _launcher(out, with_rank=True)
+    os.kill(launcher.pid, signal.SIGKILL)  # no clean-up of its own: the kernel drops its hold
+    launcher.wait()
+    try:
+        with pytest.raises(InputError, match="ranks of one are still finishing"), job_folder(out):
+            pass
+    finally:
+        os.kill(rank, signal.SIGKILL)
+    for _ in range(200):  # the orphaned rank is reaped by init, not by us
+        try:
+            os.kill(rank, 0)
+        except ProcessLookupError:
+            break
+        __import__("time").sleep(0.05)
+    with job_folder(out):
+        assert (out / LOCK).read_text().strip() == str(os.getpid())
 
 
-def test_the_same_process_cannot_hold_a_folder_twice_and_can_hold_it_again_after(tmp_path):
+def test_ranks_share_the_folder_their_launcher_shares_and_only_then(tmp_path):
+    out = tmp_path / "run"
+    with job_folder(out) as held:
+        with pytest.raises(InputError, match="another training job"):
+            rank_share(out)  # still preparing: exclusive
+        held.share()
+        fd = rank_share(out)
+        assert fd is not None
+        with pytest.raises(InputError, match="another training job"), job_folder(out):
+            pass
+        os.close(fd)
+
+
+def test_the_same_folder_can_be_held_again_once_released_and_keeps_the_jobs_files(tmp_path):
     out = tmp_path / "run"
     with job_folder(out):
         (out / "data").mkdir()
-        with pytest.raises(InputError, match="another training job"), job_folder(out):
-            pass
     with job_folder(out):
         pass
-    assert (out / "data").is_dir()  # a folder with the job's files stays
+    assert (out / "data").is_dir()
 
 
-def test_a_folder_it_created_and_left_empty_is_removed_and_others_are_kept(tmp_path):
-    out = tmp_path / "new" / "run"
+def test_folders_it_created_and_left_empty_are_removed_and_others_are_kept(tmp_path):
+    out = tmp_path / "new" / "deeper" / "run"
     with pytest.raises(InputError), job_folder(out):  # refused before it wrote anything
         raise InputError("bad input", "x")
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()
     existing = tmp_path / "existing"
     existing.mkdir()
-    with job_folder(existing):
+    with job_folder(existing / "run"):
         pass
-    assert existing.is_dir()
+    assert existing.is_dir() and not (existing / "run").exists()
 
 
 def test_an_out_that_is_a_file_is_refused(tmp_path):
@@ -82,3 +123,34 @@ def test_an_out_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(InputError, match="must be a folder"), job_folder(path):
         pass
     assert path.read_text() == "x"
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_file_system_without_locks_runs_unlocked_and_says_so(tmp_path, monkeypatch, code):
+    def no_locks(fd, operation):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    said = []
+    with job_folder(tmp_path / "run", unlocked=said.append) as held:
+        assert not held.locked
+        held.share()
+        assert rank_share(tmp_path / "run") is None
+    assert len(said) == 1 and "cannot lock files" in said[0] and os.strerror(code) in said[0]
+
+
+def test_a_lock_file_it_cannot_write_is_locked_read_only(tmp_path, monkeypatch):
+    """Another user's lock in a group folder (mode 644): flock needs no write access."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK).write_text("")  # left by an earlier job of someone else's
+    real_open = os.open
+
+    def not_writable(path, flags, *mode):
+        if flags & os.O_RDWR:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(job_lock.os, "open", not_writable)
+    with job_folder(out) as held:
+        assert held.locked
