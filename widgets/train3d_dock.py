@@ -19,6 +19,7 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -118,30 +119,39 @@ def check_grids(image: VolumeInput, labels: VolumeInput, image_shape: tuple[int,
 
 def write_inputs(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike
                  ) -> tuple[list[str], dict[str, str]]:
-    """Write the inputs that are not files to OUT/inputs/ as NIfTI with their affines (a worker thread's
-    job), holding the job's folder meanwhile (engines.partition.job_lock): a job running there would
-    otherwise find its inputs changed under it.
+    """Write the inputs that are not files as NIfTI with their affines (a worker thread's job) into a new
+    folder of OUT/inputs/ for this start, holding the job's folder meanwhile (engines.partition.job_lock).
+
+    A folder of its own: between this and train-seg taking the folder, another start or job could take
+    it; it then finds no inputs of this start to change, and this start's train-seg is refused. Earlier
+    starts' folders go (no job runs here while the folder is held), but not one holding a file input.
 
     Returns the image and labels paths for train-seg, and {written path: "layer 'NAME'"} to name the
     layers in the job's messages.
     """
     try:
         with job_folder(out):
-            folder = Path(out) / "inputs"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:  # read-only, a file in the way, no permission
-                raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", folder
-                                 ) from exc
+            inputs = Path(out) / "inputs"
+            kept = [Path(item.path).resolve() for item in (image, labels) if item.path is not None]
             written: dict[str, str] = {}
             paths = []
-            for role, item in (("image", image), ("labels", labels)):
-                path = item.path
-                if path is None:
-                    path = str(folder / f"{role}.nii")
-                    write_volume(Volume(np.asarray(item.data), item.affine), path)
-                    written[path] = f"layer '{item.name}'"
-                paths.append(path)
+            try:
+                inputs.mkdir(parents=True, exist_ok=True)
+                for earlier in inputs.iterdir():
+                    if not any(earlier.resolve() in (path, *path.parents) for path in kept):
+                        shutil.rmtree(earlier) if earlier.is_dir() else earlier.unlink()
+                folder = None
+                for role, item in (("image", image), ("labels", labels)):
+                    path = item.path
+                    if path is None:
+                        folder = folder or Path(tempfile.mkdtemp(prefix="start-", dir=inputs))
+                        path = str(folder / f"{role}.nii")
+                        write_volume(Volume(np.asarray(item.data), item.affine), path)
+                        written[path] = f"layer '{item.name}'"
+                    paths.append(path)
+            except OSError as exc:  # read-only, a file in the way, no permission
+                raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", inputs
+                                 ) from exc
     except InputError as exc:  # the form's field, not train-seg's option
         raise InputError(job_problem(exc.problem, {}).problem, exc.path) from None
     return paths, written

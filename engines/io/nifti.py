@@ -5,8 +5,8 @@ Compressed files are read whole at once (to the end, where gzip checks its check
 reported here and not later in the viewer, and kept as stored (int16 stays int16) - or, for one pass over a
 volume too large to hold (a training job's launcher), streamed: decompressed as they are indexed in file
 order (StreamedVoxels). A scaled 3D file (scl_slope/scl_inter) of either kind, or the first volume of a 4D
-one, is scaled part by part as it is read (ScaledProxy), never held whole as float64; a scaled 2D file is
-scaled at once.
+one, or a compressed 2D file, is scaled part by part as it is read (ScaledProxy), never held whole as
+float64; an uncompressed scaled 2D file is scaled at once.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ there holds OUT/.job.lock (flock: the kernel releases it however the process end
   rank of a killed launcher is still writing its last checkpoint;
 - the Train 3D dock, exclusively while it writes the layers it trains on to OUT/inputs/.
 
-Anyone else is refused at once, naming the folder. On a file system that cannot lock files (NFS without
-lockd, some FUSE or CIFS mounts) the job runs unlocked, and the launcher says so.
+Any other launcher or dock is refused at once, naming the folder. Ranks started by hand (torchrun on several
+nodes) hold it shared from their start, which keeps launchers and docks out but not the ranks of a second
+such job: a shared lock cannot tell jobs apart. On a file system that cannot lock files (NFS without lockd,
+some FUSE or CIFS mounts) the job runs unlocked, with a warning.
 """
 
 from __future__ import annotations
@@ -27,18 +29,50 @@ from engines.errors import InputError
 LOCK = ".job.lock"
 
 
+# What flock raises on a file system that cannot lock files (NFS without lockd, some FUSE or CIFS mounts).
+NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+
+
 def _open_lock(folder: Path) -> int:
-    """The lock file's descriptor: read-write (to note the holder's pid), or read-only where someone else
-    made it (a shared group folder; flock needs no write access)."""
+    """The lock file's descriptor: read-write (to note the launcher's pid), or read-only where someone else
+    made it (a shared group folder: a local flock needs no write access)."""
     try:
         return os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as any new file
     except PermissionError:
+        if not (folder / LOCK).exists():  # the folder itself cannot be written: say that
+            raise
         return os.open(folder / LOCK, os.O_RDONLY)
 
 
+def _lock(fd: int, operation: int, out: str | os.PathLike) -> bool:
+    """flock(fd, operation | LOCK_NB): True when held, False on a file system without locks. Raises
+    InputError naming the folder when another job holds it, or when the lock cannot be taken otherwise
+    (NFS locks a file opened read-only by no one but its owner)."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _refusal(fd, out) from None
+    except OSError as exc:
+        if exc.errno in NO_LOCKS:
+            return False
+        raise InputError(f"cannot lock the job's folder ({exc.strerror or exc}); if its {LOCK} belongs to "
+                         f"someone else, they can make it writable for you (chmod g+w), or choose another "
+                         f"--out", out) from exc
+    return True
+
+
 def _refusal(fd: int, out: str | os.PathLike) -> InputError:
+    """The refusal, naming the launcher that started the job holding the folder while it still runs."""
     holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    started = f" (started by process {holder})" if holder.isdigit() else ""
+    started = ""
+    if holder.isdigit():
+        try:
+            os.kill(int(holder), 0)
+            started = f" (started by process {holder})"
+        except ProcessLookupError:  # killed: its ranks are what still holds the folder
+            started = f" (its launcher, process {holder}, has ended)"
+        except PermissionError:  # alive, someone else's
+            started = f" (started by process {holder})"
     return InputError(f"another training job{started} is using this folder, or the ranks of one are still "
                       f"finishing: wait for it to end, stop it, or choose another --out", out)
 
@@ -83,26 +117,30 @@ def job_folder(out: str | os.PathLike, *, unlocked: Callable[[str], None] = lamb
         raise InputError(f"cannot create the job's folder or its lock ({exc.strerror or exc})", out) from exc
     held = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held = True
-        except BlockingIOError:
-            raise _refusal(fd, out) from None
-        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: a file system without locks
-            why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-            unlocked(f"this folder's file system cannot lock files ({why}), so nothing stops a second job "
-                     f"from using it meanwhile")
+        held = _lock(fd, fcntl.LOCK_EX, out)
+        if not held:
+            unlocked("this folder's file system cannot lock files, so nothing stops a second job from using "
+                     "it meanwhile")
         if held:
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            except OSError:  # read-only: the refusal then names no process
-                pass
+            _note_pid(fd, os.getpid())
         yield JobFolder(fd if held else None)
     finally:
         if held and created is not None and [p.name for p in folder.iterdir()] == [LOCK]:
             _remove_made(folder, created)
+        elif held:
+            _note_pid(fd, None)  # ended: a later refusal names no process
         os.close(fd)  # releases the lock
+
+
+def _note_pid(fd: int, pid: int | None) -> None:
+    """Write the holder's pid into the lock file (nothing when `pid` is None); a read-only one keeps what
+    it holds."""
+    try:
+        os.ftruncate(fd, 0)
+        if pid is not None:
+            os.pwrite(fd, f"{pid}\n".encode(), 0)
+    except OSError:
+        pass
 
 
 def _remove_made(folder: Path, created: Path) -> None:
@@ -130,12 +168,11 @@ def rank_share(out: str | os.PathLike) -> int | None:
     except OSError as exc:
         raise InputError(f"cannot create the job's folder or its lock ({exc.strerror or exc})", out) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        error = _refusal(fd, out)
+        held = _lock(fd, fcntl.LOCK_SH, out)
+    except InputError:
         os.close(fd)
-        raise error from None
-    except OSError:  # no locks on this file system: the launcher has said so
+        raise
+    if not held:
         os.close(fd)
         return None
     return fd

@@ -426,7 +426,9 @@ def run_worker(args: argparse.Namespace) -> int:
         return "stopped while waiting for rank 0 to prepare the training volumes" if stop else news.failure()
 
     try:
-        rank_share(args.out)  # the job's folder stays held until this process exits
+        if rank_share(args.out) is None and first:  # else the folder stays held until this process exits
+            emit("log", message="warning: this folder's file system cannot lock files, so nothing stops a "
+                                "second job from using it meanwhile")
         plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)), prepare=first,
                              give_up=give_up)
     except BaseException as exc:

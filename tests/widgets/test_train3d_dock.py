@@ -16,7 +16,7 @@ from qtpy.QtCore import QTimer
 from app.layers import image_layer, labels_layer, layer_affine
 from app.viewer import add_layers, make_layers
 from engines.errors import InputError
-from engines.io import write_volume
+from engines.io import read_volume, write_volume
 from engines.volume import Volume
 from widgets.train3d_dock import Train3DDock, VolumeInput, job_problem, volume_input, write_inputs
 from widgets.view_dock import LayerChoice
@@ -327,3 +327,23 @@ def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
     with pytest.raises(InputError, match="cannot create the job's folder") as info:
         write_inputs(item, item, tmp_path / "taken" / "run")
     assert info.value.path == str(tmp_path / "taken" / "run")
+
+
+def test_each_start_writes_its_inputs_into_its_own_folder_and_clears_earlier_ones(tmp_path):
+    """A start's inputs cannot be changed by a later start before its train-seg takes the folder: the later
+    one removes them (that train-seg then finds them missing and says so) rather than rewriting them."""
+    out = tmp_path / "run"
+    image = VolumeInput("img", np.eye(4), data=np.ones((4, 4, 4), np.float32))
+    labels = VolumeInput("lab", np.eye(4), data=np.zeros((4, 4, 4), np.uint8))
+    (first_image, first_labels), written = write_inputs(image, labels, out)
+    assert Path(first_image).parent == Path(first_labels).parent
+    assert Path(first_image).parent.parent == out / "inputs"
+    assert written == {first_image: "layer 'img'", first_labels: "layer 'lab'"}
+    kept = VolumeInput("img", np.eye(4), path=first_image)  # an earlier start's input opened as a file
+    (second_image, second_labels), _ = write_inputs(kept, labels, out)
+    assert second_image == first_image and Path(second_image).exists()
+    assert Path(second_labels).parent != Path(first_labels).parent
+    (third_image, third_labels), _ = write_inputs(image, labels, out)
+    assert not Path(first_image).exists() and not Path(second_labels).exists()  # earlier starts' copies go
+    assert sorted(p.name for p in (out / "inputs").iterdir()) == [Path(third_image).parent.name]
+    np.testing.assert_array_equal(np.asarray(read_volume(third_labels).data), 0)
