@@ -66,8 +66,12 @@ def _read_int(path: Path) -> int | None:
 
 
 def _stat_bytes(path: Path, field: str) -> int:
-    """A "field N" line of a cgroup's memory.stat; 0 where it is missing."""
-    for line in path.read_text().splitlines():
+    """A "field N" line of a cgroup's memory.stat; 0 where it is missing or cannot be read."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError):
+        return 0
+    for line in lines:
         name, _, value = line.partition(" ")
         if name == field and value.strip().isascii() and value.strip().isdigit():
             return int(value)
@@ -90,15 +94,11 @@ def _group_headroom(folder: Path, files: tuple[str, str, str]) -> int | None:
     where it has no limit or cannot be read."""
     try:
         limit, usage = _read_int(folder / files[0]), _read_int(folder / files[1])
-        if limit is None or limit >= NO_LIMIT or usage is None:
-            return None
-        try:
-            inactive = _stat_bytes(folder / "memory.stat", files[2])
-        except (OSError, ValueError):
-            inactive = 0
     except (OSError, ValueError):  # missing, unreadable, not text
         return None
-    return max(limit - usage + inactive, 0)
+    if limit is None or limit >= NO_LIMIT or usage is None:
+        return None
+    return max(limit - usage + _stat_bytes(folder / "memory.stat", files[2]), 0)
 
 
 def cgroup_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> int | None:

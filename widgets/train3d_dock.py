@@ -131,29 +131,37 @@ def write_inputs(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike
     """
     try:
         with job_folder(out):
-            inputs = Path(out) / "inputs"
-            kept = [Path(item.path).resolve() for item in (image, labels) if item.path is not None]
-            written: dict[str, str] = {}
-            paths = []
-            try:
-                inputs.mkdir(parents=True, exist_ok=True)
-                for earlier in inputs.iterdir():
-                    if not any(earlier.resolve() in (path, *path.parents) for path in kept):
-                        shutil.rmtree(earlier) if earlier.is_dir() else earlier.unlink()
-                folder = None
-                for role, item in (("image", image), ("labels", labels)):
-                    path = item.path
-                    if path is None:
-                        folder = folder or Path(tempfile.mkdtemp(prefix="start-", dir=inputs))
-                        path = str(folder / f"{role}.nii")
-                        write_volume(Volume(np.asarray(item.data), item.affine), path)
-                        written[path] = f"layer '{item.name}'"
-                    paths.append(path)
-            except OSError as exc:  # read-only, a file in the way, no permission
-                raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", inputs
-                                 ) from exc
+            return _write_start(Path(out) / "inputs", image, labels)
     except InputError as exc:  # the form's field, not train-seg's option
         raise InputError(job_problem(exc.problem, {}).problem, exc.path) from None
+
+
+def _write_start(inputs: Path, image: VolumeInput, labels: VolumeInput) -> tuple[list[str], dict[str, str]]:
+    """`write_inputs` once the job's folder is held: earlier starts' entries of `inputs` removed, this one's
+    layers written into a new folder there."""
+    kept = [Path(item.path).resolve() for item in (image, labels) if item.path is not None]
+    written: dict[str, str] = {}
+    paths = []
+    try:
+        inputs.mkdir(parents=True, exist_ok=True)
+        for earlier in inputs.iterdir():
+            if any(earlier.resolve() in (path, *path.parents) for path in kept):
+                continue  # this start reads a file there
+            if earlier.is_dir() and not earlier.is_symlink():
+                shutil.rmtree(earlier)
+            else:
+                earlier.unlink()
+        folder = None
+        for role, item in (("image", image), ("labels", labels)):
+            path = item.path
+            if path is None:
+                folder = folder or Path(tempfile.mkdtemp(prefix="start-", dir=inputs))
+                path = str(folder / f"{role}.nii")
+                write_volume(Volume(np.asarray(item.data), item.affine), path)
+                written[path] = f"layer '{item.name}'"
+            paths.append(path)
+    except OSError as exc:  # read-only, a file in the way, no permission
+        raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", inputs) from exc
     return paths, written
 
 

@@ -36,8 +36,8 @@ from engines.volume import PLANAR, Volume
 SHEAR_COSINE = 1e-4
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
-# What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
 READ_PIECE = 1 << 20  # bytes decompressed at a time
+# What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
 _READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
                 ValueError, KeyError, TypeError, OverflowError, zlib.error, nib.freesurfer.mghformat.MGHError)
 
@@ -133,8 +133,8 @@ class StreamedVoxels:
         if (at := next((i for i, k in enumerate(key) if k is Ellipsis), None)) is not None:
             key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1:]
         key = key + (slice(None),) * (3 - len(key))
-        # The result's shape, and numpy's own IndexError (too many indices, an int out of range, a second
-        # Ellipsis), from a view that holds no memory.
+        # The result's shape, and numpy's own IndexError (too many indices, an int out of range), from a
+        # view that holds no memory.
         shape = np.broadcast_to(np.zeros((), self.dtype), self.shape)[key].shape
         if 0 in shape:
             return np.empty(shape, self.dtype)
