@@ -19,8 +19,10 @@ import contextlib
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,7 @@ from widgets.view_dock import LayerChoice, label_names
 BACKEND_CHOICES = ("auto", "gloo", "nccl")
 MESH_CHOICES = ("2x1x1", "1x1x1", "2x2x1", "4x1x1", "2x2x2")
 NO_MEMORY = "Peak memory per rank: –"
+START_PREFIX = "start-"  # the folders of OUT/inputs/ a Start writes its layers to
 PICK = "(pick a layer)"  # an input choice without a layer (its layer was removed)
 # train-seg's options as this form names them, for the job's messages.
 FORM_NAMES = {"--checkpoint-every": "checkpoint interval", "--backend": "Backend", "--resume": "Resume",
@@ -137,25 +140,22 @@ def write_inputs(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike
 
 
 def _write_start(inputs: Path, image: VolumeInput, labels: VolumeInput) -> tuple[list[str], dict[str, str]]:
-    """`write_inputs` once the job's folder is held: earlier starts' entries of `inputs` removed, this one's
-    layers written into a new folder there."""
-    kept = [Path(item.path).resolve() for item in (image, labels) if item.path is not None]
+    """`write_inputs` once the job's folder is held: earlier starts' folders removed (`_earlier_starts`),
+    this one's layers written into a new one."""
     written: dict[str, str] = {}
     paths = []
     try:
         inputs.mkdir(parents=True, exist_ok=True)
-        for earlier in inputs.iterdir():
-            if any(earlier.resolve() in (path, *path.parents) for path in kept):
-                continue  # this start reads a file there
-            if earlier.is_dir() and not earlier.is_symlink():
+        for earlier in _earlier_starts(inputs, [item.path for item in (image, labels) if item.path]):
+            with contextlib.suppress(OSError):  # a teammate's, in a shared folder: it stays
                 shutil.rmtree(earlier)
-            else:
-                earlier.unlink()
         folder = None
         for role, item in (("image", image), ("labels", labels)):
             path = item.path
             if path is None:
-                folder = folder or Path(tempfile.mkdtemp(prefix="start-", dir=inputs))
+                if folder is None:  # made by mkdir, so the umask applies (mkdtemp's would be 0700)
+                    folder = inputs / f"{START_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+                    folder.mkdir()
                 path = str(folder / f"{role}.nii")
                 write_volume(Volume(np.asarray(item.data), item.affine), path)
                 written[path] = f"layer '{item.name}'"
@@ -163,6 +163,16 @@ def _write_start(inputs: Path, image: VolumeInput, labels: VolumeInput) -> tuple
     except OSError as exc:  # read-only, a file in the way, no permission
         raise InputError(f"the Output folder cannot be written to ({exc.strerror or exc})", inputs) from exc
     return paths, written
+
+
+def _earlier_starts(inputs: Path, files: list[str]) -> list[Path]:
+    """The folders of `inputs` an earlier start wrote (named START_PREFIX..., holding nothing but the
+    layers it wrote), except one holding a file this start reads. Anything else there is the user's."""
+    kept = [Path(path).resolve() for path in files]
+    return [folder for folder in inputs.iterdir()
+            if folder.name.startswith(START_PREFIX) and folder.is_dir() and not folder.is_symlink()
+            and {entry.name for entry in folder.iterdir()} <= {"image.nii", "labels.nii"}
+            and not any(folder.resolve() in path.parents for path in kept)]
 
 
 def check_and_write(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike,
@@ -184,6 +194,9 @@ def job_problem(message: str, written: dict[str, str]) -> InputError:
     for option, field in FORM_NAMES.items():
         message = re.sub(rf"{option}\b", field, message)
     for path, layer in written.items():
+        if message.startswith(path + ": no such file"):  # removed by a later start (`_earlier_starts`)
+            return InputError("its copy for this job was removed before the job started: another Start into "
+                              "the same Output folder came in between; start again", layer)
         if message.startswith(path + ": "):
             return InputError(message[len(path) + 2:], layer)
         message = message.replace(path, layer)

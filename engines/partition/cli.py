@@ -13,7 +13,7 @@ from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.files import NIFTI_SUFFIXES, check_output
-from engines.partition.job_lock import JobFolder, job_folder
+from engines.partition.job_lock import UNDER_LAUNCHER, JobFolder, job_folder
 from engines.partition.models import MODELS
 
 CHECK_EPILOG = """example:
@@ -243,6 +243,7 @@ def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str, held
         config, entrypoint, entry_args = config_from_args(launch_args)
         emit("log", message=f"starting {ranks} ranks (torchrun)")
         held.share()  # each rank holds it too, until it exits (engines.partition.job_lock)
+        os.environ[UNDER_LAUNCHER] = "1"
         with cpu_rank_env(backend):
             elastic_launch(config, entrypoint)(*entry_args)
     except _StoppedBeforeLaunch:

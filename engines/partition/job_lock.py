@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ from pathlib import Path
 from engines.errors import InputError
 
 LOCK = ".job.lock"
+# Set for the ranks train-seg's launcher starts: it has said already when the folder cannot be locked.
+UNDER_LAUNCHER = "TESSERA_UNDER_LAUNCHER"
 
 
 # What flock raises on a file system that cannot lock files (NFS without lockd, some FUSE or CIFS mounts).
@@ -62,17 +65,21 @@ def _lock(fd: int, operation: int, out: str | os.PathLike) -> bool:
 
 
 def _refusal(fd: int, out: str | os.PathLike) -> InputError:
-    """The refusal, naming the launcher that started the job holding the folder while it still runs."""
-    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    """The refusal, naming the launcher that started the job holding the folder while it still runs (on
+    another node: as written). A pid of a process that has ended names nothing: the folder's holder may be
+    its ranks, or a job that could not write its own pid over it."""
+    host, _, pid = os.pread(fd, 300, 0).decode("utf-8", "replace").strip().rpartition(":")
     started = ""
-    if holder.isdigit():
+    if pid.isdigit() and host and host != socket.gethostname():
+        started = f" (started by process {pid} on {host})"
+    elif pid.isdigit():
         try:
-            os.kill(int(holder), 0)
-            started = f" (started by process {holder})"
-        except ProcessLookupError:  # killed: its ranks are what still holds the folder
-            started = f" (its launcher, process {holder}, has ended)"
+            os.kill(int(pid), 0)
+            started = f" (started by process {pid})"
         except PermissionError:  # alive, someone else's
-            started = f" (started by process {holder})"
+            started = f" (started by process {pid})"
+        except ProcessLookupError:
+            pass
     return InputError(f"another training job{started} is using this folder, or the ranks of one are still "
                       f"finishing: wait for it to end, stop it, or choose another --out", out)
 
@@ -133,12 +140,12 @@ def job_folder(out: str | os.PathLike, *, unlocked: Callable[[str], None] = lamb
 
 
 def _note_pid(fd: int, pid: int | None) -> None:
-    """Write the holder's pid into the lock file (nothing when `pid` is None); a read-only one keeps what
-    it holds."""
+    """Write "host:pid" of the holder into the lock file (nothing when `pid` is None); a read-only one keeps
+    what it holds."""
     try:
         os.ftruncate(fd, 0)
         if pid is not None:
-            os.pwrite(fd, f"{pid}\n".encode(), 0)
+            os.pwrite(fd, f"{socket.gethostname()}:{pid}\n".encode(), 0)
     except OSError:
         pass
 

@@ -37,7 +37,7 @@ from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkp
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
-from engines.partition.job_lock import rank_share
+from engines.partition.job_lock import UNDER_LAUNCHER, rank_share
 from engines.partition.launch import cpu_threads_per_rank
 from engines.partition.layout import check_volume, format_mesh, parse_mesh
 from engines.partition.loss import dice_ce_loss, dice_scores
@@ -426,7 +426,8 @@ def run_worker(args: argparse.Namespace) -> int:
         return "stopped while waiting for rank 0 to prepare the training volumes" if stop else news.failure()
 
     try:
-        if rank_share(args.out) is None and first:  # else the folder stays held until this process exits
+        # The folder stays held until this process exits; by hand (no launcher to say so) warn when it cannot
+        if rank_share(args.out) is None and first and not os.environ.get(UNDER_LAUNCHER):
             emit("log", message="warning: this folder's file system cannot lock files, so nothing stops a "
                                 "second job from using it meanwhile")
         plan = plan_training(args, world_size=int(os.environ.get("WORLD_SIZE", 1)), prepare=first,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -347,3 +349,39 @@ def test_each_start_writes_its_inputs_into_its_own_folder_and_clears_earlier_one
     assert not Path(first_image).exists() and not Path(second_labels).exists()  # earlier starts' copies go
     assert sorted(p.name for p in (out / "inputs").iterdir()) == [Path(third_image).parent.name]
     np.testing.assert_array_equal(np.asarray(read_volume(third_labels).data), 0)
+
+
+def _refuse(path):
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+def test_a_start_removes_only_the_folders_earlier_starts_wrote(tmp_path, monkeypatch):
+    """An Output folder may be a project folder with its own inputs/: only what a Start wrote goes."""
+    out = tmp_path / "project"
+    inputs = out / "inputs"
+    (inputs / "case2").mkdir(parents=True)
+    (inputs / "start-mine").mkdir()  # named like a start's, but holding the user's notes
+    for name in ("case1_seg.nii.gz", "notes.txt", "scan.mhd", "scan.raw", "case2/t1.nii", "start-mine/notes"):
+        (inputs / name).write_text(name)
+    image = VolumeInput("img", np.eye(4), data=np.ones((4, 4, 4), np.float32))
+    labels = VolumeInput("lab", np.eye(4), data=np.zeros((4, 4, 4), np.uint8))
+    old_umask = os.umask(0o002)  # a group-shared folder
+    try:
+        (first, _), _ = write_inputs(image, labels, out)
+        monkeypatch.setattr(shutil, "rmtree", _refuse)
+        (second, _), _ = write_inputs(image, labels, out)  # a teammate's earlier start it cannot remove
+        assert Path(first).exists() and Path(second).exists()
+        monkeypatch.undo()
+        (third, _), _ = write_inputs(image, labels, out)
+    finally:
+        os.umask(old_umask)
+    assert not Path(first).exists() and not Path(second).exists() and Path(third).exists()
+    assert Path(third).parent.stat().st_mode & 0o777 == 0o775  # others in the group can remove it
+    for name in ("case1_seg.nii.gz", "notes.txt", "scan.mhd", "scan.raw", "case2/t1.nii", "start-mine/notes"):
+        assert (inputs / name).read_text() == name
+
+
+def test_a_layer_copy_removed_by_another_start_is_named_as_such() -> None:
+    problem = job_problem("tessera: /o/inputs/start-1/image.nii: no such file or folder",
+                          {"/o/inputs/start-1/image.nii": "layer 'T1'"})
+    assert problem.path == "layer 'T1'" and "another Start into the same Output folder" in problem.problem

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +82,7 @@ def test_the_folder_stays_held_while_a_rank_of_a_killed_launcher_lives(tmp_path)
             break
         __import__("time").sleep(0.05)
     with job_folder(out):
-        assert (out / LOCK).read_text().strip() == str(os.getpid())
+        assert (out / LOCK).read_text().strip() == f"{socket.gethostname()}:{os.getpid()}"
 
 
 def test_ranks_share_the_folder_their_launcher_shares_and_only_then(tmp_path):
@@ -125,7 +127,7 @@ def test_an_out_that_is_a_file_is_refused(tmp_path):
     assert path.read_text() == "x"
 
 
-@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL])
 def test_a_file_system_without_locks_runs_unlocked_and_says_so(tmp_path, monkeypatch, code):
     def no_locks(fd, operation):
         raise OSError(code, os.strerror(code))
@@ -185,19 +187,31 @@ def test_a_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
         pass
 
 
-def test_a_refusal_names_a_launcher_only_while_it_runs_and_an_ended_job_names_none(tmp_path):
+def test_a_refusal_names_a_launcher_only_while_it_runs_and_an_ended_job_names_none(tmp_path, monkeypatch):
     out = tmp_path / "run"
     out.mkdir()
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                           text=True, check=True)
-    (out / LOCK).write_text(ended.stdout)  # a killed launcher's pid, its ranks still holding the folder
-    fd = rank_share(out)
+                           text=True, check=True).stdout.strip()
+    here = socket.gethostname()
+    fd = rank_share(out)  # ranks hold the folder
     try:
-        with pytest.raises(InputError, match=f"its launcher, process {ended.stdout.strip()}, has ended"), \
-                job_folder(out):
+        for written, named in ((f"{here}:{ended}", "another training job is using"),  # killed, or stale
+                               (f"{here}:{os.getpid()}", f"started by process {os.getpid()})"),
+                               (f"node7.example:{ended}", f"started by process {ended} on node7.example)")):
+            (out / LOCK).write_text(written)
+            with pytest.raises(InputError, match=re.escape(named)), job_folder(out):
+                pass
+
+        def someone_elses(pid, signal):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(job_lock.os, "kill", someone_elses)
+        (out / LOCK).write_text(f"{here}:{ended}")
+        with pytest.raises(InputError, match=re.escape(f"started by process {ended})")), job_folder(out):
             pass
     finally:
         os.close(fd)
+    monkeypatch.undo()
     with job_folder(out):
         (out / "data").mkdir()
     assert (out / LOCK).read_text() == ""  # the job that ended is named by no later refusal
