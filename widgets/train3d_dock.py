@@ -171,8 +171,15 @@ def _earlier_starts(inputs: Path, files: list[str]) -> list[Path]:
     kept = [Path(path).resolve() for path in files]
     return [folder for folder in inputs.iterdir()
             if folder.name.startswith(START_PREFIX) and folder.is_dir() and not folder.is_symlink()
-            and {entry.name for entry in folder.iterdir()} <= {"image.nii", "labels.nii"}
-            and not any(folder.resolve() in path.parents for path in kept)]
+            and _holds_only_layers(folder) and not any(folder.resolve() in path.parents for path in kept)]
+
+
+def _holds_only_layers(folder: Path) -> bool:
+    """Whether `folder` holds nothing but what a start writes (False where it cannot be listed)."""
+    try:
+        return {entry.name for entry in folder.iterdir()} <= {"image.nii", "labels.nii"}
+    except OSError:
+        return False
 
 
 def check_and_write(image: VolumeInput, labels: VolumeInput, out: str | os.PathLike,

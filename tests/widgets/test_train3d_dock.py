@@ -385,3 +385,21 @@ def test_a_layer_copy_removed_by_another_start_is_named_as_such() -> None:
     problem = job_problem("tessera: /o/inputs/start-1/image.nii: no such file or folder",
                           {"/o/inputs/start-1/image.nii": "layer 'T1'"})
     assert problem.path == "layer 'T1'" and "another Start into the same Output folder" in problem.problem
+
+
+def test_an_earlier_start_that_cannot_be_listed_stays_and_the_start_goes_on(tmp_path, monkeypatch):
+    """A teammate's folder from a version that made it private (0700): no Start refused for good."""
+    locked = tmp_path / "run" / "inputs" / "start-locked"
+    locked.mkdir(parents=True)
+    (locked / "image.nii").write_text("theirs")
+    real_iterdir = Path.iterdir
+
+    def private(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", private)
+    item = VolumeInput("img", np.eye(4), data=np.ones((4, 4, 4), np.float32))
+    (image, _), _ = write_inputs(item, item, tmp_path / "run")
+    assert Path(image).exists() and (locked / "image.nii").read_text() == "theirs"
