@@ -42,7 +42,28 @@ _READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderData
                 ValueError, KeyError, TypeError, OverflowError, zlib.error, nib.freesurfer.mghformat.MGHError)
 
 
-class ScaledProxy:
+class _LazyArray:
+    """What numpy and the engines ask of an array-like read part by part: `shape` and `dtype` (set by the
+    subclass), `ndim`, `len`, and the whole array through `np.asarray` (self[...])."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[...], dtype=dtype or self.dtype)
+
+
+class ScaledProxy(_LazyArray):
     """Stored values and a slope and intercept as an array-like: indexing scales only what is asked for.
 
     Indexing slices the stored array (the file's read-only memory map, or a compressed file's values as
@@ -76,24 +97,14 @@ class ScaledProxy:
         """The stored array and (slope, intercept): for work that scales after reading (resampling)."""
         return self._stored, (float(self._slope), float(self._inter))
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __getitem__(self, key: Any) -> np.ndarray:
         scaled = np.asarray(np.multiply(np.asarray(self._stored[key]), self._slope, dtype=self.dtype))
         if self._inter != 0:  # as nibabel: no addition of 0 (which would turn -0.0 into 0.0)
             scaled += self._inter
         return scaled
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return np.asarray(self[...], dtype=dtype or self.dtype)
 
-
-class StreamedVoxels:
+class StreamedVoxels(_LazyArray):
     """A compressed file's stored voxels (the first 3D volume) as an array-like decompressed as it is indexed.
 
     For one pass over a volume too large to hold: parts asked for in the file's order (slabs along its last,
@@ -115,13 +126,6 @@ class StreamedVoxels:
         self.strides = (size, size * self.shape[0], size * self.shape[0] * self.shape[1])  # Fortran order
         self._file: Any = None
         self._position = 0
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -188,9 +192,6 @@ class StreamedVoxels:
                 raise
         self._file.close()  # the pass is over: the next read starts again
         self._file = None
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return np.asarray(self[...], dtype=dtype or self.dtype)
 
 
 def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume:
