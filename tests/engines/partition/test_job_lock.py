@@ -141,19 +141,24 @@ def test_a_file_system_without_locks_runs_unlocked_and_says_so(tmp_path, monkeyp
     assert len(said) == 1 and "cannot lock files" in said[0]
 
 
+def _refuse_opening(monkeypatch, flag: int) -> None:
+    """job_lock's os.open refuses (EACCES) what asks for `flag`, as for someone else's file or folder."""
+    real_open = os.open
+
+    def refusing(path, flags, *mode):
+        if flags & flag:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(job_lock.os, "open", refusing)
+
+
 def test_a_lock_file_it_cannot_write_is_locked_read_only(tmp_path, monkeypatch):
     """Another user's lock in a group folder (mode 644): flock needs no write access."""
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK).write_text("")  # left by an earlier job of someone else's
-    real_open = os.open
-
-    def not_writable(path, flags, *mode):
-        if flags & os.O_RDWR:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *mode)
-
-    monkeypatch.setattr(job_lock.os, "open", not_writable)
+    _refuse_opening(monkeypatch, os.O_RDWR)
     with job_folder(out) as held:
         assert held.locked
 
@@ -175,14 +180,7 @@ def test_a_lock_that_cannot_be_taken_for_another_reason_is_refused_not_run_unloc
 
 
 def test_a_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
-    real_open = os.open
-
-    def read_only_folder(path, flags, *mode):
-        if flags & os.O_CREAT:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *mode)
-
-    monkeypatch.setattr(job_lock.os, "open", read_only_folder)
+    _refuse_opening(monkeypatch, os.O_CREAT)  # a folder that cannot be written
     with pytest.raises(InputError, match="Permission denied"), job_folder(tmp_path):
         pass
 
