@@ -52,14 +52,15 @@ def read_volume(
     allow_gaps : for DICOM, False refuses a series with missing or unevenly spaced slices; True (default)
         reads it, fills whole missing slices with blank ones so the rest keep their true positions, and
         says so in ``volume.warnings``.
-    stream : for a compressed NIfTI or MGZ file, decompress the voxels as they are indexed (for one pass
-        in file order over a volume too large to hold; damage is found when reached) instead of now.
+    stream : for a compressed NIfTI or MGZ file, a gzip NRRD or a zlib MetaImage, decompress the voxels as
+        they are indexed (for one pass in file order over a volume too large to hold; damage is found when
+        reached) instead of now.
 
     Returns
     -------
     Volume
         `data` is memory-mapped (read-only) for uncompressed NIfTI/MGH/NRRD/MetaImage and lazy for
-        scaled NIfTI; compressed files (but with `stream`, NIfTI and MGZ) and DICOM are read into memory.
+        scaled NIfTI; compressed files (but those `stream` names, with it) and DICOM are read into memory.
         CT values are HU.
 
     Raises
@@ -85,5 +86,5 @@ def read_volume(
     if kind in ("NRRD", "MetaImage"):
         from engines.io.itk_formats import read_itk_volume  # SimpleITK costs ~95 MiB: load it when needed
 
-        return read_itk_volume(path, kind=kind)
+        return read_itk_volume(path, kind=kind, stream=stream)
     return read_dicom_file(path, allow_gaps=allow_gaps)

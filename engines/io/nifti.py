@@ -11,8 +11,6 @@ float64; an uncompressed scaled 2D file is scaled at once.
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
 import tempfile
 import zlib
@@ -27,6 +25,7 @@ from nibabel.volumeutils import apply_read_scaling
 from engines.errors import InputError
 from engines.files import NIFTI_SUFFIXES, check_output, created_mode
 from engines.io.geometry import check_affine
+from engines.io.lazy_arrays import LazyArray, StreamedVoxels
 from engines.volume import PLANAR, Volume
 
 # NIfTI spatial units -> millimetres (ITK scales the same way).
@@ -36,34 +35,12 @@ from engines.volume import PLANAR, Volume
 SHEAR_COSINE = 1e-4
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
-READ_PIECE = 1 << 20  # bytes decompressed at a time
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
 _READ_ERRORS = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
                 ValueError, KeyError, TypeError, OverflowError, zlib.error, nib.freesurfer.mghformat.MGHError)
 
 
-class _LazyArray:
-    """What numpy and the engines ask of an array-like read part by part: `shape` and `dtype` (set by the
-    subclass), `ndim`, `len`, and the whole array through `np.asarray` (self[...])."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return np.asarray(self[...], dtype=dtype or self.dtype)
-
-
-class ScaledProxy(_LazyArray):
+class ScaledProxy(LazyArray):
     """Stored values and a slope and intercept as an array-like: indexing scales only what is asked for.
 
     Indexing slices the stored array (the file's read-only memory map, or a compressed file's values as
@@ -102,96 +79,6 @@ class ScaledProxy(_LazyArray):
         if self._inter != 0:  # as nibabel: no addition of 0 (which would turn -0.0 into 0.0)
             scaled += self._inter
         return scaled
-
-
-class StreamedVoxels(_LazyArray):
-    """A compressed file's stored voxels (the first 3D volume) as an array-like decompressed as it is indexed.
-
-    For one pass over a volume too large to hold: parts asked for in the file's order (slabs along its last,
-    slowest axis) decompress the file once in all, holding one part at a time; a part that starts before the
-    end of the last one read decompresses from the beginning again. Damage (a truncated or corrupt stream) is
-    found when the part holding it is read, and raised as InputError naming the file. Indexing takes ints and
-    slices (the last axis's become whole planes read); the result is a new array in native byte order. Reading
-    the last plane of a file of one volume reads to the stream's end, where gzip's checksum finds a changed
-    byte.
-    """
-
-    def __init__(self, path: str, proxy: Any, kind: str) -> None:
-        self.path, self._kind, self._offset = path, kind, int(proxy.offset)
-        self._stored = np.dtype(proxy.dtype)
-        self.dtype = self._stored.newbyteorder("=")
-        self.shape = (*(int(n) for n in proxy.shape[:3]), *(1,) * (3 - len(proxy.shape)))  # 2D: (I, J, 1)
-        self._one_volume = math.prod(int(n) for n in proxy.shape[3:]) == 1  # the data ends with it
-        size = self._stored.itemsize
-        self.strides = (size, size * self.shape[0], size * self.shape[0] * self.shape[1])  # Fortran order
-        self._file: Any = None
-        self._position = 0
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if not all(k is Ellipsis or isinstance(k, slice) or (isinstance(k, int | np.integer)
-                                                             and not isinstance(k, bool)) for k in key):
-            raise TypeError(f"StreamedVoxels takes ints, slices and one Ellipsis, not {key!r}")
-        if sum(k is Ellipsis for k in key) > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
-        if (at := next((i for i, k in enumerate(key) if k is Ellipsis), None)) is not None:
-            key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1:]
-        key = key + (slice(None),) * (3 - len(key))
-        # The result's shape, and numpy's own IndexError (too many indices, an int out of range), from a
-        # view that holds no memory.
-        shape = np.broadcast_to(np.zeros((), self.dtype), self.shape)[key].shape
-        if 0 in shape:
-            return np.empty(shape, self.dtype)
-        last = key[2]
-        planes = range(*last.indices(self.shape[2])) if isinstance(last, slice) else range(
-            range(self.shape[2])[last], range(self.shape[2])[last] + 1)
-        low = min(planes)
-        block = self._planes(low, max(planes) + 1)
-        inner = slice(planes.start - low, None, planes.step) if isinstance(last, slice) else 0
-        return block[key[0], key[1], inner]
-
-    def _planes(self, low: int, high: int) -> np.ndarray:
-        """Planes low..high-1 of the last axis, read from the stream (reopened when they lie behind it)."""
-        plane = self.shape[0] * self.shape[1] * self._stored.itemsize
-        start, length = self._offset + low * plane, (high - low) * plane
-        buffer = bytearray(length)
-        try:
-            if self._file is None or start < self._position:
-                if self._file is not None:
-                    self._file.close()
-                self._file, self._position = ImageOpener(self.path, "rb"), 0
-            self._file.seek(start)
-            got, view = 0, memoryview(buffer)
-            # In pieces: gzip builds each read as a new bytes object before copying it into the buffer.
-            while got < length and (part := self._file.readinto(view[got:got + READ_PIECE])):
-                got += part
-            view.release()
-            if got == length and high == self.shape[2] and self._one_volume:
-                self._read_to_the_end()
-        except _READ_ERRORS as exc:
-            raise InputError(f"the compressed {self._kind} data is truncated or corrupt ({exc})", self.path
-                             ) from exc
-        self._position = start + got
-        if got < length:
-            whole = low + got // plane
-            raise InputError(f"the compressed {self._kind} data is truncated: it ends after {whole} of its "
-                             f"{self.shape[2]} slices", self.path)
-        values = np.frombuffer(buffer, self._stored)
-        if not self._stored.isnative:
-            values = values.byteswap(inplace=True).view(self.dtype)  # in the buffer: no copy
-        return values.reshape((*self.shape[:2], high - low), order="F")
-
-    def _read_to_the_end(self) -> None:
-        """Read past the data (an MGH's few tags) to the stream's end, where gzip checks its CRC; bytes after
-        the last gzip member are no gzip data and are left alone, as nibabel and gzip -d leave them."""
-        try:
-            while self._file.read(1 << 16):
-                pass
-        except gzip.BadGzipFile as exc:
-            if not str(exc).startswith("Not a gzipped file"):  # a CRC or length error: damage
-                raise
-        self._file.close()  # the pass is over: the next read starts again
-        self._file = None
 
 
 def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume:
@@ -283,12 +170,13 @@ def _voxel_data(path: str, img: Any, kind: str, *, first_volume: bool, stream: b
     slope or intercept.
 
     With `first_volume`, only the first 3D volume of a 4D (or higher) file (of a compressed one, only its
-    bytes are decompressed).
+    bytes are kept; the rest are decompressed once, for the checksum at the end).
     """
     proxy = img.dataobj
     first = (slice(None),) * 3 + (0,) * (len(proxy.shape) - 3)
     if path.lower().endswith((".gz", ".mgz")):
-        stored = StreamedVoxels(path, proxy, kind)  # a 2D image's as (I, J, 1)
+        stored = StreamedVoxels(path, kind, lambda: ImageOpener(path, "rb"), proxy.offset, proxy.dtype,
+                                proxy.shape)  # a 2D image's as (I, J, 1)
         if not stream:  # read whole now (gzip's checksum checked): damage is reported here, not in the viewer
             stored = stored[...]
     else:

@@ -1,8 +1,8 @@
 """The training job's volumes on disk, read block by block, so that no rank holds the whole volume.
 
-`prepare_data` reads the image and labels a slab at a time in their files' own order (a NIfTI or MGH file,
-compressed or not, or an uncompressed NRRD or MetaImage is never held whole: its Volume.data is a memory
-map, a scaled proxy or a stream decompressed as it is read), checks them (same grid, labels that
+`prepare_data` reads the image and labels a slab at a time in their files' own order (a NIfTI, MGH, NRRD or
+MetaImage file, raw or compressed, is never held whole: its Volume.data is a memory map, a scaled proxy or
+a stream decompressed as it is read), checks them (same grid, labels that
 are whole numbers), normalises the image (zero mean, unit SD over the volume) and writes both in that
 order, padded to the job's block multiple, as .npy files in OUT/data/ with a meta.json naming the source
 files (size, modification time) and the block. A later run or --resume on the same, unchanged files and
@@ -418,7 +418,7 @@ def prepare_data(image: str, labels: str, block: Sequence[int], out: str | os.Pa
     if len(image_vol.shape) != 3:
         raise InputError(f"a 3D volume is needed; this one is {image_vol.shape}", image)
     # Volume.data stays lazy (a memory map, a scaled proxy, a gzip stream) and is read a slab at a time
-    # from here on; a compressed NRRD or MetaImage, or a DICOM series, was read whole.
+    # from here on; a DICOM series (or a NRRD or MetaImage of ASCII numbers or slice files) was read whole.
     pixels, label_data = image_vol.data, label_vol.data
     present = values = label_values(label_data, labels)
     if classes is not None:

@@ -15,6 +15,11 @@ NILEARN_DATA = Path(importlib.util.find_spec("nilearn").origin).parent / "datase
 NIBABEL_DATA = Path(nibabel_data_path)
 MNI152_FILES = sorted(NILEARN_DATA.glob("mni_icbm152_*.nii.gz"))
 
+# Keys a streamed volume (StreamedVoxels) must index as numpy does, for volumes at least 9 x 5 x 9.
+STREAM_KEYS = [np.s_[...], np.s_[:, :, 3], np.s_[2:7, ::3, 1:8:2], np.s_[..., ::-2], np.s_[1, :, -1],
+               np.s_[:, 4], np.s_[..., 5:5], np.s_[-3:, 1:-1, 7:2:-3], np.s_[:, :, -8], np.s_[2:2],
+               np.s_[np.int64(3), :, np.int32(-2)], np.s_[..., 1, 2], ()]
+
 
 def itk_ras_affine(image: sitk.Image) -> np.ndarray:
     """SimpleITK's voxel -> RAS+ mm map of `image` (first three axes), measured point by point.

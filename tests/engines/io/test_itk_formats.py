@@ -1,6 +1,10 @@
-"""NRRD and MetaImage reading (raw: memory-mapped; compressed: read whole) against SimpleITK and pynrrd."""
+"""NRRD and MetaImage reading (raw: memory-mapped; compressed: read whole, or streamed) against SimpleITK
+and pynrrd."""
 
 from __future__ import annotations
+
+import gzip
+import zlib
 
 import nrrd
 import numpy as np
@@ -9,7 +13,8 @@ import SimpleITK as sitk
 
 from engines.errors import InputError
 from engines.io import read_volume
-from tests.engines.io.conftest import itk_array, itk_ras_affine
+from engines.io.lazy_arrays import StreamedVoxels
+from tests.engines.io.conftest import STREAM_KEYS, itk_array, itk_ras_affine
 
 # A rotation that mixes all three axes (not a permutation), row-major as ITK stores it.
 _ANGLES = np.radians([20.0, -35.0, 10.0])
@@ -196,3 +201,102 @@ def test_text_files_are_refused(tmp_path, name):
     (tmp_path / name).write_text("this is not an image\n")
     with pytest.raises(InputError, match="not a readable"):
         read_volume(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["img.nrrd", "img.nhdr", "img.mha", "img.mhd"])
+@pytest.mark.parametrize("frames", [0, 1, 3], ids=["2D", "3D", "4D"])
+def test_a_streamed_compressed_file_indexes_like_simpleitks_whole_read(tmp_path, name, frames):
+    """A gzip NRRD (attached, or detached .raw.gz) and a zlib MetaImage (.mha, or .mhd with .zraw)."""
+    if frames == 0:
+        image = _itk_image((11, 9, 1))[:, :, 0]
+    else:
+        image = _itk_image((11, 9, 10))
+        image = sitk.JoinSeries([image + 100 * i for i in range(frames)]) if frames > 1 else image
+    sitk.WriteImage(image, str(tmp_path / name), useCompression=True)
+    whole, streamed = read_volume(tmp_path / name), read_volume(tmp_path / name, stream=True)
+    assert isinstance(streamed.data, StreamedVoxels) and not streamed.meta["memory_mapped"]
+    reference = np.asarray(whole.data)
+    np.testing.assert_array_equal(reference, itk_array(sitk.ReadImage(str(tmp_path / name))).reshape(
+        reference.shape))
+    assert streamed.shape == whole.shape and streamed.data.dtype == reference.dtype
+    np.testing.assert_allclose(streamed.affine, whole.affine)
+    assert (streamed.warnings, streamed.meta) == (whole.warnings, whole.meta | {"memory_mapped": False})
+    for key in STREAM_KEYS if frames else [np.s_[...], np.s_[:, :, 0], np.s_[3:8, ::2]]:
+        np.testing.assert_array_equal(streamed.data[key], reference[key], err_msg=str(key))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_bzip2_nrrd_is_read(tmp_path, stream):
+    """pynrrd writes bzip2 (ITK cannot read it): decompressed with the standard library's bz2."""
+    data = np.random.default_rng(5).integers(-1000, 3000, (9, 7, 10)).astype(np.int16)  # (x, y, z)
+    nrrd.write(str(tmp_path / "b.nrrd"), data, {"encoding": "bzip2", "space": "left-posterior-superior",
+                                                "space directions": np.diag([0.5, 0.7, 2.0])})
+    volume = read_volume(tmp_path / "b.nrrd", stream=stream)
+    assert isinstance(volume.data, StreamedVoxels) == stream
+    np.testing.assert_array_equal(np.asarray(volume.data), data)
+    np.testing.assert_allclose(volume.affine, np.diag([-0.5, -0.7, 2.0, 1.0]))
+
+
+def test_big_endian_and_multi_member_gzip_nrrd_streams_its_values(tmp_path):
+    data = np.random.default_rng(3).normal(0, 100, (7, 6, 5)).astype(">f8")  # (z, y, x), x fastest
+    raw = data.tobytes()
+    header = ("NRRD0004\ntype: double\ndimension: 3\nsizes: 5 6 7\nencoding: gzip\nendian: big\n"
+              "space: right-anterior-superior\nspace directions: (0.5,0,0) (0,0.75,0) (0,0,2)\n"
+              "space origin: (1,2,3)\n\n")
+    path = tmp_path / "members.nrrd"  # two gzip members, as `cat a.gz b.gz` makes: one stream to gzip -d
+    path.write_bytes(header.encode() + gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    volume = read_volume(path, stream=True)
+    assert isinstance(volume.data, StreamedVoxels)
+    np.testing.assert_array_equal(np.asarray(volume.data), data.transpose())
+    np.testing.assert_array_equal(volume.data[:, :, 4:], data[4:].transpose())
+    np.testing.assert_allclose(volume.affine[:3, 3], [1, 2, 3])
+
+
+def _damaged(tmp_path, name: str, change) -> str:
+    """An ITK-written compressed file whose compressed bytes `change` alters (bytes -> bytes)."""
+    sitk.WriteImage(_itk_image(), str(tmp_path / name), useCompression=True)
+    content = (tmp_path / name).read_bytes()
+    start = content.index(b"\x1f\x8b") if name.endswith(".nrrd") else content.index(b"= LOCAL\n") + 8
+    path = tmp_path / f"damaged_{name}"
+    path.write_bytes(content[:start] + change(content[start:]))
+    return str(path)
+
+
+def _stored_blocks(deflated: bytes, name: str) -> bytes:
+    """The same data deflated without compression (stored blocks: a changed byte is a changed voxel), then
+    a byte in the middle changed, so only the checksum tells."""
+    gzipped = name.endswith(".nrrd")
+    raw = gzip.decompress(deflated) if gzipped else zlib.decompress(deflated)
+    stored = bytearray(gzip.compress(raw, compresslevel=0) if gzipped else zlib.compress(raw, 0))
+    stored[len(stored) // 2] ^= 0x01
+    return bytes(stored)
+
+
+@pytest.mark.parametrize("name", ["img.nrrd", "img.mha"])
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda data: data[: len(data) // 2], "truncated"),
+    (None, "corrupt"),
+], ids=["truncated", "changed byte"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_damage_in_a_compressed_file_is_named_when_reached(tmp_path, name, change, message, stream):
+    """Read whole, or streamed (damage found when reached). A changed byte in a MetaImage's zlib data is
+    found by its checksum: ITK reads it as a wrong voxel and only prints 'Uncompress failed'."""
+    path = _damaged(tmp_path, name, change or (lambda data: _stored_blocks(data, name)))
+    read = []
+    with pytest.raises(InputError, match=message) as info:
+        volume = read_volume(path, stream=stream)
+        for plane in range(volume.shape[2]):
+            read.append(volume.data[:, :, plane])
+    assert info.value.path == path
+    if stream and message == "truncated":  # the planes before the damage were read, then it was found
+        assert len(read) >= volume.shape[2] // 3
+
+
+@pytest.mark.parametrize("name", ["img.nhdr", "img.mhd"])
+def test_a_missing_data_file_of_a_streamed_file_is_named_at_once(tmp_path, name):
+    sitk.WriteImage(_itk_image(), str(tmp_path / name), useCompression=True)
+    (data_file,) = [p for p in tmp_path.iterdir() if p.name != name]
+    data_file.unlink()
+    with pytest.raises(InputError, match="open") as info:  # ITK finds a NRRD's, Tessera a MetaImage's
+        read_volume(tmp_path / name, stream=True)
+    assert data_file.name in info.value.problem and info.value.path == str(tmp_path / name)

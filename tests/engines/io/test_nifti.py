@@ -15,7 +15,14 @@ from engines.errors import InputError
 from engines.io import read_volume, write_volume
 from engines.io.nifti import ScaledProxy
 from engines.volume import Volume
-from tests.engines.io.conftest import MNI152_FILES, NIBABEL_DATA, NILEARN_DATA, itk_array, itk_ras_affine
+from tests.engines.io.conftest import (
+    MNI152_FILES,
+    NIBABEL_DATA,
+    NILEARN_DATA,
+    STREAM_KEYS,
+    itk_array,
+    itk_ras_affine,
+)
 
 NIBABEL_3D = ["anatomical.nii", "reoriented_anat_moved.nii", "resampled_anat_moved.nii", "standard.nii.gz"]
 NIBABEL_4D = ["functional.nii", "example4d.nii.gz"]
@@ -247,6 +254,20 @@ def test_truncated_nii_gz_is_reported_at_read_time(tmp_path):
     assert info.value.path == str(truncated)
 
 
+@pytest.mark.parametrize("name", ["series.nii.gz", "frames.mgz"])
+def test_a_compressed_4d_file_cut_in_a_later_volume_is_refused_as_an_uncompressed_one_is(tmp_path, name):
+    """Its first volume is whole, but the file is damaged: refused, not shown as if nothing were wrong."""
+    save = nib.MGHImage if name.endswith(".mgz") else nib.Nifti1Image
+    data = np.random.default_rng(2).integers(-1000, 2000, (16, 12, 10, 3)).astype(np.int32)
+    save(data, np.eye(4)).to_filename(tmp_path / name)
+    path = tmp_path / f"cut_{name}"
+    whole = gzip.decompress((tmp_path / name).read_bytes())
+    path.write_bytes(gzip.compress(whole[: len(whole) * 4 // 5]))  # a valid gzip stream, short of data
+    with pytest.raises(InputError, match="truncated") as info:
+        read_volume(path)
+    assert info.value.path == str(path)
+
+
 def test_truncated_uncompressed_nii_is_reported(tmp_path):
     path = tmp_path / "whole.nii"
     nib.Nifti1Image(np.ones((32, 32, 16), np.int16), np.eye(4)).to_filename(path)
@@ -357,16 +378,11 @@ def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(tmp_pat
     assert info.value.path == str(tmp_path)
 
 
-STREAM_KEYS = [np.s_[...], np.s_[:, :, 3], np.s_[2:7, ::3, 1:8:2], np.s_[..., ::-2], np.s_[1, :, -1],
-               np.s_[:, 4], np.s_[..., 5:5], np.s_[-3:, 1:-1, 7:2:-3], np.s_[:, :, -8], np.s_[2:2],
-               np.s_[np.int64(3), :, np.int32(-2)], np.s_[..., 1, 2], ()]
-
-
 @pytest.mark.parametrize("name, dtype, scaled, volumes", [
     ("ct.nii.gz", "<i2", False, 1), ("big_endian.nii.gz", ">f4", False, 1), ("scaled.nii.gz", "<i2", True, 1),
     ("series.nii.gz", "<u2", False, 3), ("brain.mgz", ">f4", False, 1), ("brain4d.mgz", ">i4", False, 2)])
 def test_a_streamed_compressed_file_indexes_like_the_file_read_whole(tmp_path, name, dtype, scaled, volumes):
-    from engines.io.nifti import StreamedVoxels
+    from engines.io.lazy_arrays import StreamedVoxels
 
     stored = np.random.default_rng(4).integers(-500, 3000, (11, 9, 10, volumes)).astype(dtype)
     stored = stored[..., 0] if volumes == 1 else stored
@@ -410,7 +426,8 @@ def test_streamed_slabs_in_file_order_decompress_the_file_once(tmp_path, monkeyp
     opened.clear(), decompressed.clear()
     for start in range(0, 20, 3):
         np.testing.assert_array_equal(data[:, :, start:start + 3], stored[:, :, start:start + 3])
-    assert len(opened) == 1 and sum(decompressed) == stored.nbytes  # one pass, straight into the slabs
+    header = nib.load(tmp_path / "ct.nii.gz").dataobj.offset  # decompressed and dropped
+    assert len(opened) == 1 and sum(decompressed) == header + stored.nbytes  # one pass, nothing read twice
     np.testing.assert_array_equal(data[:, :, 2], stored[:, :, 2])  # behind the stream: started again
     assert len(opened) == 2
 
@@ -428,11 +445,11 @@ def test_a_truncated_streamed_file_is_named_when_its_end_is_read(tmp_path):
     assert 8 < len(read) < volume.shape[2]  # the planes before the damage were read, then it was found
 
 
-@pytest.mark.parametrize("shape", [(20, 16, 12), (200, 160)], ids=["3D", "2D"])
+@pytest.mark.parametrize("shape", [(20, 16, 12), (200, 160), (20, 16, 12, 3)], ids=["3D", "2D", "4D"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_changed_byte_in_a_compressed_file_is_found_by_gzips_checksum(tmp_path, stream, shape):
     """Stored (uncompressed) deflate blocks: a changed byte decompresses to a wrong voxel without complaint;
-    only the checksum at the stream's end tells."""
+    only the checksum at the stream's end tells (of a 4D file, after the volumes not shown)."""
     data = np.random.default_rng(6).integers(0, 3000, shape).astype(np.int16)
     nib.Nifti1Image(data, np.eye(4)).to_filename(tmp_path / "whole.nii")
     damaged = bytearray(gzip.compress((tmp_path / "whole.nii").read_bytes(), compresslevel=0))

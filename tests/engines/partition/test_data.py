@@ -327,31 +327,49 @@ def test_preparing_reads_uncompressed_volumes_a_slab_at_a_time(tmp_path, monkeyp
     np.testing.assert_array_equal(data.labels.read((slice(0, 23), slice(0, 12), slice(0, 10))), labels)
 
 
-@pytest.mark.parametrize("suffix", [".nii.gz", ".mgz"])
+def _save(array: np.ndarray, path: Path) -> None:
+    """`array` (x, y, z) as a compressed file of the format `path`'s suffix names, 1.2 x 0.9 x 2 mm."""
+    if path.suffix in (".nrrd", ".mha"):
+        import SimpleITK as sitk
+
+        image = sitk.GetImageFromArray(array.transpose())  # (z, y, x): ITK's x is the array's first axis
+        image.SetSpacing((1.2, 0.9, 2.0))
+        sitk.WriteImage(image, str(path), useCompression=True)
+    else:
+        (nib.MGHImage if path.suffix == ".mgz" else nib.Nifti1Image)(array, AFFINE).to_filename(path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mgz", ".nrrd", ".mha"])
 def test_preparing_streams_compressed_volumes_a_slab_at_a_time(tmp_path, monkeypatch, suffix):
-    from engines.io import nifti
+    from engines.io import itk_formats, nifti
+    from engines.io.lazy_arrays import StreamedVoxels
 
     rng = np.random.default_rng(8)
     image = rng.integers(-1000, 2000, (21, 13, 11)).astype(np.int16)
     labels = np.where(rng.random(image.shape) < 0.5, 0, 42).astype(np.int32)
-    save = nib.MGHImage if suffix == ".mgz" else nib.Nifti1Image
     paths = []
     for name, array in (("image", image), ("labels", labels)):
-        save(array, AFFINE).to_filename(tmp_path / (name + suffix))
+        _save(array, tmp_path / (name + suffix))
         paths.append(str(tmp_path / (name + suffix)))
     reads, opened = [], []
-    real_planes, real_opener = nifti.StreamedVoxels._planes, nifti.ImageOpener
+    real_planes, real_nifti_opener = StreamedVoxels._planes, nifti.ImageOpener
+    real_itk_opener = itk_formats.RawLayout.open_compressed
 
     def planes(self, low, high):
         reads.append((Path(self.path).name, low, high))
         return real_planes(self, low, high)
 
-    def opener(*args, **kwargs):
+    def nifti_opener(*args, **kwargs):
         opened.append(args[0])
-        return real_opener(*args, **kwargs)
+        return real_nifti_opener(*args, **kwargs)
 
-    monkeypatch.setattr(nifti.StreamedVoxels, "_planes", planes)
-    monkeypatch.setattr(nifti, "ImageOpener", opener)
+    def itk_opener(layout):
+        opened.append(layout.data_file)
+        return real_itk_opener(layout)
+
+    monkeypatch.setattr(StreamedVoxels, "_planes", planes)
+    monkeypatch.setattr(nifti, "ImageOpener", nifti_opener)
+    monkeypatch.setattr(itk_formats.RawLayout, "open_compressed", itk_opener)
     monkeypatch.setattr(data_module, "SLAB_VOXELS", 21 * 13 * 4)  # 4 planes a slab
     data = prepare_data(*paths, (2, 2, 2), tmp_path / "out")
     assert reads and all(high - low <= 4 for _, low, high in reads)  # never the whole volume at once
