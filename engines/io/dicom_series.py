@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from engines.errors import InputError
-from engines.io.dicom_file import read_dicom_dataset, read_dicom_file
+from engines.io.dicom_file import dicom_start, read_dicom_dataset, read_dicom_file
 from engines.io.dicom_pixels import decode_frames
 from engines.io.dicom_stack import SAME_POSITION_MM, VOLUME_ATTRIBUTES, stack_planes
 from engines.io.dicom_tags import (
@@ -64,10 +65,31 @@ class _Image:
         return self.frames > 1 or "PerFrameFunctionalGroupsSequence" in self.header
 
 
-def _scan(folder: str) -> tuple[dict[str, list[_Image]], int]:
-    """Image headers under `folder` by SeriesInstanceUID, and how many files were looked at."""
+@dataclass
+class _Scan:
+    """What a folder holds: image headers by SeriesInstanceUID, how many files were looked at, and the
+    files that begin as DICOM files do but cannot be read (damaged: a series may be missing a slice)."""
+
+    series: dict[str, list[_Image]]
+    seen: int
+    damaged: list[str]
+
+    def damage_note(self, folder: str) -> str | None:
+        """A warning naming the damaged files (the first five), or None."""
+        if not self.damaged:
+            return None
+        names = ", ".join(str(Path(path).relative_to(folder)) for path in self.damaged[:5])
+        more = f" and {len(self.damaged) - 5} more" if len(self.damaged) > 5 else ""
+        several = len(self.damaged) > 1
+        return (f"{len(self.damaged)} DICOM file{'s' if several else ''} of this folder cannot be read "
+                f"(damaged) and {'are' if several else 'is'} left out: {names}{more}; a series may lack the "
+                f"slice{'s they hold' if several else ' it holds'}")
+
+
+def _scan(folder: str) -> _Scan:
+    """Look at every file under `folder` (DICOMDIR aside) for image headers."""
     series: dict[str, list[_Image]] = defaultdict(list)
-    seen = 0
+    seen, damaged = 0, []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         for name in sorted(names):
@@ -78,10 +100,22 @@ def _scan(folder: str) -> tuple[dict[str, list[_Image]], int]:
             try:
                 header = read_dicom_dataset(path, stop_before_pixels=True)
             except Exception:  # anything pydicom cannot parse is not a DICOM image we could use
+                if dicom_start(path) is not None:  # but if it begins as one, it is a damaged one
+                    damaged.append(path)
                 continue
             if "Rows" in header and header.get("SeriesInstanceUID"):
                 series[str(header.SeriesInstanceUID)].append(_Image(path, header))
-    return dict(series), seen
+            elif _image_class(header):  # pydicom reads a file cut short as far as it goes, without a word
+                damaged.append(path)
+    return _Scan(dict(series), seen, damaged)
+
+
+def _image_class(header: Dataset) -> bool:
+    """Whether the file says it holds an image (its SOP class, or its file meta's, is an image storage
+    class); one without Rows or SeriesInstanceUID then is cut short or damaged."""
+    meta = getattr(header, "file_meta", None)
+    sop_class = header.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    return sop_class is not None and UID(str(sop_class)).name.endswith("Image Storage")
 
 
 def _describe_series(uid: str, images: list[_Image]) -> DicomSeriesInfo:
@@ -108,7 +142,7 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeriesInfo]:
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise InputError("not a folder", folder)
-    return _sorted_infos(_scan(folder)[0])
+    return _sorted_infos(_scan(folder).series)
 
 
 def read_dicom_series(
@@ -118,12 +152,13 @@ def read_dicom_series(
 
     Data axes are (column, row, slice) like ITK's (x, y, z); slices ascend along the slice normal.
     """
-    series, seen = _scan(folder)
+    scan = _scan(folder)
+    series, damage = scan.series, scan.damage_note(folder)
     if not series:
-        raise InputError(f"no DICOM images in this folder ({seen} file{'s' if seen != 1 else ''} looked at)",
-                         folder)
+        raise InputError(f"no DICOM images in this folder ({scan.seen} file{'s' if scan.seen != 1 else ''} "
+                         f"looked at){'; ' + damage if damage else ''}", folder)
     infos = _sorted_infos(series)
-    warnings: list[str] = []
+    warnings: list[str] = [damage] if damage else []
     if series_uid is None:
         # The largest greyscale series: a larger one of colour screenshots or reports is not the scan.
         chosen = next((info for info in infos if all(int(image.header.get("SamplesPerPixel", 1)) == 1

@@ -339,6 +339,32 @@ def test_truncated_pixel_data_is_refused_naming_the_file(tmp_path):
     assert info.value.path == str(paths[2])
 
 
+@pytest.mark.parametrize("cut", [250, 600], ids=["in its file meta", "before its image attributes"])
+@pytest.mark.parametrize("which", [0, 2, -1], ids=["first", "middle", "last"])
+def test_a_file_cut_short_in_its_header_is_named_not_passed_over(tmp_path, cut, which):
+    """pydicom reads such a file as far as it goes, without a word: the series would lose a slice (at an
+    end, silently) and the file be taken for no image. Other files that are no images stay unnamed."""
+    paths = sorted(write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)), shuffle_seed=None))
+    paths[which].write_bytes(paths[which].read_bytes()[:cut])
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    dicom_text_file(tmp_path / "rtstruct.dcm")  # DICOM, but no image
+    volume = read_volume(tmp_path)
+    assert volume.shape[2] == SHAPE[2] - (which != 2)  # a middle slice's place is kept (a gap, filled)
+    (note,) = [w for w in volume.warnings if "damaged" in w]
+    assert f"1 DICOM file of this folder cannot be read (damaged) and is left out: {paths[which].name};" \
+        in note
+    assert "rtstruct" not in note and "notes" not in note
+
+
+def test_a_folder_of_damaged_files_names_them_when_it_has_no_images(tmp_path):
+    paths = write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)))
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match=f"no DICOM images in this folder .*{len(paths)} DICOM files of this "
+                                         "folder cannot be read"):
+        read_volume(tmp_path)
+
+
 def test_nested_folders_are_searched(tmp_path):
     spec = SeriesSpec(ramp_values(SHAPE))
     write_series(tmp_path / "patient" / "study" / "series1", spec)
