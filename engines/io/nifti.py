@@ -28,11 +28,13 @@ from engines.io.geometry import check_affine
 from engines.io.lazy_arrays import LazyArray, StreamedVoxels
 from engines.volume import PLANAR, Volume
 
-# NIfTI spatial units -> millimetres (ITK scales the same way).
+NO_ORIENTATION = ("the header holds no orientation (qform_code and sform_code are 0): placed by its voxel "
+                  "sizes alone, centred on the origin, as nibabel does; left and right may be swapped")
 # Voxel axes further from perpendicular than this (the cosine of the angle between two) shear: a qform
 # (rotation, zooms, translation) cannot hold them, and readers that prefer it (ITK) would misplace voxels.
 # Direction cosines written to 6 decimals stay far below it; a gantry tilt of 1 degree is 0.017.
 SHEAR_COSINE = 1e-4
+# NIfTI spatial units -> millimetres (ITK scales the same way).
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
 
 # What nibabel raises for damaged files: a bad header (codes, dimensions), short or odd data, bad gzip.
@@ -133,6 +135,8 @@ def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume
         if description:
             meta["description"] = description
         meta["qform_code"], meta["sform_code"] = int(header["qform_code"]), int(header["sform_code"])
+        if meta["qform_code"] == meta["sform_code"] == 0:
+            warnings.append(NO_ORIENTATION)
     return Volume(
         data=data,
         affine=check_affine(affine, path),
@@ -143,9 +147,12 @@ def read_nibabel_volume(path: str, *, kind: str, stream: bool = False) -> Volume
 
 
 def _check_pixdim(path: str, img: Any) -> None:
-    """Refuse a zero or NaN voxel size on an axis longer than 1 (nibabel silently sets zeros to 1)."""
+    """Refuse a zero or NaN voxel size on an axis longer than 1 (nibabel silently sets zeros to 1), unless
+    an sform places the voxels (nibabel's affine then does not use pixdim)."""
     with ImageOpener(path) as fobj:
         raw = type(img.header).from_fileobj(fobj, check=False)
+    if int(raw["sform_code"]) > 0:
+        return
     n_spatial = min(len(img.shape), 3)
     pixdim = np.asarray(raw["pixdim"][1 : 1 + n_spatial], dtype=np.float64)
     valid = np.isfinite(pixdim) & (pixdim != 0)

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
-from engines.io.nifti import ScaledProxy
+from engines.io.nifti import NO_ORIENTATION, ScaledProxy
 from engines.volume import Volume
 from tests.engines.io.conftest import (
     MNI152_FILES,
@@ -286,6 +286,36 @@ def test_zero_or_nan_pixdim_is_refused(tmp_path, bad):
     with pytest.raises(InputError, match="pixdim") as info:
         read_volume(path)
     assert info.value.path == str(path)
+
+
+@pytest.mark.parametrize("bad", [0.0, np.nan])
+def test_a_zero_or_nan_pixdim_beside_an_sform_is_read_by_the_sform_but_refused_beside_a_qform(tmp_path, bad):
+    """nibabel places voxels by the sform when its code is set, never looking at pixdim; a qform is built
+    on pixdim."""
+    affine = np.array([[0.7, 0, 0, 1], [0, 0.8, 0, 2], [0, 0, 2.5, 3], [0, 0, 0, 1]])
+    for name, sform_code, qform_code in (("sform.nii", 2, 0), ("qform.nii", 0, 1)):
+        img = nib.Nifti1Image(np.ones((4, 5, 6), np.int16), None)
+        img.set_sform(affine, code=sform_code)
+        img.set_qform(affine, code=qform_code)
+        img.to_filename(tmp_path / name)  # nibabel writes pixdim from the affine: changed in the file
+        content = bytearray((tmp_path / name).read_bytes())
+        content[84:88] = np.float32(bad).tobytes()  # pixdim[2]
+        (tmp_path / name).write_bytes(bytes(content))
+    volume = read_volume(tmp_path / "sform.nii")
+    np.testing.assert_allclose(volume.affine, affine)
+    assert volume.warnings == []
+    with pytest.raises(InputError, match="pixdim"):
+        read_volume(tmp_path / "qform.nii")
+
+
+def test_a_header_without_orientation_is_read_as_nibabel_does_with_a_warning(tmp_path):
+    img = nib.Nifti1Image(np.ones((4, 5, 6), np.int16), None)
+    img.header["pixdim"][1:4] = [0.7, 0.8, 2.5]
+    img.to_filename(tmp_path / "bare.nii")
+    assert (img.header["qform_code"], img.header["sform_code"]) == (0, 0)
+    volume = read_volume(tmp_path / "bare.nii")
+    np.testing.assert_allclose(volume.affine, nib.load(tmp_path / "bare.nii").affine)
+    assert volume.warnings == [NO_ORIENTATION]
 
 
 def test_singular_sform_is_refused(tmp_path):
