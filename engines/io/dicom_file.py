@@ -19,7 +19,7 @@ from pydicom.errors import InvalidDicomError
 
 from engines.errors import InputError
 from engines.io.dicom_pixels import check_is_greyscale_image, decode_frames
-from engines.io.dicom_stack import Plane, stack_planes
+from engines.io.dicom_stack import FRAME_VOLUME_ATTRIBUTES, Plane, first_volume, stack_planes
 from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
@@ -93,6 +93,7 @@ def read_dicom_file(path: str, *, allow_gaps: bool = True, source: str | None = 
     check_is_greyscale_image(ds, path)
     warnings: list[str] = []
     n_frames = frame_count(ds, path)
+    frame_of = list(range(n_frames))  # the frame each plane shows
     if "PerFrameFunctionalGroupsSequence" in ds:
         if len(ds.PerFrameFunctionalGroupsSequence) < n_frames:
             raise InputError(f"{n_frames} frames but only {len(ds.PerFrameFunctionalGroupsSequence)} "
@@ -102,6 +103,10 @@ def read_dicom_file(path: str, *, allow_gaps: bool = True, source: str | None = 
         window = window_of(geometries[0]) or window_of(ds)
         spacing_hint = single_slice_spacing(geometries[0])
         located = all(has_geometry(g) for g in geometries)
+        if located:  # several volumes (echoes, phases) in one file: the first, as a series of files gives
+            frame_of, note = _first_volume_frames(ds, planes)
+            planes = [planes[i] for i in frame_of]
+            warnings += [note] if note else []
     else:
         planes = _old_style_planes(ds, path, n_frames, warnings)
         window = window_of(ds)
@@ -111,9 +116,9 @@ def read_dicom_file(path: str, *, allow_gaps: bool = True, source: str | None = 
         warnings.append(NO_GEOMETRY)
 
     frames = decode_frames(ds, path)
-    if frames.shape[0] != len(planes):
-        raise InputError(f"the file describes {len(planes)} frames but holds {frames.shape[0]}", path)
-    stack = stack_planes(planes, lambda i: frames[i], path=path, single_slice_spacing=spacing_hint,
+    if frames.shape[0] != n_frames:
+        raise InputError(f"the file describes {n_frames} frames but holds {frames.shape[0]}", path)
+    stack = stack_planes(planes, lambda i: frames[frame_of[i]], path=path, single_slice_spacing=spacing_hint,
                          allow_gaps=allow_gaps)
     meta: dict[str, Any] = {"format": "DICOM", "frames": len(planes), **describe(ds)}
     if stack.inserted_slices:
@@ -144,6 +149,25 @@ def functional_groups(ds: Dataset, frame: int) -> Dataset:
             if keyword in group[0]:
                 setattr(out, keyword, group[0][keyword].value)
     return out
+
+
+def _first_volume_frames(ds: Dataset, planes: list[Plane]) -> tuple[list[int], str | None]:
+    """The frames of an enhanced multi-frame file's first volume and a warning, when its frames repeat
+    slice positions and one of FRAME_VOLUME_ATTRIBUTES tells the volumes apart (see `first_volume`)."""
+    row, col = (np.asarray(planes[0].orientation[:3]), np.asarray(planes[0].orientation[3:]))
+    normal = np.cross(row, col)
+    along = [float(np.dot(plane.position, normal)) for plane in planes]
+    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else Dataset()
+
+    def number(frame: int, sequence: str, keyword: str) -> float | None:
+        group = ds.PerFrameFunctionalGroupsSequence[frame].get(sequence) or shared.get(sequence)
+        try:
+            return first_float(group[0].get(keyword)) if group else None
+        except (TypeError, ValueError):
+            return None
+
+    return first_volume(along, {keyword: [number(i, sequence, keyword) for i in range(len(planes))]
+                                for sequence, keyword in FRAME_VOLUME_ATTRIBUTES})
 
 
 def _old_style_planes(ds: Dataset, path: str, n_frames: int, warnings: list[str]) -> list[Plane]:

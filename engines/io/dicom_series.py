@@ -21,7 +21,7 @@ from pydicom.uid import UID
 from engines.errors import InputError
 from engines.io.dicom_file import dicom_start, read_dicom_dataset, read_dicom_file
 from engines.io.dicom_pixels import decode_frames
-from engines.io.dicom_stack import SAME_POSITION_MM, VOLUME_ATTRIBUTES, stack_planes
+from engines.io.dicom_stack import VOLUME_ATTRIBUTES, first_volume, stack_planes
 from engines.io.dicom_tags import (
     NO_GEOMETRY,
     describe,
@@ -246,46 +246,16 @@ def _main_stack(images: list[_Image]) -> tuple[list[_Image], int]:
 
 
 def _first_volume(images: list[_Image]) -> tuple[list[_Image], str | None]:
-    """When images repeat slice positions, the images of the first volume by the first of
-    VOLUME_ATTRIBUTES that splits them into volumes - the first (lowest value) of several images at
-    distinct positions, every other at distinct positions among the first's (a repeat stopped early
-    covers fewer) - and a warning; else `images` and None (repeated or missing positions nothing tells
-    apart are then refused by the stacking, which names them)."""
+    """The images of the series' first volume and a warning, when they repeat slice positions and one of
+    VOLUME_ATTRIBUTES tells the volumes apart (see `first_volume`); else `images` and None."""
     if not all(has_geometry(image.header) for image in images):
         return images, None
-    positions = _slice_positions(images)
-    if len(set(positions)) == len(positions):
-        return images, None
-    for keyword in VOLUME_ATTRIBUTES:
-        values = [_number(image.header.get(keyword)) for image in images]
-        if any(v is None for v in values):
-            continue
-        volumes: dict[float, list[int]] = defaultdict(list)
-        for i, value in enumerate(values):
-            volumes[value].append(i)
-        first = min(volumes)
-        whole = {positions[i] for i in volumes[first]}
-        if len(volumes) > 1 and len(whole) == len(volumes[first]) > 1 and all(
-                len({positions[i] for i in members}) == len(members) <= len(whole)
-                and {positions[i] for i in members} <= whole for members in volumes.values()):
-            listed = ", ".join(f"{v:g}" for v in sorted(volumes)[:8]) + (", ..." if len(volumes) > 8 else "")
-            return [images[i] for i in volumes[first]], (
-                f"the series holds {len(volumes)} volumes at the same slice positions ({keyword} {listed}); "
-                f"showing {keyword} {first:g}")
-    return images, None
-
-
-def _slice_positions(images: list[_Image]) -> list[int]:
-    """Each image's slice position along the normal as a number, images within SAME_POSITION_MM of the
-    next one along it sharing one (the stacking's notion of one slice)."""
     orientation = [float(v) for v in images[0].header.ImageOrientationPatient]
     normal = np.cross(orientation[:3], orientation[3:])
-    along = np.array([float(np.dot([float(v) for v in image.header.ImagePositionPatient], normal))
-                      for image in images])
-    order = np.argsort(along, kind="stable")
-    slices = np.empty(len(images), np.int64)
-    slices[order] = np.concatenate([[0], np.cumsum(np.diff(along[order]) > SAME_POSITION_MM)])
-    return slices.tolist()
+    along = [float(np.dot([float(v) for v in image.header.ImagePositionPatient], normal)) for image in images]
+    keep, note = first_volume(along, {keyword: [_number(image.header.get(keyword)) for image in images]
+                                      for keyword in VOLUME_ATTRIBUTES})
+    return [images[i] for i in keep], note
 
 
 def _number(value: object) -> float | None:

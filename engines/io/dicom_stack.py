@@ -13,6 +13,7 @@ Missing and unevenly spaced slices (a decision made for the radiologist reading 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,57 @@ SAME_POSITION_MM = 1e-3
 # Attributes that tell apart the volumes a series may hold at the same slice positions, in the order tried.
 VOLUME_ATTRIBUTES = ("EchoNumbers", "TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime",
                      "DiffusionBValue")
+# The same for the frames of an enhanced multi-frame file: (functional group, attribute), in the order tried.
+FRAME_VOLUME_ATTRIBUTES = (
+    ("MREchoSequence", "EffectiveEchoTime"),
+    ("FrameContentSequence", "TemporalPositionIndex"),
+    ("FrameContentSequence", "FrameAcquisitionNumber"),
+    ("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
+    ("MRDiffusionSequence", "DiffusionBValue"),
+    ("FrameContentSequence", "StackID"),
+)
+
+
+def first_volume(
+    along: Sequence[float], values: dict[str, Sequence[float | None]]
+) -> tuple[list[int], str | None]:
+    """When images repeat slice positions (`along`: each one's position along the slice normal, mm), the
+    indices of the first volume and a warning; else all indices and None.
+
+    The first of `values` (attribute -> each image's number, None when absent) that splits the images into
+    volumes does: the first volume (lowest value) has several images at distinct positions, every other
+    distinct positions among the first's (a repeat stopped early covers fewer). When none does, all indices
+    (the repeated positions are then refused by the stacking, which names them).
+    """
+    positions = _slice_positions(along)
+    everything = list(range(len(along)))
+    if len(set(positions)) == len(positions):
+        return everything, None
+    for keyword, numbers in values.items():
+        if any(v is None for v in numbers):
+            continue
+        volumes: dict[float, list[int]] = defaultdict(list)
+        for i, value in enumerate(numbers):
+            volumes[value].append(i)
+        first = min(volumes)
+        whole = {positions[i] for i in volumes[first]}
+        if len(volumes) > 1 and len(whole) == len(volumes[first]) > 1 and all(
+                len({positions[i] for i in members}) == len(members) <= len(whole)
+                and {positions[i] for i in members} <= whole for members in volumes.values()):
+            listed = ", ".join(f"{v:g}" for v in sorted(volumes)[:8]) + (", ..." if len(volumes) > 8 else "")
+            return volumes[first], (f"the series holds {len(volumes)} volumes at the same slice positions "
+                                    f"({keyword} {listed}); showing {keyword} {first:g}")
+    return everything, None
+
+
+def _slice_positions(along: Sequence[float]) -> list[int]:
+    """Each image's slice position as a number, images within SAME_POSITION_MM of the next one along the
+    normal sharing one (the stacking's notion of one slice)."""
+    along = np.asarray(along, dtype=np.float64)
+    order = np.argsort(along, kind="stable")
+    slices = np.empty(len(along), np.int64)
+    slices[order] = np.concatenate([[0], np.cumsum(np.diff(along[order]) > SAME_POSITION_MM)])
+    return slices.tolist()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from copy import deepcopy
 
 import numpy as np
 import pydicom
@@ -117,6 +118,35 @@ def test_enhanced_multiframe_with_frames_out_of_order(tmp_path):
     volume = read_volume(path)
     np.testing.assert_allclose(volume.affine, spec.affine_ras(), atol=1e-4)
     np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+
+
+@pytest.mark.parametrize(("group", "keyword", "values"), [
+    ("FrameContentSequence", "TemporalPositionIndex", (2, 1)),  # the second phase's frames come first
+    ("MREchoSequence", "EffectiveEchoTime", (4.5, 9.0)),
+])
+def test_an_enhanced_file_of_several_volumes_gives_the_first_with_a_warning(tmp_path, group, keyword, values):
+    """Echoes or phases stored as one enhanced multi-frame file, as a series of files gives its first."""
+    spec = SeriesSpec(ramp_values((6, 5, 4)), iop=OBLIQUE_IOP)
+    ds = pydicom.dcmread(write_enhanced(tmp_path / "one.dcm", spec, frame_order=[2, 0, 3, 1]))
+    frames = ds.pixel_array
+    items = []
+    for value in values:  # the same positions again, with other values (+100) for the other volume
+        for item in ds.PerFrameFunctionalGroupsSequence:
+            copy = deepcopy(item)
+            label = pydicom.Dataset()
+            setattr(label, keyword, value)
+            setattr(copy, group, pydicom.Sequence([label]))
+            items.append(copy)
+    first = values.index(min(values))
+    stacked = np.concatenate([frames + 100 * (i != first) for i in range(len(values))]).astype(frames.dtype)
+    ds.PerFrameFunctionalGroupsSequence, ds.NumberOfFrames = pydicom.Sequence(items), len(items)
+    ds.PixelData = stacked.tobytes()
+    ds.save_as(tmp_path / "volumes.dcm", enforce_file_format=True)
+    volume = read_volume(tmp_path / "volumes.dcm")
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+    np.testing.assert_allclose(volume.affine, spec.affine_ras(), atol=1e-4)
+    assert volume.warnings == [f"the series holds 2 volumes at the same slice positions ({keyword} "
+                               f"{min(values):g}, {max(values):g}); showing {keyword} {min(values):g}"]
 
 
 def test_enhanced_multiframe_in_a_folder(tmp_path):
