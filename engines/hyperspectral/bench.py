@@ -25,12 +25,13 @@ from engines.hyperspectral.protocol import (
 METHODS = ("svm", "gmlc", "cnn")
 
 
-def make_classifier(method: str, *, seed: int = 0, quick: bool = False):
-    """A fresh classifier for `method` ("svm", "gmlc" or "cnn")."""
+def make_classifier(method: str, *, seed: int = 0, quick: bool = False, class_names: list[str] | None = None):
+    """A fresh classifier for `method` ("svm", "gmlc" or "cnn"); `class_names` name classes in its notes
+    and errors."""
     if method == "svm":
-        return SVMClassifier(seed=seed, quick=quick)
+        return SVMClassifier(seed=seed, quick=quick, class_names=class_names)
     if method == "gmlc":
-        return GaussianMLClassifier(seed=seed, quick=quick)
+        return GaussianMLClassifier(seed=seed, quick=quick, class_names=class_names)
     if method == "cnn":
         from engines.hyperspectral.cnn import CNNClassifier  # torch only when asked for
 
@@ -118,7 +119,10 @@ def run_protocol(
     result : dict
         ``method``, ``per_class_train``, ``OA``, ``AA``, ``kappa``, ``per_class_accuracy``, ``seconds``
         (fit + predict), and ``fit_seconds``, ``predict_seconds``, ``confusion_matrix``, ``class_names``,
-        ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``, ``no_data_pixels``,
+        ``train_counts``, ``test_counts``, ``split``, ``seed``, ``quick``, ``settings``,
+        ``grid_search_skipped`` (why, for the SVM; else None), ``notes`` (what the split or the classifier
+        did differently from the usual protocol, and why: classes too small for the per-class count, fewer
+        GMLC components, a skipped SVM grid search), ``no_data_pixels``,
         ``no_data_labelled`` (labelled pixels left out for want of data).
     class_map : ndarray of uint8 (wider for class ids past 255), shape (H, W)
         Predicted classes (0 where not predicted).
@@ -135,7 +139,7 @@ def run_protocol(
         raise InputError("the training set must hold at least two classes", cube.source)
     if not (split.test > 0).any():
         raise InputError("the test set is empty", cube.source)
-    clf = make_classifier(method, seed=seed, quick=quick)
+    clf = make_classifier(method, seed=seed, quick=quick, class_names=names)
     t0 = time.perf_counter()
     try:
         clf.fit(data, split.train, keep, progress=progress, stop=stop)
@@ -169,6 +173,8 @@ def run_protocol(
         "seed": seed,
         "quick": quick,
         "settings": clf.describe(),
+        "notes": [*split.notes, *getattr(clf, "notes", [])],
+        "grid_search_skipped": getattr(clf, "grid_search_skipped", None),
         "no_data_pixels": int(no_data.sum()),
         "no_data_labelled": split.no_data_labelled,
     }

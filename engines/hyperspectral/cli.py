@@ -20,6 +20,24 @@ QUICK_DEMO_SIZE = (138, 100)  # LongKou's aspect at 1/4 scale: what --quick runs
 JSON_KEYS = ("method", "per_class_train", "OA", "AA", "kappa", "per_class_accuracy", "seconds")
 
 
+def json_document(result: dict) -> dict:
+    """`hsi-bench --json`: the contract's keys, plus only where the run departs from the plain protocol:
+    ``train_counts``/``test_counts`` ({class name: pixels}) when some class did not train on
+    ``per_class_train`` pixels, ``notes`` (what was done differently and why), ``settings`` with them, and
+    ``grid_search_skipped`` (why) when the SVM could not search C and gamma."""
+    doc = {k: result[k] for k in JSON_KEYS}
+    names, n = result["class_names"], result["per_class_train"]
+    if any(c != n for c in result["train_counts"] if c > 0) or 0 in result["test_counts"]:
+        doc["train_counts"] = dict(zip(names, result["train_counts"], strict=True))
+        doc["test_counts"] = dict(zip(names, result["test_counts"], strict=True))
+    if result.get("notes"):
+        doc["notes"] = list(result["notes"])
+        doc["settings"] = result["settings"]
+    if result.get("grid_search_skipped"):
+        doc["grid_search_skipped"] = result["grid_search_skipped"]
+    return doc
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `hsi-bench` and `hsi-demo` parsers."""
     p = subparsers.add_parser(
@@ -59,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON document: method, per_class_train, OA, AA, kappa, per_class_accuracy, seconds",
+        help="print one JSON document: method, per_class_train, OA, AA, kappa, per_class_accuracy, seconds "
+        "(and train_counts, test_counts, notes, settings when a class is too small for the usual protocol)",
     )
     out.add_argument(
         "--events",
@@ -194,7 +213,7 @@ def run_bench(args: argparse.Namespace) -> int:
         emit("metric", OA=result["OA"], AA=result["AA"], kappa=result["kappa"])
         emit("done", result=result)
     elif args.json:
-        print(json.dumps({k: result[k] for k in JSON_KEYS}))
+        print(json.dumps(json_document(result)))
     else:
         _print_table(result)
     return 0
@@ -236,6 +255,9 @@ def _print_table(r: dict) -> None:
             f"  {name:<{width}}  train {r['train_counts'][i]:>5}  test {r['test_counts'][i]:>7}  "
             f"{'-' if acc is None else f'{100 * acc:6.2f} %'}"
         )
+    for note in r.get("notes", []):
+        if note not in r["split"]:  # the split's own notes are already in its line above
+            print(f"note: {note}")
     if r["no_data_pixels"]:
         print(f"{r['no_data_pixels']} pixels without data (the ignore value or NaN) left out, "
               f"{r['no_data_labelled']} of them labelled; 0 in the map")

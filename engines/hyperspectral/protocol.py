@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,12 +39,14 @@ def report(progress: Progress | None, stop: Stop | None, stage: str, step: int, 
 @dataclass
 class Split:
     """Training and test label maps (H, W) int32, 0 = not in the set; disjoint. `no_data_labelled`: the
-    labelled pixels left out of both for want of data."""
+    labelled pixels left out of both for want of data. `notes`: where the split departs from its usual
+    rule, and why (also said in `description`)."""
 
     train: np.ndarray
     test: np.ndarray
     description: str
     no_data_labelled: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def counts(self, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and test pixel counts per class 1..n_classes, shape (n_classes,) each."""
@@ -60,14 +62,15 @@ class Split:
         dropped = int((no_data & ((self.train > 0) | (self.test > 0))).sum())
         return Split(train=np.where(no_data, 0, self.train).astype(np.int32),
                      test=np.where(no_data, 0, self.test).astype(np.int32), description=self.description,
-                     no_data_labelled=self.no_data_labelled + dropped)
+                     no_data_labelled=self.no_data_labelled + dropped, notes=list(self.notes))
 
 
 def sample_split(labels: np.ndarray, per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw `per_class` training pixels of every class at random (seeded); the other labelled pixels test.
 
-    A class with fewer than 2 * `per_class` pixels gives half of them (at least 1) to training, so
-    every class keeps test pixels.
+    A class with fewer than 2 * `per_class` pixels gives half of them, rounded down, to training, so that
+    it keeps as many test pixels as training pixels (one more when its count is odd); a class of a single
+    pixel gives that pixel to training and has no test pixel (it is then not scored).
 
     Parameters
     ----------
@@ -133,14 +136,31 @@ def make_split(
     usable = labels if no_data is None else np.where(no_data, 0, labels)
     train, test = sample_split(usable, per_class, seed=seed)
     description = f"{per_class} random training pixels per class, seed {seed}"
-    drawn = np.bincount(train.ravel())
-    short = [c for c in np.unique(usable[usable > 0]) if drawn[c] < per_class]
-    if short:
-        listed = ", ".join(f"{c} ({drawn[c]})" for c in short)
-        description += (f"; class{'es' if len(short) > 1 else ''} {listed} had fewer than {2 * per_class} "
-                        f"pixels and train on half of them")
+    notes = [small_classes_note(usable, train, per_class)]
+    notes = [n for n in notes if n]
+    description = "; ".join([description, *notes])
     dropped = 0 if no_data is None else int((no_data & (labels > 0)).sum())
-    return Split(train=train, test=test, description=description, no_data_labelled=dropped)
+    return Split(train=train, test=test, description=description, no_data_labelled=dropped, notes=notes)
+
+
+def small_classes_note(labels: np.ndarray, train: np.ndarray, per_class: int) -> str:
+    """What `sample_split` did with the classes of `labels` (H, W) that have fewer than 2 * `per_class`
+    pixels, given the `train` (H, W) it drew; "" when there are none."""
+    sizes = np.bincount(labels[labels > 0].ravel())
+    drawn = np.bincount(train.ravel(), minlength=sizes.size)
+    short = [int(c) for c in np.flatnonzero(sizes) if drawn[c] < per_class or drawn[c] == sizes[c]]
+    if not short:
+        return ""
+
+    def one(c: int) -> str:
+        n, k = int(sizes[c]), int(drawn[c])
+        tail = ": not scored" if n == k else ""
+        return f"{c} ({n} pixel{'s' * (n != 1)}: {k} train, {n - k} test{tail})"
+
+    many = len(short) > 1
+    verb, train = ("have", "train") if many else ("has", "trains")
+    return (f"class{'es' if many else ''} {', '.join(one(c) for c in short)} {verb} fewer than "
+            f"{2 * per_class} pixels and {train} on half of them (rounded down, at least 1)")
 
 
 def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:

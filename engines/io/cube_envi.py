@@ -132,6 +132,21 @@ def _floats(header: dict, key: str, n: int, hdr: Path) -> np.ndarray | None:
     return arr
 
 
+def length_unit_nm(unit: str | None) -> float | None:
+    """Nanometres per `unit` ("um", "Nanometers", ...); None when it is not a length ENVI or GDAL names."""
+    return _LENGTH_UNITS_NM.get((unit or "").strip().lower())
+
+
+def _number(header: dict, key: str, hdr: Path, default: float | None = None) -> float | None:
+    """Header field `key` as a float (`default` when absent); InputError naming the header otherwise."""
+    if key not in header:
+        return default
+    try:
+        return float(header[key])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"ENVI header field '{key}' must be a number, not {header[key]!r}", hdr) from exc
+
+
 def wavelength_scale_to_nm(units: str | None, values: np.ndarray) -> tuple[float | None, str | None]:
     """Factor turning `values` in `units` into nanometres (None when the unit is not a length: band index,
     wavenumber, frequency), and a warning when the unit had to be guessed or the values are dropped."""
@@ -192,10 +207,13 @@ def read_envi_cube(path: str | os.PathLike) -> Cube:
         "byte_order": "big" if dtype.byteorder == ">" else "little",
         "dtype": str(np.dtype(dtype.str[1:])),
         "lazy": True,
-        "reflectance_scale_factor": float(header.get("reflectance scale factor", 1.0)),
+        "reflectance_scale_factor": _number(header, "reflectance scale factor", hdr, 1.0),
     }
+    if not (np.isfinite(meta["reflectance_scale_factor"]) and meta["reflectance_scale_factor"] != 0):
+        raise InputError(f"ENVI header field 'reflectance scale factor' must be a non-zero number, not "
+                         f"{header['reflectance scale factor']!r}", hdr)
     if "data ignore value" in header:
-        meta["data_ignore_value"] = float(header["data ignore value"])
+        meta["data_ignore_value"] = _number(header, "data ignore value", hdr)
     if fwhm is not None:
         meta["fwhm_nm"] = fwhm
     for key in ("description", "sensor type", "band names", "file type"):

@@ -9,7 +9,9 @@ metadata={"wavelengths_nm": [...]})` writes it).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -17,16 +19,41 @@ import tifffile
 
 from engines.cube import Cube
 from engines.errors import InputError
-from engines.io.cube_envi import wavelength_scale_to_nm
+from engines.io.cube_envi import length_unit_nm, wavelength_scale_to_nm
 from engines.io.cubes import check_labels, check_wavelengths
 
 
+class _Logged(logging.Handler):
+    """Collects what tifffile logs (it reports pages it could not reach only there, and reads on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+# What tifffile logs for a file whose page chain or stated shape its bytes do not hold (a cut-short copy):
+# it then reads fewer pages, i.e. fewer bands, as if nothing were wrong.
+_DAMAGE = ("invalid page offset", "failed to reshape")
+
+
 def _open_array(path: str | os.PathLike) -> tuple[np.ndarray, str, tifffile.TiffFile]:
+    logger, logged = logging.getLogger("tifffile"), _Logged()
+    logger.addHandler(logged)
     try:
         tif = tifffile.TiffFile(path)
         series = tif.series[0]
+        len(tif.pages)  # walks the whole page chain, so that a broken link is logged now
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:  # IndexError: no image in it
         raise InputError(f"not a readable TIFF ({exc})", path) from exc
+    finally:
+        logger.removeHandler(logged)
+    damage = [m.split("> ", 1)[-1] for m in logged.messages if any(d in m for d in _DAMAGE)]
+    if damage:
+        tif.close()
+        raise InputError(f"the TIFF is damaged (cut short?): tifffile reports {'; '.join(damage)}", path)
     try:
         data = tifffile.memmap(path, series=0, mode="r")
     except ValueError:  # compressed or scattered strips: cannot be memory-mapped
@@ -65,24 +92,73 @@ def _band_axis(axes: str, shape: tuple[int, ...], path: str | os.PathLike,
     return axis
 
 
-def _gdal_wavelengths(tif: tifffile.TiffFile, bands: int) -> tuple[np.ndarray | None, str | None]:
+# A GDAL wavelength: a number, optionally followed by its unit ("0.45", "450 nm", "0.45 micrometers").
+_VALUE_AND_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
+
+
+def _gdal_wavelengths(
+    tif: tifffile.TiffFile, bands: int, path: str | os.PathLike, warnings: list[str]
+) -> tuple[np.ndarray | None, str | None]:
+    """Band wavelengths from GDAL_METADATA, and their units (None when not given; "nm" when the items
+    carry their own units, converted here). XML that does not parse is ignored with a warning (it says
+    nothing about the pixels, which are fine); a wavelength item whose band or value cannot be read is an
+    InputError naming the file, as a bad ENVI 'wavelength' field is."""
     xml = tif.pages.first.tags.get("GDAL_METADATA")
     if xml is None:
         return None, None
-    values: dict[int, float] = {}
+    try:
+        root = ET.fromstring(xml.value)
+    except (ET.ParseError, TypeError) as exc:
+        warnings.append(f"the TIFF's GDAL_METADATA is not well-formed XML ({exc}): it is ignored, so the "
+                        "bands have no wavelengths")
+        return None, None
+    values: dict[int, tuple[float, str | None]] = {}
     units = None
-    for item in ET.fromstring(xml.value).iter("Item"):
+    for item in root.iter("Item"):
         name = (item.get("name") or "").lower()
         if item.get("sample") is None:
             continue
         if name in ("wavelength", "central_wavelength_um"):
-            values[int(item.get("sample"))] = float(item.text)
+            sample = item.get("sample")
+            if not sample.strip().isdigit():
+                raise InputError(f"GDAL_METADATA item {name!r} has sample={sample!r}; GDAL numbers the bands "
+                                 "0, 1, 2 ...", path)
+            values[int(sample)] = _gdal_value(item.text, name, int(sample), path)
             units = "micrometers" if name == "central_wavelength_um" else units
         elif name == "wavelength_units":
             units = item.text
-    if len(values) != bands:
+    if not values:
         return None, None
-    return np.array([values[i] for i in range(bands)]), units
+    if sorted(values) != list(range(bands)):
+        warnings.append(f"GDAL_METADATA gives wavelengths for bands {sorted(values)[:8]}"
+                        f"{' ...' if len(values) > 8 else ''} (numbered from 0), not one for each of the "
+                        f"{bands} bands: they are ignored")
+        return None, None
+    own = {u for _, u in values.values() if u is not None}
+    if not own:
+        return np.array([values[i][0] for i in range(bands)]), units
+    # some items name their unit: those are converted; the others take the file's units, else the items'
+    bare_units = units if units is not None or len(own) != 1 else next(iter(own))
+    bare_factor = length_unit_nm(bare_units)
+    if bare_factor is None and any(u is None for _, u in values.values()):
+        raise InputError(f"GDAL_METADATA wavelengths name their unit ({', '.join(sorted(own))}) on some "
+                         f"bands but not on others, and no single length unit covers the rest", path)
+    given = [values[i] for i in range(bands)]
+    nm = [v * (length_unit_nm(u) if u is not None else bare_factor) for v, u in given]
+    return np.array(nm), "nm"
+
+
+def _gdal_value(
+    text: str | None, name: str, sample: int, path: str | os.PathLike
+) -> tuple[float, str | None]:
+    """(number, unit or None) of one GDAL wavelength item; InputError when it is not a number with,
+    optionally, a length unit."""
+    m = _VALUE_AND_UNIT.match(text or "")
+    unit = None if m is None or m.group(2) is None else m.group(2)
+    if m is None or (unit is not None and length_unit_nm(unit) is None):
+        raise InputError(f"GDAL_METADATA item {name!r} of band {sample} is {text!r}, not a number with an "
+                         "optional length unit (e.g. 0.45, 0.45 um, 450 nm)", path)
+    return float(m.group(1)), unit
 
 
 def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None = None) -> Cube:
@@ -93,7 +169,7 @@ def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None
     with tif:
         axis = _band_axis(axes, data.shape, path, rows_cols, warn)
         bands = data.shape[axis]
-        wl, units = _gdal_wavelengths(tif, bands)
+        wl, units = _gdal_wavelengths(tif, bands, path, warn)
         shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}
     if wl is None and "wavelengths_nm" in shaped:
         wl, units = np.asarray(shaped["wavelengths_nm"], dtype=np.float64), "nm"

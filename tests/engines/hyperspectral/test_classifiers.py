@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engines.errors import InputError
 from engines.hyperspectral.bench import make_classifier, run_protocol, split_for
 from engines.hyperspectral.classifiers import GaussianMLClassifier, SVMClassifier, training_pixels
 from engines.hyperspectral.protocol import Cancelled, gather, make_split
@@ -124,3 +125,55 @@ def test_class_ids_past_255_are_not_wrapped(small_scene, method: str) -> None:
     assert class_map.dtype == np.uint16
     assert set(np.unique(class_map[split.test > 0])) <= set(np.unique(labels)) - {0}
     assert 300 in class_map and result["per_class_accuracy"]["c300"] is not None
+
+
+def _rare_class_cube(n_rare: int, seed: int = 0):
+    """Two large classes and a third of `n_rare` pixels, spectrally distinct (SYNTHETIC, 40 x 30 x 10)."""
+    from engines.cube import Cube
+
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((40, 30), np.int32)
+    gt[:20], gt[20:] = 1, 2
+    gt[5, 5 : 5 + n_rare] = 3
+    data = (rng.random((4, 10))[gt] * 100 + rng.normal(0, 5, (40, 30, 10))).astype(np.float32)
+    return Cube(data=data, labels=gt, class_names=["Corn", "Cotton", "Sesame"], source="rare.mat")
+
+
+@pytest.mark.parametrize("n_rare", [1, 2, 3])
+def test_gmlc_refuses_a_class_with_one_training_pixel_and_names_it(n_rare: int) -> None:
+    cube = _rare_class_cube(n_rare)
+    split = split_for(cube, per_class=25, seed=0)
+    assert split.counts(3)[0][2] == 1
+    with pytest.raises(InputError, match=r"class 3 \(Sesame\) has 1 training pixel.*at least 2") as err:
+        run_protocol(cube, "gmlc", split, seed=0)
+    assert err.value.path == "rare.mat"
+
+
+@pytest.mark.parametrize("n_rare", [4, 5])
+def test_gmlc_models_a_class_with_two_training_pixels_with_fewer_components_and_says_so(n_rare: int) -> None:
+    cube = _rare_class_cube(n_rare)
+    split = split_for(cube, per_class=25, seed=0)
+    result, class_map = run_protocol(cube, "gmlc", split, seed=0)
+    assert result["train_counts"][2] == 2 and result["settings"]["components"] == 1
+    assert 3 in np.unique(class_map[split.test > 0])  # the rare class is in the model: it is predicted
+    assert result["per_class_accuracy"]["Sesame"] > 0
+    assert any("1 principal component instead of 2" in n and "class 3 (Sesame)" in n for n in result["notes"])
+
+
+def test_gmlc_refuses_a_class_whose_training_spectra_are_all_the_same() -> None:
+    cube = _rare_class_cube(8)
+    cube.data[5, 5:13] = cube.data[5, 5]
+    with pytest.raises(InputError, match=r"class 3 \(Sesame\).*singular"):
+        run_protocol(cube, "gmlc", split_for(cube, per_class=25, seed=0), seed=0)
+
+
+def test_svm_says_when_and_why_it_skipped_the_grid_search() -> None:
+    cube = _rare_class_cube(1)
+    result, _ = run_protocol(cube, "svm", split_for(cube, per_class=25, seed=0), seed=0, quick=True)
+    assert "class 3 (Sesame) has 1 training pixel" in result["grid_search_skipped"]
+    assert any(n.startswith("SVM grid search skipped") for n in result["notes"])
+    assert result["settings"] == {"C": 100.0, "gamma": "scale"}
+    cube = _rare_class_cube(5)
+    result, _ = run_protocol(cube, "svm", split_for(cube, per_class=25, seed=0), seed=0, quick=True)
+    assert result["grid_search_skipped"] is None
+    assert any("2-fold instead of 3-fold" in n for n in result["notes"])

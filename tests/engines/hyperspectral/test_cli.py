@@ -274,3 +274,52 @@ def test_a_missing_official_split_is_named_before_the_cube_is_read_through(env: 
     proc = _run(env, "hsi-bench", "demo", "--split", "7", "--method", "gmlc", "--quick", "--events")
     assert proc.returncode == 2 and "no official split file Train7.mat" in proc.stderr
     assert '"progress"' not in proc.stdout and '"start"' not in proc.stdout
+
+
+def _rare_class_files(folder: Path, n_rare: int) -> Path:
+    """x.mat + x_gt.mat: two classes of 600 pixels and one of `n_rare` (SYNTHETIC)."""
+    import numpy as np
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    gt = np.zeros((40, 30), np.uint8)
+    gt[:20], gt[20:] = 1, 2
+    gt[5, 5 : 5 + n_rare] = 3
+    cube = (rng.random((4, 10))[gt] * 100 + rng.normal(0, 5, (40, 30, 10))).astype(np.float32)
+    scipy.io.savemat(folder / "x.mat", {"x": cube})
+    scipy.io.savemat(folder / "x_gt.mat", {"x_gt": gt})
+    return folder / "x.mat"
+
+
+def test_gmlc_with_a_one_pixel_class_exits_2_naming_the_class(env: dict, tmp_path: Path) -> None:
+    cube = _rare_class_files(tmp_path, 1)
+    proc = _run(env, "hsi-bench", str(cube), "--method", "gmlc", "--json")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert str(cube) in proc.stderr and "class 3 has 1 training pixel" in proc.stderr
+    assert "needs at least 2" in proc.stderr and "Error" not in proc.stderr
+
+
+def test_json_shows_small_class_counts_and_notes(env: dict, tmp_path: Path) -> None:
+    cube = _rare_class_files(tmp_path, 4)
+    proc = _run(env, "hsi-bench", str(cube), "--method", "gmlc", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) >= KEYS and doc["per_class_train"] == 25
+    assert doc["train_counts"] == {"Class 1": 25, "Class 2": 25, "Class 3": 2}
+    assert doc["test_counts"]["Class 3"] == 2 and doc["settings"] == {"components": 1}
+    assert any("1 principal component instead of 2" in n for n in doc["notes"])
+    text = _run(env, "hsi-bench", str(cube), "--method", "gmlc")
+    assert text.returncode == 0 and "note: GMLC used 1 principal component instead of 2" in text.stdout
+
+
+def test_json_says_why_the_svm_grid_search_was_skipped(env: dict, tmp_path: Path) -> None:
+    cube = _rare_class_files(tmp_path, 1)
+    proc = _run(env, "hsi-bench", str(cube), "--method", "svm", "--quick", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["train_counts"]["Class 3"] == 1 and doc["test_counts"]["Class 3"] == 0
+    assert "class 3 has 1 training pixel" in doc["grid_search_skipped"]
+    assert doc["settings"] == {"C": 100.0, "gamma": "scale"}
+    assert any("1 pixel: 1 train, 0 test: not scored" in n for n in doc["notes"])
+    text = _run(env, "hsi-bench", str(cube), "--method", "svm", "--quick")
+    assert "note: SVM grid search skipped" in text.stdout and "train on half" not in text.stdout

@@ -35,9 +35,35 @@ def test_counts_per_class_and_disjoint() -> None:
 
 def test_a_split_says_which_classes_were_too_small_for_the_count() -> None:
     split = make_split(LABELS, per_class=25, seed=0)
-    assert split.description == ("25 random training pixels per class, seed 0; class 5 (2) had fewer than "
-                                 "50 pixels and train on half of them")
+    assert split.description == ("25 random training pixels per class, seed 0; class 5 (4 pixels: 2 train, "
+                                 "2 test) has fewer than 50 pixels and trains on half of them (rounded down, "
+                                 "at least 1)")
+    assert split.notes and split.notes[0] in split.description
     assert make_split(LABELS, per_class=2, seed=0).description == "2 random training pixels per class, seed 0"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 49])
+def test_the_split_text_and_docstring_hold_for_every_small_class_size(size: int) -> None:
+    """The counts the text gives are the drawn ones; a class keeps test pixels unless it has one pixel."""
+    labels = np.zeros((20, 20), np.int32)
+    labels[:10] = 1
+    labels[10:].ravel()[:size] = 2
+    split = make_split(labels, per_class=25, seed=0)
+    train, test = split.counts(2)
+    assert train[1] == max(1, size // 2) and test[1] == size - train[1]
+    assert test[1] >= train[1] or size == 1
+    told = f"class 2 ({size} pixel{'s' if size > 1 else ''}: {train[1]} train, {test[1]} test"
+    assert told in split.description
+    assert ("not scored" in split.description) == (size == 1)
+    assert "half of them" not in split.description or train[1] <= size / 2 or size == 1
+
+
+def test_a_one_pixel_class_is_named_even_when_it_meets_the_count() -> None:
+    labels = np.ones((6, 6), np.int32)
+    labels[0, 0] = 2
+    split = make_split(labels, per_class=1, seed=0)
+    assert split.counts(2)[1][1] == 0
+    assert "class 2 (1 pixel: 1 train, 0 test: not scored)" in split.description
 
 
 def test_seeded() -> None:

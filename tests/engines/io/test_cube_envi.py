@@ -160,3 +160,14 @@ def test_analyze_header_is_not_a_cube(tmp_path: Path) -> None:
     assert not is_cube_path(tmp_path / "brain.img")
     with pytest.raises(InputError, match="not a hyperspectral cube"):
         read_cube(analyze)
+
+
+@pytest.mark.parametrize("field, value", [("data ignore value", "none"), ("reflectance scale factor", "n/a"),
+                                          ("reflectance scale factor", "0")])
+def test_a_header_number_that_is_not_one_is_named(tmp_path: Path, field: str, value: str) -> None:
+    hdr = _write(tmp_path, "c")
+    _edit_header(hdr, drop=field)
+    hdr.write_text(hdr.read_text() + f"{field} = {value}\n")
+    with pytest.raises(InputError, match=f"{value}") as err:  # spectral itself names a bad scale factor
+        read_cube(hdr)
+    assert err.value.path == str(hdr)

@@ -108,3 +108,84 @@ def test_a_tiff_header_without_an_image_is_named(tmp_path: Path) -> None:
     (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError, match="not a readable TIFF"):
         read_cube(tmp_path / "bad.tif")
+
+
+def _gdal_tiff(path: Path, xml: str) -> Path:
+    tifffile.imwrite(path, CUBE, photometric="minisblack", planarconfig="contig",
+                     extratags=[(42112, "s", 0, xml, True)])
+    return path
+
+
+def _items(values: list, units: str | None = None) -> str:
+    unit = "" if units is None else '<Item name="wavelength_units" sample="{}">' + units + "</Item>"
+    items = "".join(f'<Item name="wavelength" sample="{i}">{v}</Item>' + unit.format(i)
+                    for i, v in enumerate(values))
+    return f"<GDALMetadata>{items}</GDALMetadata>"
+
+
+@pytest.mark.parametrize("values, units", [
+    (["0.45 um", 0.5, 0.55, 0.6, 0.65, 0.7], None),  # a unit on one item covers the bare ones
+    (["450 nm", "500nm", "0.55 micrometers", "600 Nanometers", "0.65 micron", "700 nm"], None),
+    (["0.45 um", "500 nm", 0.55, 0.6, 0.65, 0.7], "Micrometers"),
+])
+def test_gdal_wavelengths_with_their_own_units(tmp_path: Path, values: list, units: str | None) -> None:
+    cube = read_cube(_gdal_tiff(tmp_path / "c.tif", _items(values, units)))
+    np.testing.assert_allclose(cube.wavelengths_nm, [450, 500, 550, 600, 650, 700])
+
+
+@pytest.mark.parametrize("values, match", [
+    (["0.45 parsecs", 0.5, 0.55, 0.6, 0.65, 0.7], "of band 0 is '0.45 parsecs', not a number"),
+    (["blue", 0.5, 0.55, 0.6, 0.65, 0.7], "of band 0 is 'blue', not a number"),
+    (["0.45 um", "500 nm", 0.55, 0.6, 0.65, 0.7], "on some bands but not on others"),
+])
+def test_gdal_wavelengths_that_cannot_be_read_are_named(tmp_path: Path, values: list, match: str) -> None:
+    path = _gdal_tiff(tmp_path / "c.tif", _items(values))
+    with pytest.raises(InputError, match=match) as err:
+        read_cube(path)
+    assert err.value.path == str(path)
+
+
+def test_a_gdal_band_number_that_is_not_one_is_named(tmp_path: Path) -> None:
+    path = _gdal_tiff(tmp_path / "c.tif", '<GDALMetadata><Item name="wavelength" sample="band1">0.45</Item>'
+                                         "</GDALMetadata>")
+    with pytest.raises(InputError, match="sample='band1'") as err:
+        read_cube(path)
+    assert err.value.path == str(path)
+
+
+def test_malformed_gdal_metadata_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    """The pixels are fine and GDAL_METADATA only adds band metadata: the cube opens, without wavelengths."""
+    xml = '<GDALMetadata><Item name="wavelength" sample="0">0.45</Item'
+    cube = read_cube(_gdal_tiff(tmp_path / "c.tif", xml))
+    np.testing.assert_array_equal(np.asarray(cube.data), CUBE)
+    assert cube.wavelengths_nm is None and any("not well-formed XML" in w for w in cube.warnings)
+
+
+def test_gdal_wavelengths_for_other_bands_than_the_files_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    xml = "<GDALMetadata>" + "".join(f'<Item name="wavelength" sample="{i}">{400 + i}</Item>'
+                                     for i in (0, 1, 2, 3, 4, 9)) + "</GDALMetadata>"
+    cube = read_cube(_gdal_tiff(tmp_path / "c.tif", xml))
+    assert cube.wavelengths_nm is None and any("not one for each of the 6 bands" in w for w in cube.warnings)
+
+
+def test_a_band_per_page_tiff_cut_at_a_page_is_damaged_not_fewer_bands(tmp_path: Path) -> None:
+    """Pages written one by one (as non-tifffile writers store stacks), the copy cut where page 4 begins."""
+    full, cut = tmp_path / "full.tif", tmp_path / "cut.tif"
+    with tifffile.TiffWriter(full) as tw:
+        for band in np.moveaxis(CUBE, -1, 0):
+            tw.write(band, photometric="minisblack", metadata=None, contiguous=False)
+    assert read_cube(full).shape[2] == CUBE.shape[2]
+    with tifffile.TiffFile(full) as tif:
+        cut.write_bytes(full.read_bytes()[: tif.pages[4].offset])
+    with pytest.raises(InputError, match=r"damaged.*invalid page offset") as err:
+        read_cube(cut)
+    assert err.value.path == str(cut)
+
+
+def test_a_half_length_compressed_tiff_is_damaged_not_a_shape_problem(tmp_path: Path) -> None:
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, np.moveaxis(CUBE, -1, 0), compression="zlib")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="damaged") as err:
+        read_cube(path)
+    assert err.value.path == str(path) and "3-D image" not in str(err.value)
