@@ -7,7 +7,8 @@ For each size, SYNTHETIC volumes (random int16 "HU" in [-1000, 1000), labels 0..
 as uncompressed NIfTI three ways: int16 as stored, int16 with scl_slope 0.5 and scl_inter -1024 (CT often
 ships scaled: values read as float64), labels stored as float32 (as many tools write them), and labels
 whose values are not 0..C-1 (uint16 0, 41, 1000, as FreeSurfer ids: each mapped to its class index); and
-the int16 image and uint8 labels gzip-compressed (.nii.gz, decompressed as they are read).
+the int16 image and uint8 labels compressed, decompressed as they are read: gzip NIfTI (.nii.gz), gzip NRRD
+and zlib MetaImage (.mha), the last two written by SimpleITK.
 `prepare_data` (what train-seg runs before any rank starts) prepares each in a fresh process; a thread
 samples the process's anonymous resident memory (RssAnon: the heap, not the page cache of the memory-mapped
 input) every millisecond, so the peak is a lower bound. Memory read a slab at a time stays flat as the
@@ -39,6 +40,8 @@ CASES = {  # name: (image file, labels file)
     "float32 labels": ("image.nii", "float_labels.nii"),
     "sparse uint16 labels": ("image.nii", "sparse_labels.nii"),
     "int16 gzip": ("image.nii.gz", "labels.nii.gz"),
+    "int16 NRRD gzip": ("image.nrrd", "labels.nrrd"),
+    "int16 MetaImage zlib": ("image.mha", "labels.mha"),
 }
 
 # Runs in a fresh process: argv = image, labels, out, block. Prints {"anon_mib", "seconds"}.
@@ -46,7 +49,7 @@ MEASURE = """
 import json, sys, threading, time
 from engines.memory import anon_rss_mb as anon
 from engines.partition.data import prepare_data
-import engines.io  # its imports before the baseline: what is measured is the preparing
+import engines.io, engines.io.itk_formats  # imports before the baseline: what is measured is the preparing
 base, peak, running = anon(), [0.0], [True]
 def sample():
     while running[0]:
@@ -65,8 +68,9 @@ print(json.dumps({"anon_mib": max(peak[0], anon()) - base, "seconds": seconds}))
 
 def write_volumes(folder: Path, size: int) -> None:
     """The SYNTHETIC image (plain and scaled) and labels (uint8, float32, sparse uint16), and the image and
-    uint8 labels gzip-compressed, of one size, 1 mm voxels."""
+    uint8 labels compressed (NIfTI, NRRD, MetaImage), of one size, 1 mm voxels."""
     import nibabel as nib
+    import SimpleITK as sitk
 
     image = np.random.default_rng(size).integers(-1000, 1000, (size,) * 3, dtype=np.int16)
     labels = ((image > 0).astype(np.uint8) + (image > 500)).astype(np.uint8)
@@ -80,6 +84,10 @@ def write_volumes(folder: Path, size: int) -> None:
     nib.save(nib.Nifti1Image(sparse, np.eye(4)), str(folder / "sparse_labels.nii"))
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(folder / "image.nii.gz"))
     nib.save(nib.Nifti1Image(labels, np.eye(4)), str(folder / "labels.nii.gz"))
+    for suffix in (".nrrd", ".mha"):
+        for name, array in (("image", image), ("labels", labels)):  # ITK's arrays are (z, y, x)
+            sitk.WriteImage(sitk.GetImageFromArray(array.transpose()), str(folder / (name + suffix)),
+                            useCompression=True)
 
 
 def measure(image: Path, labels: Path, out: Path) -> dict:
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row['size'] ** 3 * 8 / 2**20:.0f} | {row['seconds']:.2f} |")
     table = "\n".join(lines)
     command = command_line("prepare_memory.py", argv)
-    print(f"prepare_data (train-seg's preparation of OUT/data/), NIfTI, SYNTHETIC volumes\n\n"
+    print(f"prepare_data (train-seg's preparation of OUT/data/), SYNTHETIC volumes\n\n"
           f"{table}\n\ncommand: {command}")
     if args.quick:
         return 0
