@@ -259,6 +259,7 @@ class SuperResolutionDock(QWidget):
             self.request()
         else:
             self._pending = self._last_key = None  # ticking it again recomputes
+            self._request_id += 1  # what is in flight is stale: its network result is not shown
             if self.worker is not None:
                 self.worker.quit()
 

@@ -131,6 +131,27 @@ def test_a_newer_slice_supersedes_one_still_being_computed(viewer, dock, source,
     assert dock.worker is None and dock._pending is None
 
 
+def test_unticking_live_drops_the_result_still_being_computed(dock, source, qtbot, monkeypatch):
+    """The network step cannot be interrupted; its result, arriving after the user turned live off, is not
+    shown (a slow step stands in for sr_full on a large slice)."""
+    import time
+
+    from widgets import superres_dock
+
+    real = superres_dock.super_resolve
+    monkeypatch.setattr(superres_dock, "super_resolve", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
+    kinds = []
+    dock.result_shown.connect(kinds.append)
+    dock.live_check.setChecked(True)
+    qtbot.waitUntil(lambda: "bicubic" in kinds, timeout=30_000)
+    dock.live_check.setChecked(False)  # while the network step runs
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=30_000)
+    qtbot.wait(100)
+    assert kinds == ["bicubic"]
+    dock.live_check.setChecked(True)  # ticked again: the slice is computed anew and shown
+    qtbot.waitUntil(lambda: "network" in kinds, timeout=30_000)
+
+
 def test_bad_scale_is_refused_with_a_message(dock, source, qtbot):
     dock.live_check.setChecked(True)
     dock.set_scales(1.0)
