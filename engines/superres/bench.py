@@ -25,6 +25,11 @@ from engines.superres.resample import degrade, upsample_bicubic, upsample_neares
 from engines.superres.weights import load_model, model_paths, read_card
 
 SCALES = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+# Axial slices of the 1 mm MNI152 template (the held-out test set).
+HOLDOUT_SHAPE = (197, 233)
+# A scale is scored only when its aligned centred crop keeps at least this fraction of each side (every
+# 0.05 step from 1.05 to 4 does; x3.95 = 79/20 keeps 158 of 233 columns).
+MIN_CROP_FRACTION = 2 / 3
 DATA_RANGE = 1.0
 TIMING_SIZE = 256
 TARGETS = {"psnr_gain_x2_db": 1.0, "psnr_gain_x4_db": 0.5, "max_params": 1_500_000,
@@ -59,8 +64,32 @@ def holdout_slices(slab: tuple[int, int], quick: bool) -> tuple[list[int], np.nd
     return ks, np.stack([vol[:, :, k] for k in ks]), np.stack([mask[:, :, k] for k in ks])
 
 
+def check_bench_scale(scale: float, shape: tuple[int, int] = HOLDOUT_SHAPE) -> None:
+    """InputError unless slices of `shape` can be scored at `scale`.
+
+    Each slice is scored on exactly aligned pairs: a centred crop whose sides are multiples of the scale's
+    numerator p (s = p/q), so that side / s is whole. A scale whose p leaves less than
+    `MIN_CROP_FRACTION` of a side (x2.37 = 237/100 or x3.999 on 197 x 233 slices: none at all; x1.01 =
+    101/100: 101 of 197 rows) is refused rather than scored on a different region or a misaligned grid.
+    """
+    frac = exact_fraction(scale)
+    kept = [n // frac.numerator * frac.numerator for n in shape]
+    if all(m >= MIN_CROP_FRACTION * n for m, n in zip(kept, shape, strict=True)):
+        return
+    near = min(max(round(float(scale), 1), 1.1), 4.0)
+    raise InputError(
+        f"sr-bench cannot score x{scale:g} on its {shape[0]}x{shape[1]} held-out slices: it scores exactly "
+        f"aligned pairs, on a centred crop whose sides are multiples of p in s = p/q = {frac.numerator}/"
+        f"{frac.denominator}, and that keeps only {kept[0]}x{kept[1]} pixels (less than "
+        f"{MIN_CROP_FRACTION:.0%} of a side); use a scale with a smaller numerator, such as x{near:g}")
+
+
 def centre_crop_for_scale(shape: tuple[int, int], scale: float) -> tuple[slice, slice]:
-    """Centred crop whose sides are multiples of the scale's numerator p (s = p/q), so side/s is whole."""
+    """Centred crop whose sides are multiples of the scale's numerator p (s = p/q), so side/s is whole.
+
+    InputError (`check_bench_scale`) when it would keep less than `MIN_CROP_FRACTION` of a side.
+    """
+    check_bench_scale(scale, shape)
     p = exact_fraction(scale).numerator
     out = []
     for n in shape:
@@ -184,6 +213,8 @@ def run_benchmark(
     "psnr"/"ssim" are the L1 model's; "_brain" keys restrict to the brain mask. `timing=False` leaves the
     timing keys out (`timing_fields` adds them, e.g. later on a quiet machine).
     """
+    for s in scales:
+        check_bench_scale(s)
     torch.set_num_threads(threads)
     if gan is None and model_paths(f"{model}_gan")[0].exists():
         gan = f"{model}_gan"

@@ -166,11 +166,18 @@ class _Stopped(Exception):
 def run_sr(args: argparse.Namespace) -> int:
     from engines.events import StopRequest, emit
     from engines.superres.geometry import check_scales
-    from engines.superres.infer import check_output_path, read_input, super_resolve_volume, write_output
+    from engines.superres.infer import (
+        check_nan_fill,
+        check_output_path,
+        read_input,
+        super_resolve_volume,
+        write_output,
+    )
 
     sx = args.scale
     sy = args.scale if args.scale_y is None else args.scale_y
     check_scales(sx, sy)
+    check_nan_fill(args.nan_fill)  # before any file is read
     device = torch_device(args.device)
     refuse_overwrite(args.input, args.out)
     on_slice = None
@@ -216,11 +223,12 @@ def run_sr(args: argparse.Namespace) -> int:
 
 # -- sr-bench ------------------------------------------------------------------------------------------
 def run_bench(args: argparse.Namespace) -> int:
-    from engines.superres.bench import format_table, run_benchmark
+    from engines.superres.bench import check_bench_scale, format_table, run_benchmark
     from engines.superres.geometry import check_scales
 
     for scale in args.scales:
         check_scales(scale, scale)
+        check_bench_scale(scale)
     result = run_benchmark(model=args.model, gan=args.gan, scales=args.scales, quick=args.quick,
                            degradation=args.degradation, seed=args.seed, threads=args.threads)
     if args.json:

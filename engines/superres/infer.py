@@ -26,6 +26,17 @@ PLANE_WORLD_AXES: dict[str, tuple[int, int, int]] = {
     "sagittal": (0, 2, 1),
 }
 IMAGE_SUFFIXES = (".png",)
+# Larger input values are refused: the float32 result (which overshoots the input's range, like bicubic
+# does) could overflow to inf.
+_MAX_ABS_VALUE = float(np.finfo(np.float32).max) / 4
+
+
+def check_nan_fill(nan_fill: float | None) -> None:
+    """InputError unless `nan_fill` is None or a finite number in float32's range."""
+    with np.errstate(over="ignore"):  # a fill beyond float32 becomes inf, and is refused with the others
+        finite = nan_fill is None or np.isfinite(np.float32(nan_fill))
+    if not finite:
+        raise InputError(f"nan_fill (CLI: --nan-fill) must be a finite number, got {nan_fill!r}")
 
 
 def _check_slice(slice2d: np.ndarray, nan_fill: float | None) -> np.ndarray:
@@ -42,6 +53,7 @@ def _check_slice(slice2d: np.ndarray, nan_fill: float | None) -> np.ndarray:
                          "least 2 pixels along each axis (for a 2D image, use the plane it lies in)")
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InputError(f"expected real numbers, got dtype {arr.dtype}")
+    check_nan_fill(nan_fill)
     arr = arr.astype(np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -49,6 +61,11 @@ def _check_slice(slice2d: np.ndarray, nan_fill: float | None) -> np.ndarray:
             raise InputError(f"the slice has {int(bad.sum())} NaN or infinite values; pass nan_fill "
                              "(CLI: --nan-fill 0) to replace them")
         arr = np.where(bad, np.float32(nan_fill), arr)
+    peak = float(np.abs(arr).max())
+    if peak > _MAX_ABS_VALUE:
+        raise InputError(f"values reach {peak:.3g}, too close to the float32 maximum "
+                         f"({np.finfo(np.float32).max:.3g}) for the result (which can overshoot the input's "
+                         f"range) to be represented; rescale the data below {_MAX_ABS_VALUE:.3g}")
     return arr
 
 
@@ -170,6 +187,7 @@ def super_resolve_volume(
         data = data[:, :, None]
     if data.ndim != 3:
         raise InputError(f"expected a 3D volume or a 2D image, got shape {data.shape}", volume.source)
+    check_nan_fill(nan_fill)
     normal, vert, horiz = (2, 0, 1) if plane is None else plane_axes(volume.affine, plane)
     warnings: list[str] = []
     data = data.astype(np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -56,12 +57,25 @@ def read_card(name_or_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def build_model(architecture: dict[str, Any]) -> MetaSR:
-    """A MetaSR from a card's "architecture" section (its "class" must be MetaSR)."""
+    """A MetaSR from a card's "architecture" section (its "class" must be MetaSR).
+
+    ValueError for anything else: not a dict, another class, an unknown or bad hyper-parameter.
+    """
+    if not isinstance(architecture, dict):
+        raise ValueError(f"'architecture' must be a JSON object, got {type(architecture).__name__} "
+                         f"{architecture!r}")
     arch = dict(architecture)
     cls = arch.pop("class", "MetaSR")
     if cls != "MetaSR":
         raise ValueError(f"this engine builds MetaSR models, the card asks for {cls!r}")
-    return MetaSR(**arch)
+    known = set(inspect.signature(MetaSR).parameters)
+    unknown = sorted(set(arch) - known)
+    if unknown:
+        raise ValueError(f"unknown architecture key(s) {unknown}; MetaSR takes {sorted(known)}")
+    try:
+        return MetaSR(**arch)
+    except TypeError as exc:  # e.g. a string where a number belongs
+        raise ValueError(str(exc)) from None
 
 
 def architecture_of(model: MetaSR) -> dict[str, Any]:
@@ -91,7 +105,17 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     card = read_card(card_path)
     if not weights_path.exists():
         raise InputError("the weights file named by this model card is missing", weights_path)
-    model = build_model(card["architecture"])
+    try:
+        model = build_model(card["architecture"])
+    except ValueError as exc:
+        raise InputError(f"bad 'architecture' in the model card: {exc}", card_path) from None
+    expected = card.get("weights_sha256")
+    if expected is not None:  # cards written by save_model record it (every shipped one does)
+        actual = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+        if actual != str(expected).lower():
+            raise InputError(f"these weights are not the ones the model card {card_path} describes: their "
+                             f"SHA-256 is {actual}, the card records {expected} (weights from another "
+                             "model, or changed after the card was written)", weights_path)
     try:
         state = load_file(str(weights_path), device=str(device))
         model.load_state_dict(state, strict=True)
