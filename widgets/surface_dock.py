@@ -2,15 +2,18 @@
 
 The mesh is computed by `engines.surface.labels_to_mesh` in a worker thread with the labels layer's own
 data-to-world transform, so its vertices are world millimetres and the Surface layer needs no transform
-of its own to overlay the labels.
+of its own to overlay the labels. Labels of an oblique file, shown resampled on an axis-aligned grid, are
+meshed from the file's own voxels (`app.measured`) unless they were painted since.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import napari
+import numpy as np
 from napari.layers import Labels, Surface
 from napari.qt.threading import create_worker
 from qtpy.QtCore import Signal
@@ -26,12 +29,14 @@ from qtpy.QtWidgets import (
 )
 
 from app.dock_layout import dock_layout
-from app.layers import full_resolution, layer_affine
+from app.layers import full_resolution, layer_affine, layer_volume
+from app.measured import file_grid
 from app.notify import notify_failure, notify_info, notify_warning
 from app.spaces import add_quietly
 from app.status_label import StatusLabel
 from app.viewer import unproxied
 from engines.surface import Mesh, labels_to_mesh, write_mesh
+from engines.volume import Volume
 from widgets.view_dock import LayerChoice
 
 EXPORT_FILTER = ("Surface mesh (*.stl *.obj *.vtp);;STL (*.stl);;Wavefront OBJ (*.obj);;"
@@ -44,6 +49,12 @@ class Cancelled(Exception):
     """The user cancelled making a surface (raised in the worker between stages)."""
 
 
+def _mesh(data: Any, affine: np.ndarray, volume: Volume | None, label: int | None, **options: Any) -> Mesh:
+    """`labels_to_mesh` of a labels layer's data, on its file's own voxels where it shows them resampled."""
+    voxels, voxel_affine, _ = file_grid(data, affine, volume, labels=True)
+    return labels_to_mesh(voxels, voxel_affine, label, **options)
+
+
 class SurfaceDock(QWidget):
     """Make a surface from a labels layer (one label or all) and export it to STL, OBJ or VTP."""
 
@@ -53,6 +64,8 @@ class SurfaceDock(QWidget):
         super().__init__(parent)
         self.viewer = viewer = unproxied(viewer)
         self.worker = None  # the latest surface or export job (tests wait on it)
+        self._closed = False  # set when the widget is destroyed: a job's late result is dropped
+        self.destroyed.connect(lambda *_: setattr(self, "_closed", True))
         self.last_surface: Surface | None = None
 
         self.labels_choice = LayerChoice(viewer, Labels)
@@ -125,7 +138,7 @@ class SurfaceDock(QWidget):
             self.progress.emit(fraction)
 
         worker = create_worker(
-            labels_to_mesh, full_resolution(labels), layer_affine(labels), label,
+            _mesh, full_resolution(labels), layer_affine(labels), layer_volume(labels), label,
             smoothing_iterations=self.smoothing_spin.value(), pass_band=self.pass_band_spin.value(),
             decimate=self.decimate_spin.value(), progress=progress,
             _start_thread=False, _ignore_errors=True,
@@ -144,7 +157,7 @@ class SurfaceDock(QWidget):
         self._busy(None, "Surface cancelled.")
 
     def _add_surface(self, worker: object, labels: Labels, label: int | None, mesh: Mesh) -> None:
-        if worker is not self.worker:
+        if worker is not self.worker or self._closed:
             return
         self._busy(None, f"{mesh.n_triangles:,} triangles")
         # Colour each vertex as its label is coloured in the labels layer.
@@ -187,12 +200,12 @@ class SurfaceDock(QWidget):
         self._busy(worker, f"Writing {path}…")
 
     def _exported(self, worker: object, path: Path) -> None:
-        if worker is self.worker:
+        if worker is self.worker and not self._closed:
             self._busy(None, f"Saved {path}")
             notify_info(f"Surface saved to {path}")
 
     def _export_failed(self, worker: object, path: Path, exc: BaseException) -> None:
-        if worker is self.worker:
+        if worker is self.worker and not self._closed:
             self._busy(None, "")
             notify_failure(exc, path, action="export the surface to")
 
@@ -213,6 +226,6 @@ class SurfaceDock(QWidget):
         self.progress_bar.setValue(round(100 * fraction))
 
     def _failed(self, worker: object, exc: BaseException) -> None:
-        if worker is self.worker:
+        if worker is self.worker and not self._closed:
             self._busy(None, "")
             notify_failure(exc)

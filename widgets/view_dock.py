@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import napari
 import numpy as np
@@ -34,7 +35,15 @@ from qtpy.QtWidgets import (
 )
 
 from app.dock_layout import dock_layout
-from app.layers import GRID_TOLERANCE_MM, SUBSAMPLE_VOXELS, full_resolution, layer_affine, layer_volume
+from app.layers import (
+    GRID_TOLERANCE_MM,
+    SUBSAMPLE_VOXELS,
+    display_grid,
+    full_resolution,
+    layer_affine,
+    layer_volume,
+)
+from app.measured import file_grid
 from app.notify import notify_failure, notify_warning
 from app.planes import current_plane
 from app.spaces import PIXELS, show_plane, space_of
@@ -50,6 +59,7 @@ from app.window_level import (
     target_image_layer,
 )
 from engines.segments import SegmentStats, segment_statistics
+from engines.volume import Volume
 
 # (button text, app.planes plane name), left to right.
 PLANE_BUTTONS = (("Axial", "axial"), ("Coronal", "coronal"), ("Sagittal", "sagittal"), ("3D", "3d"))
@@ -150,6 +160,25 @@ class LayerChoice(QComboBox):
             self.layer_changed.emit()
 
 
+def _statistics(labels: tuple[Any, np.ndarray, Volume | None], image: tuple[Any, Volume | None] | None, *,
+                names: list[str] | dict[int, str] | None) -> tuple[list[SegmentStats], bool]:
+    """Segment statistics of (labels data, affine, Volume) with (image data, Volume) on its grid, on the
+    file's own voxels where the layers show them resampled (`app.measured`), and whether the file's voxels
+    were counted (False: an edited oblique layer's display grid was)."""
+    labels_data, affine, labels_volume = labels
+    voxels, own_affine, own = file_grid(labels_data, affine, labels_volume, labels=True)
+    image_voxels = None if image is None else image[0]
+    if own and image is not None:  # the image too, on the same file grid; else both as shown
+        image_own, image_affine, image_is_own = file_grid(image[0], affine, image[1], labels=False)
+        if image_is_own and image_own.shape == voxels.shape and np.allclose(
+                image_affine, own_affine, atol=GRID_TOLERANCE_MM):
+            image_voxels = image_own
+        else:
+            voxels, own_affine, own = labels_data, affine, False
+    shown_as_stored = labels_volume is None or not display_grid(labels_volume)[2]
+    return segment_statistics(voxels, image_voxels, affine=own_affine, names=names), own or shown_as_stored
+
+
 class ViewDock(QWidget):
     """Planes, window/level, label opacity and segment statistics for a napari viewer in RAS mm."""
 
@@ -157,6 +186,8 @@ class ViewDock(QWidget):
         super().__init__(parent)
         self.viewer = viewer = unproxied(viewer)
         self.stats_worker = None  # the latest statistics job (tests wait on it)
+        self._closed = False  # set when the widget is destroyed: a job's late result is dropped
+        self.destroyed.connect(lambda *_: setattr(self, "_closed", True))
         self._image: Image | None = None  # the image whose window the W/L controls show
         self._labels: Labels | None = None  # the labels layer whose opacity the slider shows
         install_window_level_drag(viewer)
@@ -378,7 +409,8 @@ class ViewDock(QWidget):
                 notify_warning(f"'{image.name}' and '{labels.name}' are not on the same voxel grid; "
                                "choose the image the labels were drawn on, or no image.")
                 return
-        worker = create_worker(segment_statistics, labels_data, image_data, affine=affine,
+        worker = create_worker(_statistics, (labels_data, affine, layer_volume(labels)),
+                               None if image is None else (image_data, layer_volume(image)),
                                names=label_names(labels), _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda stats: self._show_statistics(worker, stats))
         worker.errored.connect(lambda exc: self._statistics_failed(worker, exc))
@@ -386,10 +418,13 @@ class ViewDock(QWidget):
         self.stats_status.setText(f"Computing statistics of '{labels.name}'…")
         worker.start()
 
-    def _show_statistics(self, worker: object, stats: list[SegmentStats]) -> None:
-        if worker is not self.stats_worker:  # a newer request superseded this one
+    def _show_statistics(self, worker: object, result: tuple[list[SegmentStats], bool]) -> None:
+        if worker is not self.stats_worker or self._closed:  # superseded, or the window is gone
             return
-        self.stats_status.setText(f"{len(stats)} labels")
+        stats, exact = result
+        self.stats_status.setText(f"{len(stats)} labels" + ("" if exact else (
+            " (counted on the oblique layers' display grid: the labels were edited there, or the image is "
+            "on another file grid)")))
         self.stats_table.setRowCount(len(stats))
         for row, s in enumerate(stats):
             mean_sd = "" if s.mean is None else f"{s.mean:.4g} ± {s.sd:.4g}"
@@ -401,6 +436,6 @@ class ViewDock(QWidget):
                 self.stats_table.setItem(row, column, item)
 
     def _statistics_failed(self, worker: object, exc: BaseException) -> None:
-        if worker is self.stats_worker:
+        if worker is self.stats_worker and not self._closed:
             self.stats_status.setText("")
             notify_failure(exc)

@@ -205,6 +205,43 @@ def test_statistics_table_for_a_known_labels_image_pair(viewer, dock, qtbot):
     assert [row[4] for row in _table(dock)] == ["", ""]
 
 
+def _oblique_pair() -> tuple[Volume, Volume]:
+    """Labels (196, 64 and 1 voxels) and an image on one grid of 0.8 x 1.2 x 3 mm voxels turned 25°."""
+    c, s = np.cos(np.radians(25)), np.sin(np.radians(25))
+    affine = np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1.0]]) @ np.diag([0.8, 1.2, 3, 1])
+    labels = np.zeros((20, 18, 10), np.uint8)
+    labels[2:9, 3:10, 2:6], labels[10:14, 4:8, 5:9], labels[15, 15, 3] = 1, 2, 3
+    values = np.arange(labels.size, dtype=np.float32).reshape(labels.shape)
+    return Volume(values, affine, modality="MR", source="t2.nii"), Volume(labels, affine, source="seg.nii")
+
+
+def test_statistics_of_oblique_layers_count_the_files_voxels_not_the_display_grid(viewer, dock, qtbot):
+    """Shown resampled on an axis-aligned grid, a file voxel appears 0, 1 or several times there: counted
+    there, the single voxel of label 3 (2.88 mm³) came out 2.37 mm³, label 1 had 238 voxels, not 196."""
+    image, seg = _oblique_pair()
+    add_layers(viewer, [image_layer(image), labels_layer(seg)])
+    _compute_statistics(dock, qtbot)
+    assert dock.stats_status.text() == "3 labels"
+    voxel = abs(np.linalg.det(seg.affine[:3, :3]))
+    for row, value in zip(_table(dock), (1, 2, 3), strict=True):
+        inside = seg.data == value
+        assert row[2] == f"{inside.sum():,}"
+        assert float(row[3]) == pytest.approx(inside.sum() * voxel / 1000, rel=1e-3)
+        mean, sd = (float(x) for x in row[4].split(" ± "))
+        assert mean == pytest.approx(image.data[inside].mean(), rel=1e-3)
+        assert sd == pytest.approx(image.data[inside].std(), rel=1e-3, abs=1e-3)
+
+
+def test_statistics_of_oblique_labels_painted_since_count_the_grid_the_edits_are_on(viewer, dock, qtbot):
+    image, seg = _oblique_pair()
+    _, labels = add_layers(viewer, [image_layer(image), labels_layer(seg)])
+    labels.data[0, 0, 0] = 4  # painted where the file has no label
+    dock.stats_button.click()
+    qtbot.waitUntil(lambda: "display grid" in dock.stats_status.text(), timeout=20_000)
+    assert dock.stats_status.text().startswith("4 labels (counted on the oblique layers' display grid")
+    assert [row[0] for row in _table(dock)] == ["1", "2", "3", "4"]
+
+
 def test_statistics_refuse_an_image_on_another_grid_and_need_a_labels_layer(viewer, dock):
     before = len(notification_manager.records)
     dock.compute_statistics()
