@@ -168,8 +168,14 @@ def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tup
 
 
 def _default_name(volume: Volume) -> str:
+    """The file's name without its extension; for a DICOM folder, the folder's name and which series it is
+    ("study (T2 axial)", else the UID's end), so two series of one folder can be told apart."""
     source = str(volume.source).rstrip("/\\")
     stem = source.replace("\\", "/").rsplit("/", 1)[-1] or "volume"
+    uid = volume.meta.get("series_uid")
+    if uid and os.path.isdir(source):
+        description = str(volume.meta.get("series_description", "")).strip()
+        return f"{stem} ({description or 'series …' + str(uid)[-8:]})"
     for suffix in sorted(VOLUME_EXTENSIONS, key=len, reverse=True):  # ".nii.gz" before ".gz"-less ".nii"
         if stem.lower().endswith(suffix):
             return stem[: -len(suffix)]

@@ -1,5 +1,9 @@
 """Tessera's small persistent settings: the recent-files list, as JSON in the user's config folder.
 
+A recent entry is a path, stored as a plain string, or, for a DICOM folder, the path and the series shown
+from it: ``{"path": ..., "series_uid": ..., "series": "MR 'T2 axial'"}`` (files written before series were
+remembered hold plain strings only, and still read).
+
 The folder is `platformdirs.user_config_dir("tessera")`, or `$TESSERA_CONFIG_DIR` when set (tests point it
 at a temporary folder). A missing file means "no settings yet". An unreadable one is set aside (renamed
 `settings.json.unreadable`, never overwritten unseen) and the user told; a folder that cannot be written
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -89,26 +94,74 @@ def _save(settings: dict) -> None:
                                            f"({exc.strerror or exc}): recent files are not kept")
 
 
-def recent_files() -> list[str]:
-    """Recently opened paths, newest first (as they were opened: absolute)."""
-    recent = _load().get("recent", [])
-    return [p for p in recent if isinstance(p, str)][:MAX_RECENT] if isinstance(recent, list) else []
+@dataclass(frozen=True)
+class RecentEntry:
+    """One recent open: an absolute path and, for a DICOM folder, the series shown from it.
+
+    `series_uid` is its SeriesInstanceUID (None: a file, or a folder opened without one, i.e. its largest
+    series); `series` says which series it is in words (modality and description), for the Recent list.
+    """
+
+    path: str
+    series_uid: str | None = None
+    series: str = ""
 
 
-def add_recent(path: str | os.PathLike) -> list[str]:
-    """Put `path` (made absolute) first in the recent list, dropping duplicates and the oldest; return it."""
-    entry = os.path.abspath(os.fspath(path))
-    recent = [entry] + [p for p in recent_files() if p != entry]
+def _entry(item: object) -> RecentEntry | None:
+    """A stored entry read back (a plain path, or a dict with a series); None for anything malformed."""
+    if isinstance(item, str):
+        return RecentEntry(item)
+    if isinstance(item, dict) and isinstance(item.get("path"), str):
+        uid, series = item.get("series_uid"), item.get("series")
+        return RecentEntry(item["path"], uid if isinstance(uid, str) and uid else None,
+                           series if isinstance(series, str) else "")
+    return None
+
+
+def _stored(entry: RecentEntry) -> str | dict:
+    # no series: a plain path, as older Tessera wrote (and reads) it
+    if entry.series_uid is None:
+        return entry.path
+    return {"path": entry.path, "series_uid": entry.series_uid, "series": entry.series}
+
+
+def _save_recent(entries: list[RecentEntry]) -> None:
     settings = _load()
-    settings["recent"] = recent[:MAX_RECENT]
+    settings["recent"] = [_stored(e) for e in entries]
     _save(settings)
-    return settings["recent"]
+
+
+def recent_entries() -> list[RecentEntry]:
+    """Recent opens, newest first, with the DICOM series shown from a folder where one was recorded."""
+    recent = _load().get("recent", [])
+    entries = [_entry(item) for item in recent] if isinstance(recent, list) else []
+    return [e for e in entries if e is not None][:MAX_RECENT]
+
+
+def recent_files() -> list[str]:
+    """The paths of `recent_entries` (newest first, absolute; a folder appears once per series kept)."""
+    return [e.path for e in recent_entries()]
+
+
+def add_recent(path: str | os.PathLike, *, series_uid: str | None = None, series: str = "") -> list[str]:
+    """Put `path` (made absolute), with the DICOM series `series_uid` shown from it if given, first in the
+    recent list, dropping the oldest; return the list's paths.
+
+    An entry for the same path and series is replaced. Each series of one folder is an entry of its own
+    (a study's T1, T2 and CT are each reopened directly); an entry with a series also replaces the folder's
+    entry without one, which would open its largest series.
+    """
+    entry = RecentEntry(os.path.abspath(os.fspath(path)), series_uid or None, series)
+    kept = [e for e in recent_entries()
+            if e.path != entry.path or e.series_uid not in (entry.series_uid, None)]
+    entries = [entry, *kept][:MAX_RECENT]
+    _save_recent(entries)
+    return [e.path for e in entries]
 
 
 def remove_recent(path: str | os.PathLike) -> list[str]:
-    """Drop `path` from the recent list (e.g. it no longer exists); return the list."""
+    """Drop every entry for `path`, any series (e.g. it no longer exists); return the list's paths."""
     entry = os.path.abspath(os.fspath(path))
-    settings = _load()
-    settings["recent"] = [p for p in recent_files() if p != entry]
-    _save(settings)
-    return settings["recent"]
+    kept = [e for e in recent_entries() if e.path != entry]
+    _save_recent(kept)
+    return [e.path for e in kept]

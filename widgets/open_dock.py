@@ -36,6 +36,7 @@ from engines.volume import Volume
 
 FILE_FILTER = "Volumes (" + " ".join(f"*{s}" for s in VOLUME_EXTENSIONS) + ");;All files (*)"
 PATH_ROLE = Qt.ItemDataRole.UserRole
+SERIES_ROLE = Qt.ItemDataRole.UserRole + 1  # a recent DICOM folder's SeriesInstanceUID (None: none kept)
 
 
 def volume_summary(volume: Volume, name: str = "") -> str:
@@ -64,6 +65,13 @@ def volume_summary(volume: Volume, name: str = "") -> str:
     return "\n".join(lines)
 
 
+def series_label(volume: Volume) -> str:
+    """A DICOM series in words for the Recent list: modality and description ("MR 'T2 axial'")."""
+    description = str(volume.meta.get("series_description", "")).strip()
+    named = f"'{description}'" if description else "(no description)"
+    return f"{volume.modality or 'unknown modality'} {named}"
+
+
 class OpenDock(QWidget):
     """Open volumes (files or DICOM folders), reopen recent ones, and see what was loaded."""
 
@@ -75,10 +83,10 @@ class OpenDock(QWidget):
         self.file_button = QPushButton("Open file…")
         self.file_button.setToolTip("NIfTI, DICOM, NRRD, MetaImage or MGH/MGZ volume(s)")
         self.folder_button = QPushButton("Open DICOM folder…")
-        self.folder_button.setToolTip("A folder holding a DICOM series (the largest one if it holds several)")
+        self.folder_button.setToolTip("A folder of DICOM series (if several: you choose, the largest first)")
         self.as_labels = QCheckBox("open as labels (segmentation)")
         self.recent = QListWidget()
-        self.recent.setToolTip("Double-click to open again")
+        self.recent.setToolTip("Double-click to open again (a DICOM folder: the series shown then)")
         self.status = StatusLabel()
         self.summary = StatusLabel("Nothing loaded yet.")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -98,7 +106,8 @@ class OpenDock(QWidget):
 
         self.file_button.clicked.connect(self.choose_files)
         self.folder_button.clicked.connect(self.choose_folder)
-        self.recent.itemDoubleClicked.connect(lambda item: self.open([item.data(PATH_ROLE)]))
+        self.recent.itemDoubleClicked.connect(
+            lambda item: self.open([item.data(PATH_ROLE)], series_uid=item.data(SERIES_ROLE)))
         viewer.layers.selection.events.active.connect(self._show_active)
         viewer.layers.events.inserted.connect(self._show_active)
         self.refresh_recent()
@@ -153,17 +162,34 @@ class OpenDock(QWidget):
         self._pending -= 1
         if layers is None and not os.path.exists(path):
             settings.remove_recent(path)  # a recent file that was moved or deleted
+        elif layers and os.path.isdir(path):
+            self._remember_series(path, layers[0])
         if self._pending <= 0:
             self._busy("")
         self.refresh_recent()
 
+    @staticmethod
+    def _remember_series(folder: str, layer: object) -> None:
+        """Record which series of DICOM folder `folder` `layer` shows, so Recent reopens that one (a
+        series that is gone by then is reported by the reader, naming the folder and the UID)."""
+        volume = layer_volume(layer)
+        uid = volume.meta.get("series_uid") if volume is not None else None
+        if uid:
+            settings.add_recent(folder, series_uid=str(uid), series=series_label(volume))
+
     def refresh_recent(self) -> None:
         """Reload the recent-files list from the settings file."""
         self.recent.clear()
-        for path in settings.recent_files():
-            item = QListWidgetItem(os.path.basename(path.rstrip("/\\")) or path)
-            item.setData(PATH_ROLE, path)
-            item.setToolTip(path)
+        for entry in settings.recent_entries():
+            text = os.path.basename(entry.path.rstrip("/\\")) or entry.path
+            tip = entry.path
+            if entry.series_uid:
+                text += f" — {entry.series or 'series ' + entry.series_uid}"
+                tip += f"\n{entry.series or 'series'}: UID {entry.series_uid}"
+            item = QListWidgetItem(text)
+            item.setData(PATH_ROLE, entry.path)
+            item.setData(SERIES_ROLE, entry.series_uid)
+            item.setToolTip(tip)
             self.recent.addItem(item)
 
     def _show_active(self, event: object = None) -> None:

@@ -236,3 +236,21 @@ def test_a_large_volume_gets_coarser_levels_that_are_views_of_its_voxels(perm, m
         assert full_resolution(layer)[at] == volume.data[voxel]
     small, small_kwargs, _ = image_layer(_volume(perm, (0, 0, 0), shape=(10, 10, 10)))
     assert isinstance(small, np.ndarray) and "multiscale" not in small_kwargs
+
+
+def test_a_dicom_folders_layer_is_named_after_the_folder_and_its_series(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    uid = "1.2.826.0.1.3680043.8.498.1234567890"
+
+    def name(**meta):
+        return Layer.create(*image_layer(Volume(np.zeros((2, 3, 4), np.int16), np.eye(4), meta=meta,
+                                                source=str(folder)))).name
+
+    # two series of one folder can be told apart by name
+    assert name(series_uid=uid, series_description="T2 axial") == "study (T2 axial)"
+    assert name(series_uid=uid) == "study (series …34567890)"
+    # a file keeps its stem, series or not
+    assert Layer.create(*image_layer(Volume(np.zeros((2, 3, 4), np.int16), np.eye(4),
+                                            meta={"series_uid": uid, "series_description": "T2 axial"},
+                                            source=str(tmp_path / "ct.nii.gz")))).name == "ct"

@@ -81,3 +81,33 @@ def test_a_second_unreadable_file_never_replaces_the_first_set_aside(monkeypatch
     assert (folder / "settings.json.unreadable.1").read_text() == "{second"
     assert len(told) == 2 and told[1].endswith("kept as settings.json.unreadable.1, starting with an empty "
                                                "recent-files list")
+
+
+def test_a_dicom_folder_entry_remembers_its_series_and_old_plain_paths_still_read(tmp_path):
+    folder, scan = str(tmp_path / "study"), str(tmp_path / "scan.nii")
+    folder_dir = settings.config_dir()
+    folder_dir.mkdir(parents=True, exist_ok=True)
+    # a settings file from before series were remembered: plain paths (and junk, skipped)
+    old = {"recent": [scan, folder, 3, {"no": "path"}]}
+    (folder_dir / settings.SETTINGS_FILE).write_text(json.dumps(old))
+    assert settings.recent_entries() == [settings.RecentEntry(scan), settings.RecentEntry(folder)]
+    settings.add_recent(folder)  # what app.viewer records after any open
+    settings.add_recent(folder, series_uid="1.2.3", series="MR 'T2 axial'")  # the dock: the series it showed
+    # the series entry replaces the folder's plain one (which meant "the largest")
+    assert settings.recent_entries() == [settings.RecentEntry(folder, "1.2.3", "MR 'T2 axial'"),
+                                         settings.RecentEntry(scan)]
+    # another series of the same folder is an entry of its own, and so is the folder without one
+    settings.add_recent(folder, series_uid="4.5.6", series="CT 'abdomen'")
+    settings.add_recent(folder)
+    assert [(e.path, e.series_uid) for e in settings.recent_entries()] == [
+        (folder, None), (folder, "4.5.6"), (folder, "1.2.3"), (scan, None)]
+    # the same series again moves to the top (and again replaces the plain entry)
+    settings.add_recent(folder, series_uid="1.2.3", series="MR 'T2 axial'")
+    assert [(e.path, e.series_uid) for e in settings.recent_entries()] == [
+        (folder, "1.2.3"), (folder, "4.5.6"), (scan, None)]
+    on_disk = json.loads((folder_dir / settings.SETTINGS_FILE).read_text())["recent"]
+    assert on_disk[0] == {"path": folder, "series_uid": "1.2.3", "series": "MR 'T2 axial'"}
+    assert on_disk[-1] == scan  # entries without a series stay plain paths, as older Tessera wrote them
+    assert settings.recent_files() == [folder, folder, scan]
+    settings.remove_recent(folder)  # the folder is gone: every series of it goes
+    assert settings.recent_entries() == [settings.RecentEntry(scan)]

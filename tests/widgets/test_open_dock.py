@@ -100,6 +100,52 @@ def test_a_folder_with_two_series_lets_the_user_choose(dock, qtbot, tmp_path, mo
     assert dock.file_button.isEnabled()
 
 
+def _two_series(folder):
+    big = SeriesSpec(values=np.zeros((8, 6, 5)), description="big series")
+    small = SeriesSpec(values=np.full((4, 3, 2), 100.0), description="small series", modality="MR")
+    write_series(folder, big, prefix="B")
+    write_series(folder, small, prefix="S")
+    return big, small
+
+
+def test_a_recent_dicom_folder_reopens_the_series_chosen_not_the_largest(dock, qtbot, tmp_path, monkeypatch):
+    folder = tmp_path / "study"
+    _, small = _two_series(folder)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a: (a[3][1], True))  # items[1]: the small series
+    dock.folder_button.click()
+    qtbot.waitUntil(lambda: len(dock.viewer.layers) == 1, timeout=30_000)
+    _wait_idle(qtbot, dock)
+    before = len(notification_manager.records)
+    dock.recent.itemDoubleClicked.emit(dock.recent.item(0))
+    qtbot.waitUntil(lambda: len(dock.viewer.layers) == 2, timeout=30_000)
+    _wait_idle(qtbot, dock)
+    first, again = (layer_volume(layer) for layer in dock.viewer.layers)
+    assert again.shape == first.shape == (4, 3, 2)
+    assert again.meta["series_uid"] == small.series_uid
+    assert not any("2 series" in str(n.message) for n in notification_manager.records[before:])
+    (item,) = [dock.recent.item(i) for i in range(dock.recent.count())]  # one entry: the chosen series
+    assert item.text() == "study — MR 'small series'"
+    assert str(folder) in item.toolTip() and small.series_uid in item.toolTip()
+    assert dock.viewer.layers[0].name == "study (small series)"  # told apart from "study (big series)"
+    assert [(e.path, e.series_uid) for e in settings.recent_entries()] == [(str(folder), small.series_uid)]
+
+
+def test_a_recent_series_gone_from_its_folder_is_reported_not_replaced(dock, qtbot, tmp_path):
+    folder = tmp_path / "study"
+    big, _ = _two_series(folder)
+    settings.add_recent(folder, series_uid="1.2.3.4", series="MR 'T2 axial'")
+    dock.refresh_recent()
+    before = len(notification_manager.records)
+    dock.recent.itemDoubleClicked.emit(dock.recent.item(0))
+    qtbot.waitUntil(lambda: len(notification_manager.records) > before, timeout=30_000)
+    _wait_idle(qtbot, dock)
+    message = str(notification_manager.records[-1].message)
+    assert str(folder) in message and "no series with UID 1.2.3.4" in message and big.series_uid in message
+    assert len(dock.viewer.layers) == 0  # not the folder's largest instead
+    assert settings.recent_entries()[0].series_uid == "1.2.3.4"  # the folder is still there: kept
+
+
 def test_a_recent_file_that_vanished_is_reported_and_dropped(dock, qtbot, tmp_path):
     gone = tmp_path / "gone.nii"
     settings.add_recent(gone)
