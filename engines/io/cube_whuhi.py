@@ -223,6 +223,11 @@ def read_mat_cube(path: str | os.PathLike) -> Cube:
         "lazy": isinstance(data, np.memmap),
     }
     warn: list[str] = []
+    if meta["format"] == "MATLAB v7.3" and not variables[key][1]:  # h5py's, say, transposed or not
+        warn.append(f"'{key}' carries no MATLAB_class attribute, so MATLAB did not write it: its axes are "
+                    f"read as MATLAB stores them (reversed), giving rows x columns x bands = "
+                    f"{' x '.join(str(n) for n in data.shape)}; a cube written from Python as (rows, "
+                    "columns, bands) without transposing it reads with its axes reversed")
     wl = None
     extras = {k: load_mat_variable(p, k) for k in _OPTIONAL if k in variables}
     if "wavelengths_nm" in extras:

@@ -69,6 +69,15 @@ def test_v73_without_matlab_text_header(tmp_path: Path) -> None:
     cube = read_cube(tmp_path / "WHU_Hi_HanChuan.mat")
     np.testing.assert_array_equal(np.asarray(cube.data), CUBE)
     assert cube.meta["scene"] == "HanChuan"
+    # written by h5py, not MATLAB: whether it was transposed cannot be known, and the warning says how it
+    # was read (one written by MATLAB has no such warning: test_v73_honghu_is_transposed_back)
+    (note,) = [w for w in cube.warnings if "MATLAB_class" in w]
+    assert f"rows x columns x bands = {H} x {W} x {B}" in note
+
+
+def test_a_matlab_written_v73_cube_has_no_axis_warning(tmp_path: Path) -> None:
+    write_mat73(tmp_path / "WHU_Hi_HongHu.mat", {"WHU_Hi_HongHu": CUBE.astype(np.float64)})
+    assert not [w for w in read_cube(tmp_path / "WHU_Hi_HongHu.mat").warnings if "MATLAB_class" in w]
 
 
 def test_split_files_are_found_and_read(tmp_path: Path) -> None:
