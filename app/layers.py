@@ -167,6 +167,13 @@ def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tup
     return data, kwargs
 
 
+def series_label(volume: Volume) -> str:
+    """A DICOM series in words, for the Recent list: modality and description ("MR 'T2 axial'")."""
+    description = str(volume.meta.get("series_description", "")).strip()
+    named = f"'{description}'" if description else "(no description)"
+    return f"{volume.modality or 'unknown modality'} {named}"
+
+
 def _default_name(volume: Volume) -> str:
     """The file's name without its extension; for a DICOM folder, the folder's name and which series it is
     ("study (T2 axial)", else the UID's end), so two series of one folder can be told apart."""

@@ -28,7 +28,7 @@ from vispy.gloo.context import get_current_canvas
 
 from app import settings
 from app.cursor import CursorReadout
-from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_layers
+from app.layers import WORLD_AXIS_LABELS, LayerDataTuple, layer_volume, read_layers, series_label
 from app.notify import notify_failure, notify_warning
 from app.orientation import OrientationLetters, camera
 from app.planes import set_plane
@@ -233,7 +233,13 @@ def _opened(viewer: napari.components.ViewerModel, path: str, new_layers: list[L
     for layer in layers:  # what reading found (a gap between slices, several series...): said, not buried
         if (volume := layer_volume(layer)) is not None and volume.warnings:
             notify_warning(f"{os.path.basename(path.rstrip('/')) or path}: " + "; ".join(volume.warnings))
-    settings.add_recent(path)  # an unwritable config folder costs the recent list (told), not the open
+    # a DICOM folder: with the series shown, which Recent reopens (not the folder's largest); an unwritable
+    # config folder costs the recent list (told), not the open
+    volume = layer_volume(layers[0]) if layers and os.path.isdir(path) else None
+    if volume is not None and (uid := volume.meta.get("series_uid")):
+        settings.add_recent(path, series_uid=str(uid), series=series_label(volume))
+    else:
+        settings.add_recent(path)
     if on_done is not None:
         on_done(path, layers)
 

@@ -65,13 +65,6 @@ def volume_summary(volume: Volume, name: str = "") -> str:
     return "\n".join(lines)
 
 
-def series_label(volume: Volume) -> str:
-    """A DICOM series in words for the Recent list: modality and description ("MR 'T2 axial'")."""
-    description = str(volume.meta.get("series_description", "")).strip()
-    named = f"'{description}'" if description else "(no description)"
-    return f"{volume.modality or 'unknown modality'} {named}"
-
-
 class OpenDock(QWidget):
     """Open volumes (files or DICOM folders), reopen recent ones, and see what was loaded."""
 
@@ -162,20 +155,9 @@ class OpenDock(QWidget):
         self._pending -= 1
         if layers is None and not os.path.exists(path):
             settings.remove_recent(path)  # a recent file that was moved or deleted
-        elif layers and os.path.isdir(path):
-            self._remember_series(path, layers[0])
         if self._pending <= 0:
             self._busy("")
         self.refresh_recent()
-
-    @staticmethod
-    def _remember_series(folder: str, layer: object) -> None:
-        """Record which series of DICOM folder `folder` `layer` shows, so Recent reopens that one (a
-        series that is gone by then is reported by the reader, naming the folder and the UID)."""
-        volume = layer_volume(layer)
-        uid = volume.meta.get("series_uid") if volume is not None else None
-        if uid:
-            settings.add_recent(folder, series_uid=str(uid), series=series_label(volume))
 
     def refresh_recent(self) -> None:
         """Reload the recent-files list from the settings file."""

@@ -15,6 +15,7 @@ import pytest
 from qtpy.QtWidgets import QWidget
 from skimage.io import imsave
 
+from app import settings
 from app.demo import T1_NAME, TISSUE_NAME
 from app.planes import current_plane
 from engines.datasets.pydicom_samples import CT_SMALL_NAME
@@ -97,6 +98,11 @@ def test_a_dicom_folder_from_the_command_line_opens_the_series_asked_for(qtbot, 
         qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
         series = next(layer for layer in viewer.layers if layer.name != nifti.stem)
         assert series.data.shape[2] == 3  # the small series, not the folder's largest
+        assert series.name == f"{tmp_path.name} (small)"
+        recent = {entry.path: entry for entry in settings.recent_entries()}  # Recent reopens that series
+        assert recent[str(tmp_path)].series_uid == small.series_uid and recent[str(tmp_path)].series == \
+            "MR 'small'"
+        assert recent[str(nifti)].series_uid is None
     finally:
         viewer.close()
 
