@@ -59,6 +59,7 @@ from engines.hyperspectral.display import (
     pixel_spectrum,
     region_spectrum,
     rgb_composite,
+    rgb_problems,
 )
 from engines.io.cubes import read_cube
 
@@ -407,6 +408,8 @@ class HyperspectralDock(QWidget):
         cube, rgb, bands = request[0], *out
         if cube is not self.cube:
             return
+        if problems := rgb_problems(cube, request[1], bands):
+            notify_warning(f"RGB composite of {Path(self.path).stem}: " + "; ".join(problems))
         if self.rgb_layer is not None and self.rgb_layer in self.viewer.layers:
             self.rgb_layer.data = rgb
         else:
@@ -592,20 +595,29 @@ class HyperspectralDock(QWidget):
         if self.result is None:
             self.panel.status.setText("Classification cancelled.")
             return
-        r = self.result
+        r, classified = self.result, self._classified
         self.panel.status.setText(
-            f"{r['method']}, {r['split']}: OA {100 * r['OA']:.2f} %, "
+            f"{Path(classified).stem}: {r['method']}, {r['split']}: OA {100 * r['OA']:.2f} %, "
             f"AA {100 * r['AA']:.2f} %, κ {r['kappa']:.3f} ({r['seconds']:.0f} s)"
         )
+        if classified != self.path:  # another cube was opened meanwhile: this map is not of it
+            shown = Path(self.path).stem if self.path else "another cube"
+            self.panel.status.setText(f"{self.panel.status.text()}; no map: {shown} is open now")
+            return
         # read and built in a worker: the GUI thread only inserts the layer
-        name, names = f"{Path(self._classified).stem} {r['method']} map", self._classified_names
+        name, names = f"{Path(classified).stem} {r['method']} map", self._classified_names
 
         def read_map() -> Labels:
             data, kwargs, _ = class_map_layer(tifffile.imread(r["map"]), names, name)
             return Labels(data, **{**kwargs, "opacity": MAP_OPACITY})
 
         worker = create_worker(read_map, _start_thread=False, _ignore_errors=True)
-        # hidden (and shown with the cube) if volumes are shown now
-        worker.returned.connect(lambda layer: self.map_layers.append(add_quietly(self.viewer, layer)))
+        worker.returned.connect(lambda layer: self._add_map(layer, classified))
         worker.errored.connect(lambda exc: notify_failure(exc, r["map"]))
         worker.start()
+
+    def _add_map(self, layer: Labels, classified: str) -> None:
+        """Add a classification map, unless another cube was opened while it was read; hidden (and shown
+        with the cube) if volumes are shown now."""
+        if classified == self.path:
+            self.map_layers.append(add_quietly(self.viewer, layer))

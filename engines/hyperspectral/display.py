@@ -36,10 +36,11 @@ def scale(cube: Cube) -> float:
 def without_ignored(cube: Cube, values: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """`values` read from the cube as a new float array of `dtype`, with the cube's "data ignore value"
     (ENVI's no-data marker, e.g. -9999 outside the flight line) as NaN, so that no statistic counts it."""
-    out = np.array(values, dtype=dtype)
+    raw = np.asarray(values)
+    out = np.array(raw, dtype=dtype)
     ignore = cube.meta.get("data_ignore_value")
-    if ignore is not None:
-        out[out == out.dtype.type(ignore)] = np.nan
+    if ignore is not None:  # compared as stored: float32(-9999.9) is not float64's -9999.9
+        out[raw == (raw.dtype.type(ignore) if raw.dtype.kind == "f" else ignore)] = np.nan
     return out
 
 
@@ -76,6 +77,24 @@ def rgb_composite(
     bands = [nearest_band(cube, w) for w in wavelengths_nm]
     rgb = np.stack([band_image(cube, b) for b in bands], axis=-1)
     return stretch(rgb, percent), bands
+
+
+def rgb_problems(cube: Cube, wavelengths_nm: Sequence[float], bands: Sequence[int]) -> list[str]:
+    """What makes the composite of `bands` (chosen for `wavelengths_nm`) other than it looks: channels on
+    one band (no wavelengths, or targets outside the cube's range) and bands flagged bad; [] when none."""
+    problems = []
+    if cube.wavelengths_nm is None:
+        asked, got = "/".join(f"{w:g}" for w in wavelengths_nm), "/".join(str(b + 1) for b in bands)
+        problems.append(f"the cube has no wavelengths: {asked} were taken as band indices from 0, which "
+                        f"gives bands {got} of {cube.shape[2]} (as the slider counts)")
+    elif len(set(bands)) < len(bands):
+        nm = np.asarray(cube.wavelengths_nm, dtype=np.float64)
+        problems.append(f"{'/'.join(f'{w:g}' for w in wavelengths_nm)} nm fall on {len(set(bands))} band(s) "
+                        f"of a cube spanning {nm.min():.0f}-{nm.max():.0f} nm, so its channels repeat")
+    if cube.bad_bands is not None and (bad := sorted({b for b in bands if cube.bad_bands[b]})):
+        problems.append(f"band{'s' if len(bad) > 1 else ''} {', '.join(str(b + 1) for b in bad)} "
+                        "(counting from 1) flagged bad in the file")
+    return problems
 
 
 def pixel_spectrum(cube: Cube, row: int, col: int) -> np.ndarray:

@@ -161,6 +161,20 @@ def _gdal_value(
     return float(m.group(1)), unit
 
 
+def _gdal_no_data(tif: tifffile.TiffFile, path: str | os.PathLike) -> float | None:
+    """GDAL's no-data value (the GDAL_NODATA tag, text), or None without one or for "nan" (NaN is no data
+    anyway); InputError naming the file for text that is no number."""
+    tag = tif.pages.first.tags.get("GDAL_NODATA")
+    if tag is None:
+        return None
+    text = str(tag.value).strip().strip("\x00")
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InputError(f"the TIFF's GDAL_NODATA tag is {text!r}, not a number", path) from exc
+    return None if np.isnan(value) else value
+
+
 def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None = None) -> Cube:
     """Read a multi-band TIFF as a Cube whose ``data`` is an (H, W, B) view (memory-mapped when possible);
     `rows_cols`, the ground truth's shape if known, tells a file of band pages from one of row pages."""
@@ -170,6 +184,7 @@ def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None
         axis = _band_axis(axes, data.shape, path, rows_cols, warn)
         bands = data.shape[axis]
         wl, units = _gdal_wavelengths(tif, bands, path, warn)
+        no_data = _gdal_no_data(tif, path)
         shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}
     if wl is None and "wavelengths_nm" in shaped:
         wl, units = np.asarray(shaped["wavelengths_nm"], dtype=np.float64), "nm"
@@ -184,6 +199,8 @@ def read_tiff_cube(path: str | os.PathLike, *, rows_cols: tuple[int, int] | None
         "dtype": str(data.dtype),
         "lazy": isinstance(data, np.memmap) or isinstance(getattr(data, "base", None), np.memmap),
     }
+    if no_data is not None:  # left out of spectra, statistics, stretches and classification, as ENVI's
+        meta["data_ignore_value"] = no_data
     return Cube(
         data=np.moveaxis(data, axis, -1), wavelengths_nm=wl, meta=meta, source=str(path), warnings=warn
     )

@@ -166,6 +166,21 @@ def test_classify_in_the_background(dock, viewer, qtbot) -> None:
     assert "OA" in dock.panel.status.text()
 
 
+def test_a_classification_done_after_another_cube_opened_adds_no_map(dock, viewer, qtbot, tmp_path) -> None:
+    """Its map is of the cube classified, not of the one shown now (same size, it would pass for it)."""
+    first = Path(dock.path).stem
+    dock.method_combo.setCurrentText("gmlc")
+    dock.per_class_spin.setValue(10)
+    dock.quick_box.setChecked(True)
+    dock.classify()
+    other = write_demo_scene(tmp_path / "other", size=(40, 36), seed=1, splits=())["envi"]
+    dock.show_cube(*_open(str(other)))
+    qtbot.waitUntil(lambda: dock.classify_button.isEnabled(), timeout=120_000)
+    qtbot.wait(300)  # a map would be read in a worker and added a moment later
+    assert not any(layer.name.endswith("gmlc map") for layer in viewer.layers) and dock.map_layers == []
+    assert dock.panel.status.text().startswith(f"{first}: gmlc") and "no map" in dock.panel.status.text()
+
+
 def test_cancel_is_not_a_failure(dock, viewer, qtbot) -> None:
     """SIGTERM right after the start kills python before its handler is in place: exit code != 0."""
     codes = []

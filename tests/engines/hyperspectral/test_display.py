@@ -12,6 +12,7 @@ from engines.hyperspectral.display import (
     pixel_spectrum,
     region_spectrum,
     rgb_composite,
+    rgb_problems,
     stretch,
 )
 
@@ -58,17 +59,20 @@ def test_spectra_in_reflectance() -> None:
         region_spectrum(CUBE, np.zeros((6, 5), bool))
 
 
-def test_no_data_value_is_left_out_of_spectra_and_stretch() -> None:
-    """ENVI's "data ignore value" marks pixels without data (here -9999 in int16): no mean, SD, count or
-    percentile may include them."""
-    data = np.random.default_rng(1).integers(0, 1000, size=(6, 5, 4)).astype(np.int16)
-    data[0, 0] = -9999  # a whole pixel without data
-    data[2, 3, 1] = -9999  # one band of one pixel
-    cube = Cube(data, meta={"data_ignore_value": -9999.0})
+@pytest.mark.parametrize(("dtype", "ignore"), [(np.int16, -9999.0), (np.float32, -9999.9), (np.float64, 0.1)])
+def test_no_data_value_is_left_out_of_spectra_and_stretch(dtype, ignore) -> None:
+    """ENVI's "data ignore value" marks pixels without data (here -9999 in int16, or a value a float32 cube
+    stores only rounded, as float32(-9999.9) != -9999.9): no mean, SD, count or percentile may include
+    them."""
+    data = np.random.default_rng(1).integers(0, 1000, size=(6, 5, 4)).astype(dtype)
+    data[0, 0] = ignore  # a whole pixel without data
+    data[2, 3, 1] = ignore  # one band of one pixel
+    cube = Cube(data, meta={"data_ignore_value": ignore})
     mask = np.zeros((6, 5), bool)
     mask[0:3, 0:4] = True
     mean, sd, n = region_spectrum(cube, mask)
-    valid = np.where(data == -9999, np.nan, data.astype(np.float64))[mask]
+    missing = data == dtype(ignore)
+    valid = np.where(missing, np.nan, data.astype(np.float64))[mask]
     assert n == 11  # 12 pixels, one without any data
     np.testing.assert_allclose(mean, np.nanmean(valid, axis=0))
     np.testing.assert_allclose(sd, np.nanstd(valid, axis=0))
@@ -76,8 +80,23 @@ def test_no_data_value_is_left_out_of_spectra_and_stretch() -> None:
     rgb, _ = rgb_composite(cube, (0, 1, 2), percent=0.0)
     assert rgb[0, 0].tolist() == [0, 0, 0]
     band = data[..., 1].astype(np.float32)
-    inside = band[band != -9999]
+    inside = band[~missing[..., 1]]
     expected = (inside - inside.min()) / np.ptp(inside)
-    np.testing.assert_allclose(rgb[..., 1][band != -9999], expected, atol=1e-6)
+    np.testing.assert_allclose(rgb[..., 1][~missing[..., 1]], expected, atol=1e-6)
     with pytest.raises(ValueError, match="only no-data"):
         region_spectrum(cube, np.eye(6, 5, dtype=bool) & (np.arange(6)[:, None] == 0))
+
+
+def test_rgb_problems_name_repeated_channels_missing_wavelengths_and_bad_bands() -> None:
+    data = np.zeros((4, 3, 5), np.float32)
+    swir = Cube(data, wavelengths_nm=np.linspace(900, 1700, 5), bad_bands=np.array([0, 0, 0, 0, 1], bool))
+    bands = [nearest_band(swir, w) for w in (640, 550, 460)]
+    (problem,) = rgb_problems(swir, (640, 550, 460), bands)
+    assert problem == ("640/550/460 nm fall on 1 band(s) of a cube spanning 900-1700 nm, so its channels "
+                       "repeat")
+    assert rgb_problems(swir, (1700, 1300, 900), [4, 2, 0]) == [
+        "band 5 (counting from 1) flagged bad in the file"]
+    assert rgb_problems(swir, (1500, 1300, 900), [3, 2, 0]) == []
+    bare = Cube(data)
+    (problem,) = rgb_problems(bare, (640, 550, 460), [nearest_band(bare, w) for w in (640, 550, 460)])
+    assert "no wavelengths" in problem and "bands 5/5/5 of 5" in problem

@@ -189,3 +189,25 @@ def test_a_half_length_compressed_tiff_is_damaged_not_a_shape_problem(tmp_path: 
     with pytest.raises(InputError, match="damaged") as err:
         read_cube(path)
     assert err.value.path == str(path) and "3-D image" not in str(err.value)
+
+
+@pytest.mark.parametrize(("tag", "expected"), [("-9999", -9999.0), ("0.5\x00", 0.5), ("nan", None)])
+def test_gdal_no_data_becomes_the_cubes_ignore_value(tmp_path: Path, tag: str, expected) -> None:
+    """GDAL marks no-data pixels in GDAL_NODATA (42113), as ENVI in 'data ignore value': left out alike."""
+    from engines.hyperspectral.display import pixel_spectrum
+
+    data = np.random.default_rng(3).integers(0, 5000, (3, 8, 6)).astype(np.float32)
+    data[:, 0, 0] = -9999.0 if expected is None else expected
+    tifffile.imwrite(tmp_path / "c.tif", data, photometric="minisblack",
+                     extratags=[(42113, "s", 0, tag, True)])
+    cube = read_cube(tmp_path / "c.tif")
+    assert cube.meta.get("data_ignore_value") == expected
+    assert np.isnan(pixel_spectrum(cube, 0, 0)).all() == (expected is not None)
+
+
+def test_gdal_no_data_that_is_no_number_is_named(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((3, 8, 6), np.uint16), photometric="minisblack",
+                     extratags=[(42113, "s", 0, "none", True)])
+    with pytest.raises(InputError, match="GDAL_NODATA tag is 'none'") as info:
+        read_cube(tmp_path / "c.tif")
+    assert info.value.path == str(tmp_path / "c.tif")
