@@ -183,7 +183,8 @@ def _centre_sliders(viewer: napari.components.ViewerModel, extents: list[np.ndar
 
 def follow_spaces(viewer: napari.components.ViewerModel) -> None:
     """Switch `viewer` to a layer's space whenever a layer of the other one is added or made visible (it
-    shows pixels now if a cube's layer is visible, else millimetres). Calling it again does nothing."""
+    shows pixels now if a cube's layer is visible, hiding any visible volume, else millimetres). Calling it
+    again does nothing."""
     if viewer in _space:
         return
     showing_cube = any(layer.visible and space_of(layer) == PIXELS for layer in viewer.layers)
@@ -214,3 +215,5 @@ def follow_spaces(viewer: napari.components.ViewerModel) -> None:
         layer.events.visible.connect(lambda visible_event: consider(visible_event.source))
     viewer.layers.events.inserted.connect(on_inserted)
     viewer.layers.events.removed.connect(on_removed)
+    if showing_cube and _shown(viewer, MILLIMETRES):  # both drawn at once (plain napari opened them first)
+        show_space(viewer, PIXELS)

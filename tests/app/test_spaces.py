@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.layers import Labels
+from napari.layers import Labels, Layer
 
 from app.cube_layers import PIXELS_KEY, cube_layers
 from app.cursor import readout
@@ -37,6 +37,11 @@ def _volumes(viewer) -> list:
     return layers
 
 
+def napari_layer(data_tuple) -> Layer:
+    """A napari layer from a (data, kwargs, type) tuple, as napari makes one from a reader's."""
+    return Layer.create(*data_tuple)
+
+
 def _cube() -> Cube:
     rng = np.random.default_rng(1)
     return Cube(data=rng.random((30, 40, 12)).astype(np.float32), wavelengths_nm=np.linspace(400, 900, 12),
@@ -59,6 +64,22 @@ def test_a_cube_hides_the_volumes_and_a_volume_brings_them_back(viewer, qtbot):
     assert current_plane(viewer) == "axial" and edge_letters(viewer) is not None
     truth.visible = True  # and to the cube again
     assert bands.visible and truth.visible and not t1.visible and not tissue.visible
+
+
+def test_a_volume_and_a_cube_opened_before_anything_kept_them_apart_are_parted_then(make_napari_viewer):
+    """Plain napari: the plugin's readers add a volume and a cube to one canvas; the Hyperspectral dock,
+    added afterwards, calls follow_spaces: the cube is shown, the volume hidden until it is shown again."""
+    from app.spaces import follow_spaces, show_space
+
+    viewer = make_napari_viewer()
+    volume = Volume(np.ones((6, 7, 8), np.float32), AFFINE)
+    t1 = viewer.add_layer(napari_layer(image_layer(volume, name="t1")))
+    bands, _, truth = (viewer.add_layer(napari_layer(data)) for data in cube_layers(_cube(), "field"))
+    assert t1.visible and bands.visible  # drawn on top of each other
+    follow_spaces(viewer)
+    assert bands.visible and truth.visible and not t1.visible
+    show_space(viewer, MILLIMETRES)
+    assert t1.visible and not bands.visible
 
 
 def test_layers_of_neither_space_switch_nothing(viewer):
