@@ -16,6 +16,7 @@ a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,8 @@ def levels(data: Any) -> list[Any]:
     return out
 
 
+# Metadata key of a resampled layer: the `data_digest` of the data it was made with.
+SHOWN_DIGEST_KEY = "shown_digest"
 # Above this obliquity (degrees) a layer shows its volume resampled on an axis-aligned grid; below it,
 # napari's slice is off by less than 0.002 mm per 10 mm from the world origin.
 RESLICE_ABOVE_DEG = 0.01
@@ -151,7 +154,7 @@ def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
     return shape, affine, False
 
 
-def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict]:
+def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict, bool]:
     shape, affine, resampled = display_grid(volume)
     if resampled:
         data = reslice(volume.data, volume.affine, affine, shape, fill=0 if labels else None)
@@ -164,7 +167,16 @@ def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tup
         "units": WORLD_UNITS,
         "metadata": {VOLUME_KEY: volume},
     }
-    return data, kwargs
+    return data, kwargs, resampled
+
+
+def data_digest(data: Any) -> str:
+    """A digest of an array's values (SHA-1 of its bytes, with shape and dtype): whether a layer still
+    shows what it was made with (0.3 s for 512 MB)."""
+    array = np.ascontiguousarray(data)
+    digest = hashlib.sha1(f"{array.shape}{array.dtype.str}".encode(), usedforsecurity=False)
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def series_label(volume: Volume) -> str:
@@ -196,7 +208,9 @@ def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True
     volume sampled onto `display_grid(volume)` when it is oblique; above `PREVIEW_VOXELS`, that data and its
     coarser `levels` (a multiscale layer: `full_resolution` gives the data).
     """
-    data, kwargs = _placement(volume, name)
+    data, kwargs, resampled = _placement(volume, name)
+    if resampled:  # what it shows, to tell later whether it still does (app.measured)
+        kwargs["metadata"][SHOWN_DIGEST_KEY] = data_digest(data)
     pyramid = levels(data)
     # rgb=False: a volume of 3 or 4 slices is not a colour image (napari's guess from the last axis)
     kwargs.update(contrast_limits=contrast_limits(volume), colormap="gray", visible=visible, rgb=False)
@@ -213,9 +227,11 @@ def labels_layer(volume: Volume, *, name: str | None = None, opacity: float = 0.
     ``volume.meta["label_names"]`` (index = label value) become the layer's "name" feature, which napari
     shows under the cursor.
     """
-    data, kwargs = _placement(volume, name, labels=True)
+    data, kwargs, resampled = _placement(volume, name, labels=True)
     if not np.issubdtype(np.dtype(data.dtype), np.integer):
         data = np.rint(np.asarray(data)).astype(np.int32)
+    if resampled:  # what it shows, to tell later whether it was painted since (app.measured)
+        kwargs["metadata"][SHOWN_DIGEST_KEY] = data_digest(data)
     kwargs.update(opacity=opacity, visible=visible)
     names = volume.meta.get("label_names")
     if names:

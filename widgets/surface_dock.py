@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from app.dock_layout import dock_layout
-from app.layers import full_resolution, layer_affine, layer_volume
+from app.layers import SHOWN_DIGEST_KEY, full_resolution, layer_affine, layer_volume
 from app.measured import file_grid
 from app.notify import notify_failure, notify_info, notify_warning
 from app.spaces import add_quietly
@@ -49,9 +49,11 @@ class Cancelled(Exception):
     """The user cancelled making a surface (raised in the worker between stages)."""
 
 
-def _mesh(data: Any, affine: np.ndarray, volume: Volume | None, label: int | None, **options: Any) -> Mesh:
-    """`labels_to_mesh` of a labels layer's data, on its file's own voxels where it shows them resampled."""
-    voxels, voxel_affine, _ = file_grid(data, affine, volume, labels=True)
+def _mesh(data: Any, affine: np.ndarray, volume: Volume | None, digest: str | None, label: int | None,
+          **options: Any) -> Mesh:
+    """`labels_to_mesh` of a labels layer's data, on its file's own voxels where it shows them resampled
+    (and unchanged: `digest`)."""
+    voxels, voxel_affine, _ = file_grid(data, affine, volume, digest, labels=True)
     return labels_to_mesh(voxels, voxel_affine, label, **options)
 
 
@@ -138,7 +140,8 @@ class SurfaceDock(QWidget):
             self.progress.emit(fraction)
 
         worker = create_worker(
-            _mesh, full_resolution(labels), layer_affine(labels), layer_volume(labels), label,
+            _mesh, full_resolution(labels), layer_affine(labels), layer_volume(labels),
+            labels.metadata.get(SHOWN_DIGEST_KEY), label,
             smoothing_iterations=self.smoothing_spin.value(), pass_band=self.pass_band_spin.value(),
             decimate=self.decimate_spin.value(), progress=progress,
             _start_thread=False, _ignore_errors=True,

@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 from app.dock_layout import dock_layout
 from app.layers import (
     GRID_TOLERANCE_MM,
+    SHOWN_DIGEST_KEY,
     SUBSAMPLE_VOXELS,
     display_grid,
     full_resolution,
@@ -160,16 +161,23 @@ class LayerChoice(QComboBox):
             self.layer_changed.emit()
 
 
-def _statistics(labels: tuple[Any, np.ndarray, Volume | None], image: tuple[Any, Volume | None] | None, *,
+def _digest(layer: Layer) -> str | None:
+    return layer.metadata.get(SHOWN_DIGEST_KEY)
+
+
+def _statistics(labels: tuple[Any, np.ndarray, Volume | None, str | None],
+                image: tuple[Any, Volume | None, str | None] | None, *,
                 names: list[str] | dict[int, str] | None) -> tuple[list[SegmentStats], bool]:
-    """Segment statistics of (labels data, affine, Volume) with (image data, Volume) on its grid, on the
-    file's own voxels where the layers show them resampled (`app.measured`), and whether the file's voxels
-    were counted (False: an edited oblique layer's display grid was)."""
-    labels_data, affine, labels_volume = labels
-    voxels, own_affine, own = file_grid(labels_data, affine, labels_volume, labels=True)
+    """Segment statistics of (labels data, affine, Volume, digest) with (image data, Volume, digest) on its
+    grid, on the file's own voxels where the layers show them resampled (`app.measured`), and whether the
+    file's voxels were counted (False: an edited oblique layer's display grid was)."""
+    labels_data, affine, labels_volume, labels_digest = labels
+    voxels, own_affine, own = file_grid(labels_data, affine, labels_volume, labels_digest, labels=True)
     image_voxels = None if image is None else image[0]
     if own and image is not None:  # the image too, on the same file grid; else both as shown
-        image_own, image_affine, image_is_own = file_grid(image[0], affine, image[1], labels=False)
+        image_data, image_volume, image_digest = image
+        image_own, image_affine, image_is_own = file_grid(image_data, affine, image_volume, image_digest,
+                                                          labels=False)
         if image_is_own and image_own.shape == voxels.shape and np.allclose(
                 image_affine, own_affine, atol=GRID_TOLERANCE_MM):
             image_voxels = image_own
@@ -409,8 +417,8 @@ class ViewDock(QWidget):
                 notify_warning(f"'{image.name}' and '{labels.name}' are not on the same voxel grid; "
                                "choose the image the labels were drawn on, or no image.")
                 return
-        worker = create_worker(_statistics, (labels_data, affine, layer_volume(labels)),
-                               None if image is None else (image_data, layer_volume(image)),
+        worker = create_worker(_statistics, (labels_data, affine, layer_volume(labels), _digest(labels)),
+                               None if image is None else (image_data, layer_volume(image), _digest(image)),
                                names=label_names(labels), _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda stats: self._show_statistics(worker, stats))
         worker.errored.connect(lambda exc: self._statistics_failed(worker, exc))

@@ -212,6 +212,7 @@ def _oblique_pair() -> tuple[Volume, Volume]:
     labels = np.zeros((20, 18, 10), np.uint8)
     labels[2:9, 3:10, 2:6], labels[10:14, 4:8, 5:9], labels[15, 15, 3] = 1, 2, 3
     values = np.arange(labels.size, dtype=np.float32).reshape(labels.shape)
+    values[0, 0, 0] = np.nan  # a masked voxel, outside the labels: the image is unchanged all the same
     return Volume(values, affine, modality="MR", source="t2.nii"), Volume(labels, affine, source="seg.nii")
 
 
