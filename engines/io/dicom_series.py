@@ -67,29 +67,34 @@ class _Image:
 
 @dataclass
 class _Scan:
-    """What a folder holds: image headers by SeriesInstanceUID, how many files were looked at, and the
-    files that begin as DICOM files do but cannot be read (damaged: a series may be missing a slice)."""
+    """What a folder holds: image headers by SeriesInstanceUID, how many files were looked at, the files
+    that begin as DICOM files do but cannot be read (damaged: a series may be missing a slice), and images
+    without a SeriesInstanceUID (no series to put them in)."""
 
     series: dict[str, list[_Image]]
     seen: int
     damaged: list[str]
+    unplaced: list[str]
 
-    def damage_note(self, folder: str) -> str | None:
-        """A warning naming the damaged files (the first five), or None."""
-        if not self.damaged:
-            return None
-        names = ", ".join(str(Path(path).relative_to(folder)) for path in self.damaged[:5])
-        more = f" and {len(self.damaged) - 5} more" if len(self.damaged) > 5 else ""
-        several = len(self.damaged) > 1
-        return (f"{len(self.damaged)} DICOM file{'s' if several else ''} of this folder cannot be read "
-                f"(damaged) and {'are' if several else 'is'} left out: {names}{more}; a series may lack the "
-                f"slice{'s they hold' if several else ' it holds'}")
+    def notes(self, folder: str) -> list[str]:
+        """Warnings naming the damaged and the unplaced files (the first five of each)."""
+        notes = []
+        for paths, what in ((self.damaged, ("cannot be read (damaged)",) * 2),
+                            (self.unplaced, ("carries no SeriesInstanceUID", "carry no SeriesInstanceUID"))):
+            if paths:
+                names = ", ".join(str(Path(path).relative_to(folder)) for path in paths[:5])
+                more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+                several = len(paths) > 1
+                notes.append(f"{len(paths)} DICOM file{'s' if several else ''} of this folder "
+                             f"{what[several]} and {'are' if several else 'is'} left out: {names}{more}; a "
+                             f"series may lack the slice{'s they hold' if several else ' it holds'}")
+        return notes
 
 
 def _scan(folder: str) -> _Scan:
     """Look at every file under `folder` (DICOMDIR aside) for image headers."""
     series: dict[str, list[_Image]] = defaultdict(list)
-    seen, damaged = 0, []
+    seen, damaged, unplaced = 0, [], []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         for name in sorted(names):
@@ -105,14 +110,16 @@ def _scan(folder: str) -> _Scan:
                 continue
             if "Rows" in header and header.get("SeriesInstanceUID"):
                 series[str(header.SeriesInstanceUID)].append(_Image(path, header))
+            elif "Rows" in header:
+                unplaced.append(path)
             elif _image_class(header):  # pydicom reads a file cut short as far as it goes, without a word
                 damaged.append(path)
-    return _Scan(dict(series), seen, damaged)
+    return _Scan(dict(series), seen, damaged, unplaced)
 
 
 def _image_class(header: Dataset) -> bool:
     """Whether the file says it holds an image (its SOP class, or its file meta's, is an image storage
-    class); one without Rows or SeriesInstanceUID then is cut short or damaged."""
+    class); one without Rows then is cut short or damaged."""
     meta = getattr(header, "file_meta", None)
     sop_class = header.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
     return sop_class is not None and UID(str(sop_class)).name.endswith("Image Storage")
@@ -153,12 +160,12 @@ def read_dicom_series(
     Data axes are (column, row, slice) like ITK's (x, y, z); slices ascend along the slice normal.
     """
     scan = _scan(folder)
-    series, damage = scan.series, scan.damage_note(folder)
+    series, notes = scan.series, scan.notes(folder)
     if not series:
         raise InputError(f"no DICOM images in this folder ({scan.seen} file{'s' if scan.seen != 1 else ''} "
-                         f"looked at){'; ' + damage if damage else ''}", folder)
+                         f"looked at){''.join('; ' + note for note in notes)}", folder)
     infos = _sorted_infos(series)
-    warnings: list[str] = [damage] if damage else []
+    warnings: list[str] = notes
     if series_uid is None:
         # The largest greyscale series: a larger one of colour screenshots or reports is not the scan.
         chosen = next((info for info in infos if all(int(image.header.get("SamplesPerPixel", 1)) == 1

@@ -64,7 +64,9 @@ class DeflateReader(io.RawIOBase):
             if self._ended:
                 return 0
             if self._zlib.eof:
-                following = self._zlib.unused_data or self._raw.read(READ_PIECE)
+                following = self._zlib.unused_data
+                while len(following) < 2 and (more := self._raw.read(READ_PIECE)):  # enough to tell
+                    following += more
                 if not following.startswith(b"\x1f\x8b"):  # no further gzip member
                     self._ended = True
                     return 0

@@ -356,6 +356,18 @@ def test_a_file_cut_short_in_its_header_is_named_not_passed_over(tmp_path, cut, 
     assert "rtstruct" not in note and "notes" not in note
 
 
+def test_an_image_without_a_series_uid_is_named_as_such_not_as_damaged(tmp_path):
+    spec = SeriesSpec(ramp_values(SHAPE))
+    write_series(tmp_path, spec)
+    odd = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    del odd.SeriesInstanceUID
+    odd.save_as(tmp_path / "scout.dcm", enforce_file_format=True)
+    volume = read_volume(tmp_path)
+    np.testing.assert_array_equal(np.asarray(volume.data), spec.expected())
+    assert volume.warnings == ["1 DICOM file of this folder carries no SeriesInstanceUID and is left out: "
+                               "scout.dcm; a series may lack the slice it holds"]
+
+
 def test_a_folder_of_damaged_files_names_them_when_it_has_no_images(tmp_path):
     paths = write_series(tmp_path, SeriesSpec(ramp_values(SHAPE)))
     for path in paths:

@@ -252,6 +252,20 @@ def test_big_endian_and_multi_member_gzip_nrrd_streams_its_values(tmp_path):
     np.testing.assert_allclose(volume.affine[:3, 3], [1, 2, 3])
 
 
+@pytest.mark.parametrize("cut", [-1, 0, 1])
+def test_a_gzip_member_ending_at_a_read_boundary_is_followed_by_the_next(tmp_path, monkeypatch, cut):
+    """Whether another member follows is told by its first two bytes; a read may end between them."""
+    from engines.io import lazy_arrays
+
+    data = np.arange(7 * 6 * 5, dtype=np.int16).reshape(7, 6, 5)
+    raw = data.tobytes()
+    first, second = gzip.compress(raw[:200]), gzip.compress(raw[200:])
+    monkeypatch.setattr(lazy_arrays, "READ_PIECE", len(first) + 1 + cut)  # 0: a read ends 1 byte into it
+    header = "NRRD0004\ntype: short\ndimension: 3\nsizes: 5 6 7\nencoding: gzip\nendian: little\n\n"
+    (tmp_path / "m.nrrd").write_bytes(header.encode() + first + second)
+    np.testing.assert_array_equal(np.asarray(read_volume(tmp_path / "m.nrrd").data), data.transpose())
+
+
 def _damaged(tmp_path, name: str, change) -> str:
     """An ITK-written compressed file whose compressed bytes `change` alters (bytes -> bytes)."""
     sitk.WriteImage(_itk_image(), str(tmp_path / name), useCompression=True)
