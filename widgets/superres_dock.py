@@ -152,6 +152,10 @@ class SuperResolutionDock(QWidget):
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip(f"This slice with the full model ({REFINE_MODEL})")
         self.refine_button.clicked.connect(self.refine)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Drop the slice being computed (a Refine on a large slice takes seconds)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
         self.export_slice_button = QPushButton("Export slice…")
         self.export_slice_button.clicked.connect(self.export_slice)
         self.export_volume_button = QPushButton("Export volume…")
@@ -179,7 +183,8 @@ class SuperResolutionDock(QWidget):
         form.addRow("Split", self.split_slider)
         form.addRow("Latency", self.latency_label)
         buttons = QHBoxLayout()
-        for button in (self.refine_button, self.export_slice_button, self.export_volume_button):
+        for button in (self.refine_button, self.stop_button, self.export_slice_button,
+                       self.export_volume_button):
             buttons.addWidget(button)
         job_box = QGroupBox("Background")
         job_layout = QVBoxLayout(job_box)
@@ -258,10 +263,18 @@ class SuperResolutionDock(QWidget):
         if on:
             self.request()
         else:
-            self._pending = self._last_key = None  # ticking it again recomputes
-            self._request_id += 1  # what is in flight is stale: its network result is not shown
-            if self.worker is not None:
-                self.worker.quit()
+            self._drop_in_flight()
+
+    def stop(self) -> None:
+        """Drop the slice being computed (its network step runs on, but its result is not shown)."""
+        self._drop_in_flight()
+        self.status.setText("Stopped: the slice being computed is not shown.")
+
+    def _drop_in_flight(self) -> None:
+        self._pending = self._last_key = None  # asking again recomputes
+        self._request_id += 1  # what is in flight is stale: its results are not shown
+        if self.worker is not None:
+            self.worker.quit()
 
     # -- the request -----------------------------------------------------------------------------------
 
@@ -330,6 +343,7 @@ class SuperResolutionDock(QWidget):
         worker.errored.connect(lambda exc: self._failed(req, exc))
         worker.finished.connect(lambda: self._worker_done(worker))
         self.worker = worker
+        self.stop_button.setEnabled(True)
         self.status.setText(f"Super-resolving slice {req['index']} (×{req['sx']:g} / ×{req['sy']:g}, "
                             f"{Path(req['model']).stem})…")
         worker.start()
@@ -337,6 +351,8 @@ class SuperResolutionDock(QWidget):
     def _worker_done(self, worker: object) -> None:
         if worker is self.worker:
             self.worker = None
+            if not self._closed:  # its widgets may be gone
+                self.stop_button.setEnabled(False)
             self._start_pending()
 
     def _step(self, req: dict, step: tuple) -> None:

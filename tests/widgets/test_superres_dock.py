@@ -152,6 +152,26 @@ def test_unticking_live_drops_the_result_still_being_computed(dock, source, qtbo
     qtbot.waitUntil(lambda: "network" in kinds, timeout=30_000)
 
 
+def test_stop_drops_a_refine_still_being_computed(dock, source, qtbot, monkeypatch):
+    import time
+
+    from widgets import superres_dock
+
+    real = superres_dock.super_resolve
+    monkeypatch.setattr(superres_dock, "super_resolve", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
+    kinds = []
+    dock.result_shown.connect(kinds.append)
+    assert not dock.stop_button.isEnabled()
+    dock.refine()
+    assert dock.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: "bicubic" in kinds, timeout=30_000)
+    dock.stop_button.click()  # while sr_full runs
+    assert dock.status.text().startswith("Stopped")
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=30_000)
+    qtbot.wait(100)
+    assert kinds == ["bicubic"] and not dock.stop_button.isEnabled()
+
+
 def test_bad_scale_is_refused_with_a_message(dock, source, qtbot):
     dock.live_check.setChecked(True)
     dock.set_scales(1.0)
