@@ -136,8 +136,8 @@ def make_split(
     usable = labels if no_data is None else np.where(no_data, 0, labels)
     train, test = sample_split(usable, per_class, seed=seed)
     description = f"{per_class} random training pixels per class, seed {seed}"
-    notes = [small_classes_note(usable, train, per_class)]
-    notes = [n for n in notes if n]
+    note = small_classes_note(usable, train, per_class)
+    notes = [note] if note else []
     description = "; ".join([description, *notes])
     dropped = 0 if no_data is None else int((no_data & (labels > 0)).sum())
     return Split(train=train, test=test, description=description, no_data_labelled=dropped, notes=notes)
@@ -158,9 +158,9 @@ def small_classes_note(labels: np.ndarray, train: np.ndarray, per_class: int) ->
         return f"{c} ({n} pixel{'s' * (n != 1)}: {k} train, {n - k} test{tail})"
 
     many = len(short) > 1
-    verb, train = ("have", "train") if many else ("has", "trains")
-    return (f"class{'es' if many else ''} {', '.join(one(c) for c in short)} {verb} fewer than "
-            f"{2 * per_class} pixels and {train} on half of them (rounded down, at least 1)")
+    has, trains = ("have", "train") if many else ("has", "trains")
+    return (f"class{'es' if many else ''} {', '.join(one(c) for c in short)} {has} fewer than "
+            f"{2 * per_class} pixels and {trains} on half of them (rounded down, at least 1)")
 
 
 def band_mask(n_bands: int, bad_bands: np.ndarray | None) -> np.ndarray:

@@ -223,12 +223,11 @@ def run_sr(args: argparse.Namespace) -> int:
 
 # -- sr-bench ------------------------------------------------------------------------------------------
 def run_bench(args: argparse.Namespace) -> int:
-    from engines.superres.bench import check_bench_scale, format_table, run_benchmark
+    from engines.superres.bench import format_table, run_benchmark
     from engines.superres.geometry import check_scales
 
     for scale in args.scales:
-        check_scales(scale, scale)
-        check_bench_scale(scale)
+        check_scales(scale, scale)  # and run_benchmark checks each can be scored, before it loads anything
     result = run_benchmark(model=args.model, gan=args.gan, scales=args.scales, quick=args.quick,
                            degradation=args.degradation, seed=args.seed, threads=args.threads)
     if args.json:
