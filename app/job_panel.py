@@ -2,15 +2,18 @@
 
 Docks that run `app.jobs.Job`s put a `JobPanel` in their layout, start jobs through it and listen to its
 `job_event` and `finished` signals for what is theirs (metrics, results). The panel itself shows progress
-events (step/total and the time left), "log" and "error" event messages and every other output line.
+events (step/total and the time left), "log" and "error" event messages and every other output line. A dock
+closed while its job runs stops the job.
 """
 
 from __future__ import annotations
 
-from qtpy.QtCore import Signal
-from qtpy.QtGui import QFontDatabase
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtGui import QFontDatabase, QHideEvent
 from qtpy.QtWidgets import (
+    QDockWidget,
     QHBoxLayout,
+    QMainWindow,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -113,6 +116,21 @@ class JobPanel(QWidget):
 
     def append_log(self, line: str) -> None:
         self.log_view.appendPlainText(line)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """A dock closed with its × is taken out of the window (napari's remove_dock_widget), not deleted:
+        its job would run on with nothing to show it or stop it, so it is stopped (a training job
+        checkpoints first). Hidden behind another tab, or with the window, it runs on."""
+        super().hideEvent(event)
+        if self.running:
+            QTimer.singleShot(0, self._cancel_if_removed)  # napari unparents the dock before it removes it
+
+    def _cancel_if_removed(self) -> None:
+        widget = self.parentWidget()
+        while widget is not None and not isinstance(widget, (QDockWidget, QMainWindow)):
+            widget = widget.parentWidget()
+        if widget is None:
+            self.cancel()
 
     def _on_event(self, event: dict) -> None:
         kind = event["event"]

@@ -16,8 +16,10 @@ a strided subsample of at most `SUBSAMPLE_VOXELS` voxels, never a pass over the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
@@ -135,6 +137,9 @@ def levels(data: Any) -> list[Any]:
 
 # Metadata key of a resampled layer: the `data_digest` of the data it was made with.
 SHOWN_DIGEST_KEY = "shown_digest"
+# Metadata key of a layer showing its file's voxels: a weak reference to the array it was made with, to tell
+# whether it still shows them (`unchanged_source`; a weak one, so a replaced array is not kept alive).
+SHOWN_DATA_KEY = "shown_data"
 # Above this obliquity (degrees) a layer shows its volume resampled on an axis-aligned grid; below it,
 # napari's slice is off by less than 0.002 mm per 10 mm from the world origin.
 RESLICE_ABOVE_DEG = 0.01
@@ -154,18 +159,30 @@ def display_grid(volume: Volume) -> tuple[tuple[int, ...], np.ndarray, bool]:
     return shape, affine, False
 
 
-def _placement(volume: Volume, name: str | None, *, labels: bool = False) -> tuple[Any, dict, bool]:
+def _placement(volume: Volume, name: str | None, *, labels: bool = False,
+               as_stored: bool = False) -> tuple[Any, dict, bool]:
+    """The data a layer of `volume` shows, its layer kwargs, and whether the data was resampled.
+
+    `as_stored`: the volume's voxels in their own order and affine, as they are (a job's output written on
+    a layer's own grid goes back onto that grid); else `canonical_view`, or `display_grid`'s resampling.
+    """
     shape, affine, resampled = display_grid(volume)
-    if resampled:
+    if as_stored:
+        data, affine, resampled = volume.data, volume.affine, False
+    elif resampled:
         data = reslice(volume.data, volume.affine, affine, shape, fill=0 if labels else None)
     else:
         data, affine = canonical_view(volume)
+    metadata: dict[str, Any] = {VOLUME_KEY: volume}
+    if not resampled:
+        with contextlib.suppress(TypeError):  # an array type without weak references: never "unchanged"
+            metadata[SHOWN_DATA_KEY] = weakref.ref(data)
     kwargs = {
         "name": name or _default_name(volume),
         "affine": affine,
         "axis_labels": WORLD_AXIS_LABELS,
         "units": WORLD_UNITS,
-        "metadata": {VOLUME_KEY: volume},
+        "metadata": metadata,
     }
     return data, kwargs, resampled
 
@@ -220,14 +237,15 @@ def image_layer(volume: Volume, *, name: str | None = None, visible: bool = True
 
 
 def labels_layer(volume: Volume, *, name: str | None = None, opacity: float = 0.5,
-                 visible: bool = True) -> LayerDataTuple:
-    """A labels layer data tuple for an integer label `volume` (0 = background), placed like `image_layer`.
+                 visible: bool = True, as_stored: bool = False) -> LayerDataTuple:
+    """A labels layer data tuple for an integer label `volume` (0 = background), placed like `image_layer`,
+    or with `as_stored` on the volume's own voxel grid as it is (neither reordered nor resampled).
 
     Float label files are rounded to int32 (a copy; napari labels must be integers). Names in
     ``volume.meta["label_names"]`` (index = label value) become the layer's "name" feature, which napari
     shows under the cursor.
     """
-    data, kwargs, resampled = _placement(volume, name, labels=True)
+    data, kwargs, resampled = _placement(volume, name, labels=True, as_stored=as_stored)
     if not np.issubdtype(np.dtype(data.dtype), np.integer):
         data = np.rint(np.asarray(data)).astype(np.int32)
     if resampled:  # what it shows, to tell later whether it was painted since (app.measured)
@@ -284,11 +302,15 @@ def unchanged_source(layer: Layer) -> str | None:
 
     The layer's Volume source must be a file, not a folder (a DICOM folder may hold several series and a job
     would read its largest), and the layer's data must be that Volume's own voxels as `image_layer` placed
-    them (not resampled for display): the shape and affine of `canonical_view(volume)`. A job on a resampled
-    oblique layer gets the layer's grid, the grid its labels are drawn on.
+    them (not resampled for display): the very array it was made with (not one a plugin or the console
+    set since), with the shape and affine of `canonical_view(volume)`. A job on a resampled oblique layer
+    gets the layer's grid, the grid its labels are drawn on.
     """
     volume = layer_volume(layer)
     if volume is None or not volume.source or not os.path.isfile(volume.source):
+        return None
+    shown = layer.metadata.get(SHOWN_DATA_KEY)
+    if not isinstance(shown, weakref.ref) or shown() is not full_resolution(layer):
         return None
     shape, affine, resampled = display_grid(volume)
     if resampled or tuple(shape) != tuple(full_resolution(layer).shape):

@@ -63,6 +63,7 @@ from app.status_label import StatusLabel
 from app.viewer import make_layers, open_paths, unproxied
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
+from engines.partition.checkpoint_files import checkpoint_dir, saved_step
 from engines.partition.job_lock import job_folder
 from engines.partition.layout import check_layout
 from engines.partition.models import MODELS
@@ -210,9 +211,15 @@ def job_problem(message: str, written: dict[str, str]) -> InputError:
     return InputError(message)
 
 
-def read_prediction(path: str, name: str, colormap: Any) -> list[Layer]:
-    """The job's prediction as a labels layer placed by its affine (the image's), coloured like the labels."""
-    data, kwargs, kind = labels_layer(read_volume(path), name=name, opacity=0.5)
+def read_prediction(path: str, name: str, colormap: Any, grid: tuple[tuple[int, ...], np.ndarray]
+                    ) -> list[Layer]:
+    """The job's prediction as a labels layer coloured like the labels, on the image layer's voxel grid
+    `grid` (shape, affine): as stored when the job was given that grid (the layer's data written out),
+    else placed like a layer of the image's file (the prediction has the file's grid then)."""
+    volume = read_volume(path)
+    on_grid = tuple(volume.shape) == tuple(grid[0]) and np.allclose(volume.affine, grid[1],
+                                                                    atol=GRID_TOLERANCE_MM)
+    data, kwargs, kind = labels_layer(volume, name=name, opacity=0.5, as_stored=on_grid)
     kwargs["colormap"] = colormap
     return make_layers([(data, kwargs, kind)])
 
@@ -224,6 +231,9 @@ class Train3DDock(QWidget):
         super().__init__(parent)
         self.viewer = viewer = unproxied(viewer)
         self.worker = None  # the latest input write or prediction read (tests wait on it)
+        self._preparing = False  # a Start's inputs are being checked and written
+        self._prediction_worker = None  # reading the latest job's prediction
+        self._image_grid: tuple[tuple[int, ...], np.ndarray] | None = None  # shape, affine of the image
         self.out: str | None = None  # the job's output folder (kept for Resume)
         self.result: dict | None = None  # the job's "done" event
         self.prediction_layer: Labels | None = None
@@ -234,6 +244,7 @@ class Train3DDock(QWidget):
         self._image_name = ""
         self._written: dict[str, str] = {}  # files written for layers -> "layer 'NAME'"
         self._error = ""  # the job's last error event
+        self._ranks_started = False  # the job's "start" event came: its ranks are training
 
         # Chosen here only: the prediction this dock adds (selected, as napari selects what it adds, and on
         # top) or any layer clicked to look at never becomes the next run's image or labels unasked.
@@ -370,11 +381,15 @@ class Train3DDock(QWidget):
 
     def start(self) -> None:
         """Check the layers' grids, write them in a worker thread, then start the training job."""
-        if self.panel.running or (self.worker is not None and self.worker.is_running):
+        if self.panel.running or self._preparing:
             return
         image, labels = self.image_choice.layer(), self.labels_choice.layer()
         if image is None or labels is None:
             self._problem(InputError("choose an image layer and a labels layer on its grid (or open files)"))
+            return
+        if image.rgb:
+            self._problem(InputError("an RGB colour image: training needs a 3D greyscale volume",
+                                     f"layer '{image.name}'"))
             return
         image_input, labels_input = volume_input(image), volume_input(labels)
         try:
@@ -392,16 +407,22 @@ class Train3DDock(QWidget):
         self._label_names = label_names(labels)
         self._labels_colormap = labels.colormap
         self._image_name = image.name
+        self._image_grid = (tuple(full_resolution(image).shape), image_input.affine)
         worker = create_worker(check_and_write, image_input, labels_input, out,
                                full_resolution(image).shape, self.split_settings(), _start_thread=False,
                                _ignore_errors=True)
         worker.returned.connect(lambda written: self._launch(worker, out, resume, *written))
         worker.errored.connect(lambda exc: worker is self.worker and self._problem(exc))
-        worker.finished.connect(lambda: self.start_button.setEnabled(not self.panel.running))
+        worker.finished.connect(self._prepared)
         self.worker = worker
+        self._preparing = True
         self.start_button.setEnabled(False)
         self.panel.status.setText("Preparing the inputs…")
         worker.start()
+
+    def _prepared(self) -> None:
+        self._preparing = False
+        self.start_button.setEnabled(not self.panel.running)
 
     @staticmethod
     def _class_name(names: list[str] | dict[int, str] | None, value: int) -> str:
@@ -419,6 +440,7 @@ class Train3DDock(QWidget):
         if worker is not self.worker:
             return
         self.out, self.result, self._written, self._error = out, None, written, ""
+        self._ranks_started = False
         if not resume:
             self.plot.clear()
         self.memory.setText(NO_MEMORY)
@@ -436,6 +458,7 @@ class Train3DDock(QWidget):
     def _on_event(self, event: dict) -> None:
         kind = event["event"]
         if kind == "start":
+            self._ranks_started = True
             self._dice_curves = [(c, self._class_name(self._label_names, value))
                                  for c, value in enumerate(event["values"]) if value != 0]
             crop = "x".join(str(v) for v in event["crop"])
@@ -458,13 +481,15 @@ class Train3DDock(QWidget):
 
     def _on_finished(self, code: int, stderr_tail: str) -> None:
         self.start_button.setEnabled(True)
-        if self.result is None and self.panel.cancelled:
-            self.panel.status.setText("Cancelled before the first step: nothing new to keep.")
+        if self.result is None and self.panel.cancelled:  # killed before it said "done" (a long step)
+            self._stopped_without_result()
             return
         if code != 0 and self.result is None:  # after "done" the work is saved whatever the exit (a kill)
             lines = [line for line in stderr_tail.splitlines() if line.strip()]
             self._problem(job_problem(self._error or (lines[-1] if lines else f"exit code {code}"),
                                       self._written))
+            if self._ranks_started:  # a rank died, or out of memory: what was saved still counts
+                self._kept_checkpoint(self.last_message + " ")
             return
         result = self.result
         if result is None:
@@ -480,16 +505,33 @@ class Train3DDock(QWidget):
             self.panel.status.setText(f"Trained to step {result['step']}; checkpoint in "
                                       f"{result['checkpoint']}.")
 
+    def _kept_checkpoint(self, before: str) -> bool:
+        """Say which step the job folder's checkpoint holds, after `before`, and tick Resume; False (and
+        nothing said) when there is none."""
+        step = saved_step(self.out) if self.out else None
+        if step is None:
+            return False
+        self.resume_box.setChecked(True)
+        self.panel.status.setText(f"{before}The checkpoint in {checkpoint_dir(self.out)} is at step {step}; "
+                                  "Start continues it while 'Resume' is ticked.")
+        return True
+
+    def _stopped_without_result(self) -> None:
+        """After a Cancel that ended without the job's "done" event (killed while a long step finished):
+        what its folder's checkpoint holds, which the job saves as soon as it is asked to stop."""
+        if not self._kept_checkpoint("Stopped. "):
+            self.panel.status.setText("Cancelled before the first step: nothing to keep.")
+
     def _read_prediction(self, path: str) -> None:
         worker = create_worker(read_prediction, path, f"{self._image_name} prediction", self._labels_colormap,
-                               _start_thread=False, _ignore_errors=True)
+                               self._image_grid, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda layers: self._add_prediction(worker, layers))
         worker.errored.connect(lambda exc: notify_failure(exc, path))
-        self.worker = worker
+        self.worker = self._prediction_worker = worker
         worker.start()
 
     def _add_prediction(self, worker: object, layers: list[Layer]) -> None:
-        if worker is not self.worker:
+        if worker is not self._prediction_worker:
             return
         (layer,) = layers
         self._results.add(layer)  # never chosen as the labels unless picked

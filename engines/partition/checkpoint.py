@@ -22,8 +22,7 @@ from torch import nn
 
 from engines.errors import InputError
 from engines.files import created_mode
-
-WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.pt", "checkpoint.json"
+from engines.partition.checkpoint_files import OPTIMIZER, STATE, WEIGHTS, checkpoint_dir, checkpoint_in
 
 
 @dataclass
@@ -44,11 +43,6 @@ class Checkpoint:
             raise InputError(f"the checkpoint's weights cannot be read: {exc}", self.path) from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"the checkpoint's weights do not fit this network: {exc}", self.path) from exc
-
-
-def checkpoint_dir(out: str | os.PathLike) -> Path:
-    """The checkpoint folder of a training output folder."""
-    return Path(out) / "checkpoint"
 
 
 def save_checkpoint(out: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -89,11 +83,9 @@ def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device 
     InputError
         No checkpoint, or one whose files disagree or cannot be read.
     """
-    path = checkpoint_dir(out)
-    if not (path / STATE).exists() and (path.with_name("checkpoint.old") / STATE).exists():
-        path = path.with_name("checkpoint.old")
-    if not (path / STATE).exists():
-        raise InputError("no checkpoint here to resume from or predict with", path)
+    path = checkpoint_in(out)
+    if path is None:
+        raise InputError("no checkpoint here to resume from or predict with", checkpoint_dir(out))
     try:
         state = json.loads((path / STATE).read_text())
         with safe_open(path / WEIGHTS, framework="pt") as weights:  # a readable header, read now

@@ -33,7 +33,8 @@ from engines.events import StopRequest, emit
 from engines.files import refuse_overwrite
 from engines.label_maps import to_values
 from engines.memory import peak_rss_mb
-from engines.partition.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
+from engines.partition.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from engines.partition.checkpoint_files import checkpoint_dir, checkpoint_in
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
 from engines.partition.grads import sum_gradients
@@ -193,9 +194,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
-    exists = (checkpoint_dir(args.out) / "checkpoint.json").exists()
     if not args.resume:
-        if exists:
+        if checkpoint_in(args.out) is not None:  # OUT/checkpoint/, or the one a crash left mid-swap
             raise InputError("this folder already holds a checkpoint: pass --resume to continue it, or "
                              "choose another --out", args.out)
         return None

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
 from app.job_panel import JobPanel, format_eta
 from app.jobs import MAIN_PY
 
@@ -56,3 +58,21 @@ def test_cancel_stops_the_job_which_checkpoints(qtbot, job_script) -> None:
         assert panel.status.text().startswith("Cancelling")
     assert done.args[0] == 0 and events[-1]["event"] == "checkpoint"
     assert panel.status.text().startswith("Cancelling")  # later progress did not overwrite it
+
+
+def test_a_dock_closed_while_its_job_runs_stops_the_job(make_napari_viewer, qtbot, job_script) -> None:
+    viewer = make_napari_viewer(show=True)
+    dock = QWidget()
+    panel = JobPanel()
+    QVBoxLayout(dock).addWidget(panel)
+    dock_widget = viewer.window.add_dock_widget(dock, name="A job")
+    _start(panel, job_script, "1000")
+    qtbot.waitUntil(lambda: panel.progress_bar.value() > 0, timeout=20_000)
+    dock_widget.hide()  # hidden (behind another tab, or from the menu): the job runs on
+    qtbot.wait(200)
+    assert panel.running and not panel.cancelled
+    dock_widget.show()
+    with qtbot.waitSignal(panel.finished, timeout=15_000) as done:
+        viewer.window.remove_dock_widget(dock)  # what the dock's x does: the widget lives on, unparented
+    assert panel.cancelled and done.args[0] == 0  # SIGTERM: the job checkpointed and exited
+    assert "[exit code 0]" in panel.log_view.toPlainText()

@@ -320,6 +320,10 @@ def test_only_a_single_file_the_layer_shows_unchanged_is_a_job_source(viewer, tm
     (reshaped,) = add_layers(viewer, [image_layer(_volume(source=str(scan)))])
     reshaped.data = np.asarray(reshaped.data)[:, :, :-1]  # e.g. cropped by another tool
     assert unchanged_source(reshaped) is None
+    (filtered,) = add_layers(viewer, [image_layer(_volume(source=str(scan)))])
+    assert unchanged_source(filtered) == str(scan)
+    filtered.data = np.asarray(filtered.data) * 2.0  # e.g. a plugin's filter: same shape and placement
+    assert unchanged_source(filtered) is None
 
 
 def test_a_layer_without_its_file_is_written_in_a_worker_before_the_job_starts(viewer, dock, qtbot, tmp_path,

@@ -21,7 +21,14 @@ from app.viewer import add_layers, make_layers
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
 from engines.volume import Volume
-from widgets.train3d_dock import Train3DDock, VolumeInput, job_problem, volume_input, write_inputs
+from widgets.train3d_dock import (
+    Train3DDock,
+    VolumeInput,
+    job_problem,
+    read_prediction,
+    volume_input,
+    write_inputs,
+)
 from widgets.view_dock import LayerChoice
 
 pytestmark = pytest.mark.qt
@@ -176,6 +183,12 @@ def test_layers_off_the_image_grid_are_named_at_once(dock, viewer, qtbot, tmp_pa
     _add(viewer, labels_affine=shifted)
     assert "different affines" in _problem_after_start(dock, qtbot)
     viewer.layers.clear()
+    rgb = viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo")  # napari takes it for RGB
+    viewer.add_labels(np.zeros((32, 32, 3), np.uint8), name="photo labels")
+    dock.image_choice.set_layer(rgb)
+    assert _problem_after_start(dock, qtbot) == ("Could not train on layer 'photo': an RGB colour image: "
+                                                 "training needs a 3D greyscale volume")
+    viewer.layers.clear()
     _add(viewer)
     dock.out_edit.clear()
     dock.resume_box.setChecked(True)
@@ -186,7 +199,13 @@ def test_layers_off_the_image_grid_are_named_at_once(dock, viewer, qtbot, tmp_pa
 def test_what_the_job_refuses_is_named_before_any_rank_starts(dock, viewer, qtbot, tmp_path: Path) -> None:
     _settings(dock, tmp_path, steps=2)
     _add(viewer, labels=np.zeros(SHAPE, np.uint8))
-    message = _problem_after_start(dock, qtbot)
+    dock.last_message = ""
+    dock.start()
+    first = dock.worker
+    dock.start()  # a second Start while the first's inputs are written does nothing
+    assert dock.worker is first
+    qtbot.waitUntil(lambda: bool(dock.last_message), timeout=60_000)
+    message = dock.last_message  # the first's refusal, not a race for the folder with the second
     assert "layer 'sphere labels'" in message and "single class" in message
 
     viewer.layers.clear()
@@ -324,7 +343,8 @@ def test_cancel_keeps_a_checkpoint_and_the_gui_responsive(dock, viewer, qtbot, t
     assert "--resume" in argv and argv[argv.index("--out") + 1] == out
     with qtbot.waitSignal(dock.panel.finished, timeout=30_000):
         dock.cancel()  # while the job is still starting
-    assert dock.panel.status.text().startswith("Cancelled before the first step")
+    assert dock.panel.status.text().startswith("Stopped. The checkpoint in")  # the one resumed, kept
+    assert f"is at step {state['step']};" in dock.panel.status.text()
     assert json.loads((Path(out) / "checkpoint" / "checkpoint.json").read_text())["step"] == state["step"]
     _assert_responsive(ticks)
 
@@ -409,3 +429,59 @@ def test_an_earlier_start_that_cannot_be_listed_stays_and_the_start_goes_on(tmp_
     item = VolumeInput("img", np.eye(4), data=np.ones((4, 4, 4), np.float32))
     (image, _), _ = write_inputs(item, item, tmp_path / "run")
     assert Path(image).exists() and (locked / "image.nii").read_text() == "theirs"
+
+
+def test_a_prediction_lands_on_the_image_layers_own_voxel_grid(viewer, tmp_path: Path) -> None:
+    """Written on the layer's grid (a layer napari rotates, or one without its file), the prediction comes
+    back on that grid as it is, not resampled; made on the image file's grid, it is placed as the file is."""
+    _, labels = _scene()
+    rotated = viewer.add_image(np.zeros(SHAPE, np.float32), scale=(1.5, 1.5, 2.0), translate=(5.0, -3.0, 2.0),
+                               rotate=np.degrees(0.5))
+    grid = (SHAPE, layer_affine(rotated))
+    colormap = Labels(labels).colormap
+    write_volume(Volume(labels, grid[1]), tmp_path / "rotated.nii.gz")
+    (layer,) = read_prediction(str(tmp_path / "rotated.nii.gz"), "p", colormap, grid)
+    assert layer.data.shape == SHAPE
+    np.testing.assert_array_equal(layer.data, labels)
+    np.testing.assert_allclose(layer_affine(layer), grid[1], atol=1e-4)
+
+    lps = np.diag([-1.5, -1.5, 2.0, 1.0])  # a file in LPS order, shown as a flipped view of its voxels
+    write_volume(Volume(labels, lps), tmp_path / "lps.nii.gz")
+    (image,) = make_layers([image_layer(Volume(labels.astype(np.float32), lps))])
+    (layer,) = read_prediction(str(tmp_path / "lps.nii.gz"), "p", colormap,
+                               (image.data.shape, layer_affine(image)))
+    np.testing.assert_allclose(layer_affine(layer), layer_affine(image), atol=1e-4)
+    np.testing.assert_array_equal(layer.data, image.data)
+
+
+def _start_event() -> dict:
+    return {"event": "start", "values": [0, 1, 2], "crop": [32, 32, 32], "ranks": 2, "mesh": "2x1x1",
+            "backend": "gloo", "device": "cpu", "model": "basicunet", "first_step": 1}
+
+
+def test_a_job_ended_before_its_result_names_the_checkpoint_it_kept(dock, tmp_path: Path) -> None:
+    """A Cancel that ends in the kill (a step longer than the wait), or a rank that dies: the job saved its
+    last finished step when asked to stop, or at its interval; the dock says which, and Resume continues."""
+    from torch import nn
+
+    from engines.partition.checkpoint import save_checkpoint
+
+    dock.out = str(tmp_path)
+    dock.panel.cancelled = True  # as after Cancel, when no "done" event came
+    dock.panel.finished.emit(-1, "")
+    assert dock.panel.status.text() == "Cancelled before the first step: nothing to keep."
+    assert not dock.resume_box.isChecked()
+    save_checkpoint(tmp_path, nn.Linear(2, 2), None, 7, {"model": "basicunet"})
+    dock.panel.finished.emit(-1, "")
+    assert dock.panel.status.text() == (f"Stopped. The checkpoint in {tmp_path / 'checkpoint'} is at step 7; "
+                                        "Start continues it while 'Resume' is ticked.")
+    assert dock.resume_box.isChecked()
+
+    dock.resume_box.setChecked(False)
+    dock.panel.cancelled = False
+    dock.panel.job_event.emit(_start_event())
+    dock.panel.job_event.emit({"event": "error", "message": "rank 1 died (SIGKILL)"})
+    dock.panel.finished.emit(1, "")
+    assert dock.last_message == "rank 1 died (SIGKILL)"
+    assert dock.panel.status.text().endswith("is at step 7; Start continues it while 'Resume' is ticked.")
+    assert dock.resume_box.isChecked()

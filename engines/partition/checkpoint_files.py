@@ -1,0 +1,39 @@
+"""Where a training checkpoint lives and which step it holds, without torch (the Train 3D dock reads it).
+
+OUT/checkpoint/ holds model.safetensors, optimizer.pt and checkpoint.json; while a new one is swapped in
+(engines.partition.checkpoint) the previous one is OUT/checkpoint.old/ for a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+WEIGHTS, OPTIMIZER, STATE = "model.safetensors", "optimizer.pt", "checkpoint.json"
+
+
+def checkpoint_dir(out: str | os.PathLike) -> Path:
+    """The checkpoint folder of a training output folder."""
+    return Path(out) / "checkpoint"
+
+
+def checkpoint_in(out: str | os.PathLike) -> Path | None:
+    """The folder of the checkpoint in `out`: OUT/checkpoint/, or the previous one if a crash interrupted
+    the swap; None when there is none."""
+    path = checkpoint_dir(out)
+    for folder in (path, path.with_name("checkpoint.old")):
+        if (folder / STATE).exists():
+            return folder
+    return None
+
+
+def saved_step(out: str | os.PathLike) -> int | None:
+    """The step of the checkpoint in `out`, or None when there is none or it cannot be read."""
+    folder = checkpoint_in(out)
+    if folder is None:
+        return None
+    try:
+        return int(json.loads((folder / STATE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
