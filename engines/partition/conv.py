@@ -97,7 +97,7 @@ class HaloConv3d(_HaloConv, nn.Conv3d):
         if not self.geometry.needs_halo:
             return super().forward(x)
         self.check_halo(x)
-        return HaloConvFunction.apply(x, self.weight, self.bias, self.mesh, self.geometry)
+        return HaloConvFunction.apply(*_autocast(x, self.weight, self.bias), self.mesh, self.geometry)
 
 
 class HaloConvTranspose3d(_HaloConv, nn.ConvTranspose3d):
@@ -110,7 +110,19 @@ class HaloConvTranspose3d(_HaloConv, nn.ConvTranspose3d):
         if not self.geometry.needs_halo:
             return super().forward(x)
         self.check_halo(x)
-        return HaloConvFunction.apply(x, self.weight, self.bias, self.mesh, self.geometry)
+        return HaloConvFunction.apply(*_autocast(x, self.weight, self.bias), self.mesh, self.geometry)
+
+
+def _autocast(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The inputs as torch.autocast gives them to a convolution (its lower precision) when it is on:
+    autocast casts F.conv3d's inputs, not the aten call of HaloConvFunction. The casts are differentiable,
+    so fp32 weights get fp32 gradients, as in the plain layer."""
+    device = x.device.type
+    if not torch.is_autocast_enabled(device):
+        return x, weight, bias
+    dtype = torch.get_autocast_dtype(device)
+    return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
 
 
 class HaloConvFunction(torch.autograd.Function):

@@ -42,10 +42,12 @@ POINTWISE: tuple[type, ...] = (
 
 
 def _pointwise() -> set[type]:
-    """POINTWISE and MONAI's own voxel-wise activations (what act="SWISH", "MISH", "MEMSWISH" build)."""
-    from monai.networks.blocks.activation import GEGLU, MemoryEfficientSwish, Mish, Swish
+    """POINTWISE and MONAI's own voxel-wise activations (what act="SWISH", "MISH", "MEMSWISH" build).
 
-    return {*POINTWISE, Swish, MemoryEfficientSwish, Mish, GEGLU}
+    Not MONAI's GEGLU: it halves the last axis (W, in a 3D network), which on a block is the block's own."""
+    from monai.networks.blocks.activation import MemoryEfficientSwish, Mish, Swish
+
+    return {*POINTWISE, Swish, MemoryEfficientSwish, Mish}
 
 
 def _containers() -> set[type]:

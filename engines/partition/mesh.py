@@ -68,6 +68,11 @@ class SpatialMesh:
                 if replica == self.replica:
                     self.spatial_group = group
 
+    def __deepcopy__(self, memo: dict) -> SpatialMesh:
+        """The mesh itself: a copy of a partitioned model runs on the same ranks and process groups (which
+        cannot be copied)."""
+        return self
+
     def __repr__(self) -> str:
         return format_mesh(self.shape, self.data_parallel)
 
@@ -97,6 +102,7 @@ class SpatialMesh:
 
     def local_shape(self, global_shape: Sequence[int]) -> tuple[int, int, int]:
         """Extent of each block of a volume of spatial shape `global_shape` (D, H, W)."""
+        _check_spatial(global_shape)
         global_shape = tuple(int(n) for n in global_shape[-3:])
         for axis, (size, parts) in enumerate(zip(global_shape, self.shape, strict=True)):
             if size % parts:
@@ -137,14 +143,14 @@ class SpatialMesh:
             header = [(tuple(volume.shape), volume.dtype, str(volume.device))]
         dist.broadcast_object_list(header, src=src_rank, group=self.spatial_group)
         shape, dtype, device = header[0]
-        local = (*shape[:-3], *self.local_shape(shape))
+        local = (*shape[:-3], *self.local_shape(shape))  # every rank refuses a volume that does not split
         mine = device if self.rank == src_rank else self._device(device)
         out = torch.empty(local, dtype=dtype, device=mine)
         blocks = None
         if self.rank == src_rank:
-            blocks = [volume[(..., *self.block_slices(shape, self._coords_of(r)))].contiguous()
+            blocks = [_bytes(volume[(..., *self.block_slices(shape, self._coords_of(r)))])
                       for r in self.replica_ranks()]
-        dist.scatter(out, blocks, src=src_rank, group=self.spatial_group)
+        dist.scatter(_bytes(out), blocks, src=src_rank, group=self.spatial_group)  # fills `out`
         return out
 
     def gather(self, block: torch.Tensor, *, dst: int = 0) -> torch.Tensor | None:
@@ -159,10 +165,12 @@ class SpatialMesh:
         -------
         Tensor, shape (..., d * mD, h * mH, w * mW) on `dst`; None on the other ranks.
         """
+        _check_spatial(block.shape)  # on every rank, before the collective
         dst_rank = self.replica_ranks()[dst]
         block = block.contiguous()
         parts = [torch.empty_like(block) for _ in range(self.spatial_size)] if self.rank == dst_rank else None
-        dist.gather(block, parts, dst=dst_rank, group=self.spatial_group)
+        dist.gather(_bytes(block), None if parts is None else [_bytes(part) for part in parts], dst=dst_rank,
+                    group=self.spatial_group)
         if parts is None:
             return None
         shape = (*block.shape[:-3], *(n * m for n, m in zip(block.shape[-3:], self.shape, strict=True)))
@@ -180,3 +188,16 @@ class SpatialMesh:
         if src_device.startswith("cuda"):
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
+
+
+def _check_spatial(shape: Sequence[int]) -> None:
+    """ValueError unless `shape` ends in three spatial axes (D, H, W)."""
+    if len(shape) < 3:
+        raise ValueError(f"a volume or block needs three spatial axes (..., D, H, W); this one is "
+                         f"{tuple(int(n) for n in shape)}")
+
+
+def _bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor`'s memory as bytes (a view of it, made contiguous first): scatter and gather only move
+    data, and gloo refuses some types a scan comes in (int16, uint16)."""
+    return tensor.contiguous().view(torch.uint8)

@@ -15,7 +15,11 @@ def _triple(value: int | tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def check_pool(layer: nn.MaxPool3d | nn.AvgPool3d) -> tuple[int, int, int]:
-    """The pool's stride, or ValueError if it needs a halo (kernel != stride, padding, dilation)."""
+    """The pool's stride, or ValueError if it needs a halo (kernel != stride, padding, dilation) or returns
+    max indices (they would count within the block, not the volume)."""
+    if getattr(layer, "return_indices", False):
+        raise ValueError("return_indices=True is not supported: the indices would be the block's, not the "
+                         "volume's")
     kernel, stride = _triple(layer.kernel_size), _triple(layer.stride or layer.kernel_size)
     padding, dilation = _triple(layer.padding), _triple(getattr(layer, "dilation", 1))
     if kernel != stride or any(padding) or dilation != (1, 1, 1):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from app.job_panel import JobPanel, format_eta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from monai.networks.blocks.activation import GEGLU
 from monai.networks.nets import DynUNet
 from torch import nn
 
@@ -56,6 +57,8 @@ def test_inplace_conversion_returns_the_same_object_and_shares_parameters():
     (nn.Sequential(nn.Softmax(dim=2)), "0 (Softmax)", "dim 2"),
     (DynUNet(3, 1, 2, [3, 3, 3], [1, 2, 2], [2, 2], deep_supervision=True), "<model> (DynUNet)",
      "deep supervision"),
+    (nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), GEGLU()), "1 (GEGLU)", "no partition"),  # halves W
+    (nn.Sequential(nn.MaxPool3d(2, return_indices=True)), "0 (MaxPool3d)", "indices would be the block's"),
 ])
 def test_unsupported_modules_are_refused_naming_path_and_class(model, path, what):
     with pytest.raises(ValueError, match=what) as info:

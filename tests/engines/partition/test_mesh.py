@@ -71,3 +71,32 @@ def test_scatter_then_gather_round_trips(ranks, n, mesh_shape, dp):
     assert all(block_ok for block_ok, _ in results)
     spatial = n // dp
     assert [whole_ok for _, whole_ok in results] == [True if r % spatial == 0 else None for r in range(n)]
+
+
+def dtypes_worker():
+    """Round trips in the types scans come in (gloo itself refuses int16 and uint16), and a block without
+    three spatial axes refused on every rank (not only where it would be assembled)."""
+    mesh = SpatialMesh((2, 1, 1))
+    same = {}
+    for dtype in (torch.int16, torch.uint16, torch.uint8, torch.bool, torch.float64):
+        volume = (torch.arange(8 * 4 * 6).reshape(8, 4, 6) % 7 - 3).to(dtype)
+        block = mesh.scatter(volume if mesh.rank == 0 else None)
+        whole = mesh.gather(block)
+        same[str(dtype)] = (block.dtype == dtype and torch.equal(block, mesh.block(volume))
+                            and (whole is None or torch.equal(whole, volume)))
+    refusals = []
+    for call in (lambda: mesh.gather(torch.zeros(4, 6)),
+                 lambda: mesh.scatter(torch.zeros(7) if mesh.rank == 0 else None)):
+        try:
+            call()
+        except ValueError as exc:
+            refusals.append(str(exc))
+    return same, refusals
+
+
+@pytest.mark.dist
+def test_scatter_and_gather_move_any_dtype_and_refuse_blocks_without_three_axes_on_every_rank(ranks):
+    for same, refusals in ranks(2).run(dtypes_worker, timeout_s=120):
+        assert all(same.values()), same
+        assert refusals == ["a volume or block needs three spatial axes (..., D, H, W); this one is (4, 6)",
+                            "a volume or block needs three spatial axes (..., D, H, W); this one is (7,)"]
