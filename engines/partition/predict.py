@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from torch import nn
 
 from engines.errors import InputError
@@ -293,7 +294,8 @@ def _tile_labels(model: nn.Module, x: torch.Tensor, tile: tuple[slice, ...], par
 @torch.no_grad()
 def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
                            roi_size: tuple[int, int, int] | None = None,
-                           device: torch.device | str = "cpu") -> np.ndarray:
+                           device: torch.device | str = "cpu",
+                           trained: tuple[nn.Module, dict] | None = None) -> np.ndarray:
     """Labels of a whole volume in one process, window by window (MONAI sliding_window_inference, Gaussian
     weights, windows overlapping by OVERLAP).
 
@@ -311,19 +313,25 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
         Raw intensities, on the grid the network was trained on.
     roi_size : (int, int, int), optional
         Window; by default the training crop, capped at the volume padded to the model's multiple.
+    trained : (network, config), optional
+        What `load_trained_model(out)` gives, when the caller has it already.
 
     Returns
     -------
     ndarray, shape (D, H, W): the label values trained on (`label_types` of the classes when those are
     0..C-1, else engines.label_maps.map_dtype of the values).
     """
-    model, config = load_trained_model(out, device=device)
+    model, config = load_trained_model(out, device=device) if trained is None else trained
     multiple = config["multiple"]
     mean, std = np.float32(config["mean"]), np.float32(config["std"])
     normalised = (np.asarray(image, dtype=np.float32) - mean) / std
     padded = pad_to_multiple(normalised, multiple, value=float(-config["mean"] / config["std"]))
     if roi_size is None:
         roi_size = tuple(min(c, n) for c, n in zip(config["crop"], padded.shape, strict=True))
+    if tuple(roi_size) == tuple(multiple):
+        raise InputError(f"the image, {tuple(image.shape)} voxels padded to {tuple(padded.shape)}, is no "
+                         f"larger than the network's whole downsampling {tuple(multiple)}: its deepest layer "
+                         "would see one voxel; the image is too small for this network")
     x = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
     as_torch, as_numpy = label_types(config["classes"])
     labels = np.zeros(padded.shape, as_numpy)
@@ -348,6 +356,37 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
     return Path(path)
 
 
+SPACING_TOLERANCE = 0.1  # a voxel size this much off the training image's is worth a warning
+
+
+def trained_orientation(affine: np.ndarray, shape: Sequence[int], config: dict
+                        ) -> tuple[tuple[np.ndarray, np.ndarray], list[str]]:
+    """The axis orientation (nibabel ornt) of an image of `affine`, and the one the network was trained in,
+    so that the image is turned to it: a network sees voxels, not millimetres, and the same scan stored LPS
+    instead of RAS would otherwise be labelled mirrored. With notes on what cannot be made to match: a voxel
+    size off the training image's (the network sees anatomy at another scale), a checkpoint that predates
+    recording the training grid."""
+    own = io_orientation(affine)
+    if "affine" not in config:
+        return (own, own), ["the checkpoint does not record the training image's grid (it predates that): "
+                            "the image is labelled in its stored voxel order, which must be the training "
+                            "image's"]
+    trained_affine = np.asarray(config["affine"], dtype=np.float64)
+    trained = io_orientation(trained_affine)
+    turned = affine @ inv_ornt_aff(ornt_transform(own, trained), shape)
+    spacing, trained_spacing = (np.sqrt((a[:3, :3] ** 2).sum(axis=0)) for a in (turned, trained_affine))
+    notes = []
+    if np.any(np.abs(spacing / trained_spacing - 1) > SPACING_TOLERANCE):
+        notes.append(f"its voxels are {_mm(spacing)} mm, the training image's {_mm(trained_spacing)} mm: the "
+                     "network sees anatomy at another scale; resample the image to the training spacing for "
+                     "labels to trust")
+    return (own, trained), notes
+
+
+def _mm(spacing: np.ndarray) -> str:
+    return " x ".join(f"{v:.3g}" for v in spacing)
+
+
 def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | os.PathLike, *,
                    device: torch.device | str = "cpu") -> tuple[Path, list[str]]:
     """Read an image, predict its labels with a training folder's checkpoint (sliding window), write them.
@@ -364,7 +403,14 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
     if (bad := int(np.count_nonzero(~np.isfinite(image)))) > 0:
         raise InputError(f"the image holds NaN or infinite values ({bad} voxels); prediction needs finite "
                          f"intensities", image_path)
-    labels = predict_sliding_window(out, image, device=device)
+    trained = load_trained_model(out, device=device)
+    stored, notes = trained_orientation(volume.affine, image.shape, trained[1])
+    try:
+        labels = predict_sliding_window(out, apply_orientation(image, ornt_transform(*stored)), device=device,
+                                        trained=trained)
+    except InputError as exc:
+        raise InputError(exc.problem, image_path) from None
+    labels = apply_orientation(labels, ornt_transform(*stored[::-1]))  # back to the image's own order
     if volume.meta.get(PLANAR):  # a 2D image gets 2D labels, as its own shape
         labels = labels[:, :, 0]
-    return write_labels(labels, volume.affine, labels_path), volume.warnings
+    return write_labels(labels, volume.affine, labels_path), [*volume.warnings, *notes]

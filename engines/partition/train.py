@@ -174,7 +174,7 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
         "values": list(data.values),
         "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,
         "image": args.image, "labels": args.labels, "image_shape": list(data.shape), "mean": data.mean,
-        "std": data.std, "multiple": list(multiple),
+        "std": data.std, "multiple": list(multiple), "affine": data.affine.tolist(),
     }
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
 

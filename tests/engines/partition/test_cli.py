@@ -375,6 +375,7 @@ def test_the_plan_keeps_whole_float_labels_compact_and_pads_to_the_block(tmp_pat
     data = plan.data
     assert data.labels.dtype == np.uint8  # 1 byte a voxel on disk and in each rank's blocks
     assert plan.config["classes"] == 3 and data.image.dtype == np.float32
+    np.testing.assert_allclose(plan.config["affine"], nib.load(image).affine)  # predict-seg turns scans to it
     assert data.labels.shape == data.image.shape
     blocks = zip(data.labels.shape, plan.config["multiple"], (2, 1, 1), strict=True)
     assert all(n % (m * b) == 0 for n, m, b in blocks)

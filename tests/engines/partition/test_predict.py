@@ -17,12 +17,15 @@ from engines.partition.checkpoint import load_checkpoint, save_checkpoint
 from engines.partition.models import build_model
 from engines.partition.predict import predict_sliding_window, predict_volume, window_tiling, write_labels
 
+# The training image's grid: RAS, 0.8 x 0.8 x 1.5 mm voxels.
+TRAINED_AFFINE = np.diag([0.8, 0.8, 1.5, 1.0])
+
 
 def _trained_folder(tmp_path, crop):
     torch.manual_seed(0)
     model = build_model("unet", out_channels=3, width=2)
     config = {"model": "unet", "width": 2, "in_channels": 1, "classes": 3, "crop": list(crop), "mean": 5.0,
-              "std": 2.0, "multiple": [8, 8, 8]}
+              "std": 2.0, "multiple": [8, 8, 8], "affine": TRAINED_AFFINE.tolist()}
     optimizer = torch.optim.Adam(model.parameters())
     save_checkpoint(tmp_path, model, optimizer, 7, config)
     return model.eval()
@@ -190,6 +193,51 @@ def test_predict_volume_writes_labels_on_the_image_grid(tmp_path):
     assert result.shape == (18, 20, 9)
     np.testing.assert_allclose(result.affine, affine)
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
+
+
+def test_a_scan_stored_in_another_axis_order_is_labelled_as_the_network_was_trained(tmp_path):
+    """The same scan stored LPS instead of RAS (as the training image): the network sees it turned to RAS,
+    and its labels come back in the file's own order - not mirrored left-right and front-back."""
+    _trained_folder(tmp_path, (16, 16, 8))
+    image = np.random.default_rng(3).normal(5, 2, (16, 16, 8)).astype(np.float32)
+    ras = nib.Nifti1Image(image, TRAINED_AFFINE)
+    lps = nib.as_closest_canonical(ras).slicer[::-1, ::-1, :]  # the same voxels in space, stored L->R, P->A
+    assert nib.aff2axcodes(lps.affine) == ("L", "P", "S")
+    nib.save(ras, tmp_path / "ras.nii.gz")
+    nib.save(lps, tmp_path / "lps.nii.gz")
+    labelled = {}
+    for name in ("ras", "lps"):
+        written, notes = predict_volume(tmp_path, str(tmp_path / f"{name}.nii.gz"),
+                                        tmp_path / f"{name}-labels.nii.gz")
+        assert notes == []
+        labelled[name] = nib.as_closest_canonical(nib.load(written)).get_fdata()
+    np.testing.assert_array_equal(labelled["lps"], labelled["ras"])
+    mirrored = predict_sliding_window(tmp_path, np.asarray(lps.dataobj))[::-1, ::-1, :]  # in stored order
+    assert np.mean(mirrored != labelled["ras"]) > 0.05  # what it was labelled as before: not the same
+
+
+def test_notes_say_what_the_network_cannot_be_turned_to(tmp_path):
+    _trained_folder(tmp_path, (16, 16, 8))
+    coarse = tmp_path / "coarse.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.diag([1.6, 0.8, 1.5, 1.0])), coarse)
+    _, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz")
+    assert notes == ["its voxels are 1.6 x 0.8 x 1.5 mm, the training image's 0.8 x 0.8 x 1.5 mm: the "
+                     "network sees anatomy at another scale; resample the image to the training spacing for "
+                     "labels to trust"]
+    checkpoint = load_checkpoint(tmp_path)
+    config = {key: value for key, value in checkpoint.config.items() if key != "affine"}
+    save_checkpoint(tmp_path, build_model("unet", out_channels=3, width=2), None, 7, config)
+    _, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz")
+    assert notes and notes[0].startswith("the checkpoint does not record the training image's grid")
+
+
+def test_an_image_no_larger_than_the_networks_downsampling_is_refused_naming_it(tmp_path):
+    _trained_folder(tmp_path, (16, 16, 8))
+    tiny = tmp_path / "tiny.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 6, 8), np.float32), TRAINED_AFFINE), tiny)
+    with pytest.raises(InputError, match="no larger than the network's whole downsampling") as info:
+        predict_volume(tmp_path, str(tiny), tmp_path / "labels.nii.gz")
+    assert info.value.path == str(tiny)
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
