@@ -8,9 +8,11 @@ It is written as OUT/checkpoint.tmp/ and then swapped in, so a crash never leave
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from torch import nn
 from engines.errors import InputError
 from engines.files import created_mode
 from engines.partition.checkpoint_files import OPTIMIZER, STATE, WEIGHTS, checkpoint_dir, checkpoint_in
+from engines.partition.models import MODELS
 
 
 @dataclass
@@ -42,7 +45,25 @@ class Checkpoint:
         except SafetensorError as exc:  # the header read in `load_checkpoint`, the rest damaged
             raise InputError(f"the checkpoint's weights cannot be read: {exc}", self.path) from exc
         except (OSError, ValueError, RuntimeError) as exc:
-            raise InputError(f"the checkpoint's weights do not fit this network: {exc}", self.path) from exc
+            raise InputError(f"the checkpoint's weights do not fit this network: {_gist(exc)}",
+                             self.path) from exc
+
+    def check_fits(self, model: nn.Module) -> None:
+        """InputError unless the weights and the optimizer state fit `model` (trained with Adam), found
+        before any rank starts: a rank would fail with torch's page-long key list."""
+        self.load_weights(model)
+        if self.optimizer is not None:
+            try:
+                torch.optim.Adam(model.parameters()).load_state_dict(self.optimizer)
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise InputError(f"the checkpoint's optimizer state does not fit this network: {_gist(exc)}",
+                                 self.path) from exc
+
+
+def _gist(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line, cut to `limit` characters (torch lists every key that differs)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def save_checkpoint(out: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -95,4 +116,52 @@ def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device 
             optimizer = torch.load(path / OPTIMIZER, map_location=map_location, weights_only=True)
     except (OSError, ValueError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as exc:
         raise InputError(f"the checkpoint cannot be read: {exc}", path) from exc
-    return Checkpoint(path, int(state["step"]), state["config"], optimizer)
+    step = state.get("step") if isinstance(state, dict) else None
+    if not _whole(step, 0) or not isinstance(state.get("config"), dict):
+        raise InputError(f"the checkpoint's {STATE} holds no step and configuration ({FOREIGN})", path)
+    return Checkpoint(path, step, state["config"], optimizer)
+
+
+FOREIGN = "not one train-seg wrote, or edited since"
+
+
+def _whole(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What a job's configuration holds, and what each value must be.
+CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "model": lambda v: v in MODELS,
+    "width": lambda v: _whole(v, 1),
+    "in_channels": lambda v: _whole(v, 1),
+    "classes": lambda v: _whole(v, 1),
+    "values": lambda v: isinstance(v, list) and all(_whole(x, 0) for x in v),
+    "multiple": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
+    "crop": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
+    "mean": _finite,
+    "std": lambda v: _finite(v) and v > 0,
+    "affine": lambda v: (isinstance(v, list) and len(v) == 4
+                         and all(isinstance(row, list) and len(row) == 4 and all(map(_finite, row))
+                                 for row in v)),
+}
+
+
+def check_config(checkpoint: Checkpoint, required: Sequence[str]) -> dict[str, Any]:
+    """The checkpoint's configuration, once the `required` keys are there and every known key holds what a
+    job writes (InputError naming the folder otherwise: a hand-edited or foreign checkpoint.json)."""
+    config = checkpoint.config
+    for key in required:
+        if key not in config:
+            raise InputError(f"the checkpoint's {STATE} lacks {key!r} ({FOREIGN})", checkpoint.path)
+    for key, valid in CONFIG_CHECKS.items():
+        if key in config and not valid(config[key]):
+            raise InputError(f"the checkpoint's {STATE} holds an unusable {key!r}: {config[key]!r}",
+                             checkpoint.path)
+    if "values" in config and "classes" in config and len(config["values"]) != config["classes"]:
+        raise InputError(f"the checkpoint's {STATE} lists {len(config['values'])} label values for "
+                         f"{config['classes']} classes", checkpoint.path)
+    return config

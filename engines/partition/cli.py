@@ -13,6 +13,7 @@ from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
 from engines.files import NIFTI_SUFFIXES, check_output
+from engines.partition.checkpoint_files import OPTIMIZER
 from engines.partition.job_lock import UNDER_LAUNCHER, JobFolder, job_folder
 from engines.partition.models import MODELS
 
@@ -231,6 +232,10 @@ def _prepare_and_launch(args: argparse.Namespace, ranks: int, backend: str, held
         plan = plan_training(args)  # each rank reads its blocks from the OUT/data/ this prepares
         for warning in plan.data.warnings:  # what reading the files found (a 4D image: its first volume)
             emit("log", message=f"warning: {warning}")
+        if plan.resume is not None and plan.resume.optimizer is None:
+            emit("log", message=f"warning: {plan.resume.path} holds no optimizer state ({OPTIMIZER}): Adam "
+                                "starts afresh from the saved weights, so the loss curve does not go on as "
+                                "it was")
         if stop:  # the signal came where its exception could not surface
             raise _StoppedBeforeLaunch
         root = str(Path(__file__).resolve().parents[2])  # the ranks import `engines` from here

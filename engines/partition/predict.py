@@ -19,7 +19,7 @@ from torch import nn
 from engines.errors import InputError
 from engines.label_maps import map_dtype, to_values
 from engines.memory import available_memory_bytes, peak_rss_mb, release_free_heap, reset_peak_rss
-from engines.partition.checkpoint import load_checkpoint
+from engines.partition.checkpoint import check_config, load_checkpoint
 from engines.partition.data import BlockFile
 from engines.partition.mesh import SpatialMesh
 from engines.partition.models import build_model
@@ -219,7 +219,7 @@ def load_trained_model(out: str | os.PathLike, *, device: torch.device | str = "
                        ) -> tuple[nn.Module, dict]:
     """The plain (unpartitioned) network of a training folder's checkpoint, and the job's config."""
     checkpoint = load_checkpoint(out, map_location=device)
-    config = checkpoint.config
+    config = check_config(checkpoint, ("model", "width", "classes", "multiple", "crop", "mean", "std"))
     model = build_model(config["model"], in_channels=config.get("in_channels", 1),
                         out_channels=config["classes"], width=config["width"])
     checkpoint.load_weights(model)

@@ -33,7 +33,7 @@ from engines.events import StopRequest, emit
 from engines.files import refuse_overwrite
 from engines.label_maps import to_values
 from engines.memory import peak_rss_mb
-from engines.partition.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from engines.partition.checkpoint import Checkpoint, check_config, load_checkpoint, save_checkpoint
 from engines.partition.checkpoint_files import checkpoint_dir, checkpoint_in
 from engines.partition.convert import partition_model, required_multiple
 from engines.partition.data import JobData, data_dir, prepare_data, wait_for_data
@@ -200,7 +200,7 @@ def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
                              "choose another --out", args.out)
         return None
     checkpoint = load_checkpoint(args.out)
-    saved = checkpoint.config
+    saved = check_config(checkpoint, ("model", "width", "classes"))
     for key, value in (("model", args.model), ("width", args.width)):
         if saved.get(key) != value:
             raise InputError(f"the checkpoint was trained with {key} {saved.get(key)!r}, this run asks for "
@@ -208,6 +208,7 @@ def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
     if checkpoint.step >= args.steps:
         raise InputError(f"the checkpoint is at step {checkpoint.step} already; ask for more --steps",
                          checkpoint.path)
+    checkpoint.check_fits(build_model(args.model, out_channels=saved["classes"], width=args.width))
     return checkpoint
 
 

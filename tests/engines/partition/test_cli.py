@@ -339,6 +339,36 @@ def test_resuming_keeps_the_checkpoints_classes(tmp_path, volumes, saved, held, 
     np.testing.assert_array_equal(np.asarray(classes)[written], values)
 
 
+def test_a_resume_from_another_networks_weights_or_optimizer_is_refused_before_any_rank(tmp_path, volumes,
+                                                                                        capsys):
+    """Files copied between runs: the launcher loads them into the network first, and says so briefly
+    (a rank would fail with torch's page-long list of keys)."""
+    from engines.partition.checkpoint import save_checkpoint
+    from engines.partition.models import build_model
+
+    config = {"model": "unet", "width": 2, "classes": 3, "values": [0, 1, 2]}
+    unet = build_model("unet", out_channels=3, width=2)
+    other = build_model("basicunet", out_channels=3, width=2)
+    argv = _train_args(volumes, tmp_path / "o", "--steps", "4", "--resume")
+    save_checkpoint(tmp_path / "o", other, None, 1, config)
+    _refused(capsys, argv, "the checkpoint's weights do not fit this network: Error(s) in loading")
+    save_checkpoint(tmp_path / "o", unet, torch.optim.Adam(other.parameters()), 1, config)
+    _refused(capsys, argv, "the checkpoint's optimizer state does not fit this network")
+    assert len(capsys.readouterr().err) < 1000
+
+
+@pytest.mark.dist
+def test_a_resume_without_optimizer_state_says_adam_starts_afresh(tmp_path, volumes):
+    out = tmp_path / "run"
+    code, _ = _Job(*_train_args(volumes, out, "--steps", "1", "--no-predict")).finish()
+    assert code == 0
+    (out / "checkpoint" / "optimizer.pt").unlink()
+    code, events = _Job(*_train_args(volumes, out, "--steps", "2", "--no-predict", "--resume")).finish()
+    assert code == 0
+    assert any(e["event"] == "log" and "holds no optimizer state (optimizer.pt): Adam starts afresh"
+               in e["message"] for e in events)
+
+
 @pytest.mark.dist
 def test_partition_check_prints_the_json_and_exits_0(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "partition-check", "--ranks", "2",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 
 import nibabel as nib
@@ -460,3 +461,24 @@ def test_the_forward_memory_per_voxel_is_measured(tmp_path):
     per_voxel = _window_bytes_per_voxel(model.eval(), BlockFile(tmp_path / "image.npy"), (64, 64, 64),
                                         SpatialMesh((1, 1, 1)), torch.device("cpu"))
     assert 8 * 4 < per_voxel < 8 * 4 * 100  # more than one 8-channel float32 map, less than 100 of them
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda state: [state], "holds no step and configuration"),
+    (lambda state: {"config": state["config"]}, "holds no step and configuration"),
+    (lambda state: {**state, "step": "7"}, "holds no step and configuration"),
+    (lambda state: {"step": 7}, "holds no step and configuration"),
+    (lambda state: {**state, "config": {**state["config"], "model": "resnet"}}, "unusable 'model': 'resnet'"),
+    (lambda state: {**state, "config": {k: v for k, v in state["config"].items() if k != "multiple"}},
+     "lacks 'multiple'"),
+    (lambda state: {**state, "config": {**state["config"], "std": 0}}, "unusable 'std': 0"),
+    (lambda state: {**state, "config": {**state["config"], "values": [0, 1]}},
+     "2 label values for 3 classes"),
+])
+def test_a_checkpoint_json_not_as_train_seg_writes_it_is_named(tmp_path, edit, problem):
+    _trained_folder(tmp_path, (16, 16, 8))
+    state_file = tmp_path / "checkpoint" / "checkpoint.json"
+    state_file.write_text(json.dumps(edit(json.loads(state_file.read_text()))))
+    with pytest.raises(InputError, match=problem) as info:
+        predict_sliding_window(tmp_path, np.zeros((16, 16, 8), np.float32))
+    assert info.value.path == str(tmp_path / "checkpoint")
