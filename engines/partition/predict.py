@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from torch import nn
 
 from engines.errors import InputError
@@ -366,6 +365,8 @@ def trained_orientation(affine: np.ndarray, shape: Sequence[int], config: dict
     instead of RAS would otherwise be labelled mirrored. With notes on what cannot be made to match: a voxel
     size off the training image's (the network sees anatomy at another scale), a checkpoint that predates
     recording the training grid."""
+    from nibabel.orientations import inv_ornt_aff, io_orientation, ornt_transform
+
     own = io_orientation(affine)
     if "affine" not in config:
         return (own, own), ["the checkpoint does not record the training image's grid (it predates that): "
@@ -395,6 +396,8 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
     Raises InputError naming the image when it holds NaN or infinite values: every window holding one would
     normalise to NaN and come out as class 0.
     """
+    from nibabel.orientations import apply_orientation, ornt_transform
+
     from engines.io import read_volume
     from engines.volume import PLANAR
 
