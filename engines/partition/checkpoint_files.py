@@ -28,12 +28,18 @@ def checkpoint_in(out: str | os.PathLike) -> Path | None:
     return None
 
 
+def saved_state(out: str | os.PathLike) -> dict:
+    """What the checkpoint in `out` says of itself ({"step": ..., "config": {...}}), or {} when there is
+    none or it cannot be read (loading it says why: engines.partition.checkpoint)."""
+    folder = checkpoint_in(out)
+    try:
+        state = json.loads((folder / STATE).read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
 def saved_step(out: str | os.PathLike) -> int | None:
     """The step of the checkpoint in `out`, or None when there is none or it cannot be read."""
-    folder = checkpoint_in(out)
-    if folder is None:
-        return None
-    try:
-        return int(json.loads((folder / STATE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    step = saved_state(out).get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None

@@ -12,8 +12,8 @@ from pathlib import Path
 from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
-from engines.files import NIFTI_SUFFIXES, check_output
-from engines.partition.checkpoint_files import OPTIMIZER
+from engines.files import NIFTI_SUFFIXES, check_output, refuse_overwrite
+from engines.partition.checkpoint_files import OPTIMIZER, saved_state
 from engines.partition.job_lock import UNDER_LAUNCHER, JobFolder, job_folder
 from engines.partition.models import MODELS
 
@@ -132,9 +132,10 @@ def run_check(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from engines.partition.predict import predict_volume
 
-    if Path(args.out).resolve() == Path(args.image).resolve():
-        raise InputError("--out is the input image: choose another file (input files are never written)",
-                         args.out)
+    config = saved_state(args.run).get("config")
+    trained_on = [config.get(key) for key in ("image", "labels")] if isinstance(config, dict) else []
+    for path in (args.image, *(path for path in trained_on if isinstance(path, str))):
+        refuse_overwrite(path, args.out)  # nor the run's own image and labels
     check_output(args.out, NIFTI_SUFFIXES, "the labels file")
     device = torch_device(args.device)
     written, warnings = predict_volume(args.run, args.image, args.out, device=device)

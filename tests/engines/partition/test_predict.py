@@ -271,6 +271,15 @@ def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
     assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path),
                       "--out", str(image_path)]) == 2
     assert image_path.read_bytes() == before
+    trained_labels = tmp_path / "trained_labels.nii.gz"  # nor the labels the run was trained on
+    nib.save(nib.Nifti1Image(np.zeros((10, 12, 7), np.uint8), affine), str(trained_labels))
+    kept = trained_labels.read_bytes()
+    state_file = tmp_path / "checkpoint" / "checkpoint.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "config": {**state["config"], "labels": str(trained_labels)}}))
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path),
+                      "--out", str(trained_labels)]) == 2
+    assert trained_labels.read_bytes() == kept
     out = tmp_path / "labels.nii.gz"
     assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path), "--out", str(out),
                       "--device", "cpu"]) == 0
