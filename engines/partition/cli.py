@@ -201,7 +201,7 @@ def _stop_before_launch() -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from engines.partition.layout import parse_mesh
-    from engines.partition.train import check_port_free, resolve_backend
+    from engines.partition.train import check_out_outside_inputs, check_port_free, resolve_backend
 
     try:
         mesh_shape, replicas = parse_mesh(args.mesh)
@@ -211,6 +211,7 @@ def run_train(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, ranks)  # the quick checks first: preparing can take minutes
     if args.port != 0:
         check_port_free(args.port)
+    check_out_outside_inputs(args)  # before the lock file is made there
     # No other job writes or trains in this folder meanwhile
     with job_folder(args.out, unlocked=lambda why: emit("log", message=f"warning: {why}")) as held:
         return _prepare_and_launch(args, ranks, backend, held)

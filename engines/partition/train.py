@@ -179,12 +179,24 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
 
 
+def check_out_outside_inputs(args: argparse.Namespace) -> None:
+    """InputError naming an input folder (a DICOM series) that OUT is, or lies in: the job would write its
+    lock, prepared volumes and checkpoints into what it reads (and input folders are never written)."""
+    out = Path(args.out).resolve()
+    for path in (args.image, args.labels):
+        if os.path.isdir(path) and (out == Path(path).resolve() or Path(path).resolve() in out.parents):
+            raise InputError(f"--out {args.out} lies in this input folder, which the job reads and never "
+                             "writes: choose an output folder outside it", path)
+
+
 def _check_paths(args: argparse.Namespace) -> None:
     """The inputs exist, OUT is (or can be) a folder, and nothing the job writes there - the prediction, the
-    prepared volumes, the checkpoints - is one of the inputs (say, an earlier run's prediction as labels)."""
+    prepared volumes, the checkpoints - is one of the inputs (say, an earlier run's prediction as labels),
+    nor in an input folder."""
     for path in (args.image, args.labels):
         if not os.path.exists(path):
             raise InputError("no such file or folder", path)
+    check_out_outside_inputs(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError("--out must be a folder for the job's files; this is a file", args.out)
     for path in (args.image, args.labels):

@@ -339,6 +339,19 @@ def test_resuming_keeps_the_checkpoints_classes(tmp_path, volumes, saved, held, 
     np.testing.assert_array_equal(np.asarray(classes)[written], values)
 
 
+@pytest.mark.parametrize("inside", [".", "runs/a"])
+def test_an_output_folder_in_an_input_folder_is_refused_before_anything_is_written_there(tmp_path, volumes,
+                                                                                         capsys, inside):
+    """A DICOM series is a folder: OUT in it would put the lock, prepared volumes and checkpoints among the
+    files the job reads (their fingerprint changes as they are written, and the ranks never agree)."""
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "slice1.dcm").write_bytes(b"")
+    argv = _train_args((str(series), volumes[1]), series / inside)
+    _refused(capsys, argv, str(series), "lies in this input folder")
+    assert sorted(p.name for p in series.iterdir()) == ["slice1.dcm"]
+
+
 def test_a_resume_from_another_networks_weights_or_optimizer_is_refused_before_any_rank(tmp_path, volumes,
                                                                                         capsys):
     """Files copied between runs: the launcher loads them into the network first, and says so briefly
