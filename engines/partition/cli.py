@@ -163,6 +163,12 @@ def _failure_message(failure) -> str:
     return recorded.strip().splitlines()[-1]
 
 
+def _timed_out(message: str) -> bool:
+    """Whether a rank's error is a collective's timeout (gloo's "Timed out waiting", NCCL's watchdog...)."""
+    return any(text in message for text in ("Timed out waiting", "timed out after", "Socket Timeout",
+                                            "Watchdog caught collective operation timeout"))
+
+
 def describe_failures(failures: dict) -> str:
     """One sentence naming the rank(s) that failed, causes before consequences: a rank's own error first, then
     a death by a signal other than SIGTERM (SIGKILL, SIGSEGV: the kernel's OOM killer, a crash), and last
@@ -178,11 +184,16 @@ def describe_failures(failures: dict) -> str:
             kind = 2
         return kind, failure.timestamp, rank
 
+    # A rank that stopped answering (hung, or stopped) is killed by torchrun after the others time out.
+    timed_out = any(_timed_out(_failure_message(failure)) for failure in failures.values())
     parts = []
     for rank, failure in sorted(failures.items(), key=cause):
         message = _failure_message(failure)
         if message:
             parts.append(f"rank {rank} failed: {message}")
+        elif failure.exitcode == -signal.SIGKILL and timed_out:
+            parts.append(f"rank {rank} stopped answering (SIGKILL: torchrun ended it after the others timed "
+                         "out waiting for it)")
         elif failure.exitcode < 0:
             parts.append(f"rank {rank} died ({failure.signal_name()})")
         else:

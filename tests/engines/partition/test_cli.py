@@ -512,7 +512,8 @@ def _failure(tmp_path, rank: int, exitcode: int, message: str | None = None, tim
     # rank first, the timeout after it
     ({0: (1, "RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Timed out waiting "
              "45000ms for send operation to complete"), 1: (-signal.SIGKILL, None)},
-     "rank 1 died (SIGKILL); rank 0 failed: RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc"),
+     "rank 1 stopped answering (SIGKILL: torchrun ended it after the others timed out waiting for it); "
+     "rank 0 failed: RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc"),
     # rank 0 raised and recorded it, then torchrun's SIGTERM ended it: the message is kept
     ({0: (-signal.SIGTERM, "ValueError: weights cannot be saved"),
       1: (1, "RuntimeError: Connection closed by peer")},
