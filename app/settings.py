@@ -1,4 +1,5 @@
-"""Tessera's small persistent settings: the recent-files list, as JSON in the user's config folder.
+"""Tessera's small persistent settings, as JSON in the user's config folder: the recent-files list, and the
+values each dock's form was last started with (`form_values`).
 
 A recent entry is a path, stored as a plain string, or, for a DICOM folder, the path and the series shown
 from it: ``{"path": ..., "series_uid": ..., "series": "MR 'T2 axial'"}`` (files written before series were
@@ -7,7 +8,7 @@ remembered hold plain strings only, and still read).
 The folder is `platformdirs.user_config_dir("tessera")`, or `$TESSERA_CONFIG_DIR` when set (tests point it
 at a temporary folder). A missing file means "no settings yet". An unreadable one is set aside (renamed
 `settings.json.unreadable`, never overwritten unseen) and the user told; a folder that cannot be written
-costs the recent list, with a warning, never an open.
+costs the recent list and the remembered forms, with a warning, never an open.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def _set_aside(path: Path, why: str) -> None:
                 aside = path.with_name(f"{SETTINGS_FILE}.unreadable.{n}")
             path.rename(aside)
             _warn_once(f"aside {aside}", f"Tessera's settings file {path} was {why}: kept as {aside.name}, "
-                                         "starting with an empty recent-files list")
+                                         "starting with no recent files nor remembered forms")
             return
     except OSError:
         pass
-    _warn_once(f"unreadable {path}", f"Tessera's settings file {path} is {why}: recent files are not kept")
+    _warn_once(f"unreadable {path}",
+               f"Tessera's settings file {path} is {why}: recent files and forms are not kept")
 
 
 def _save(settings: dict) -> None:
@@ -91,7 +93,7 @@ def _save(settings: dict) -> None:
     except OSError as exc:
         log.warning("could not save settings in %s: %s", folder, exc)
         _warn_once(f"unwritable {folder}", f"Tessera cannot save its settings in {folder} "
-                                           f"({exc.strerror or exc}): recent files are not kept")
+                                           f"({exc.strerror or exc}): recent files and forms are not kept")
 
 
 @dataclass(frozen=True)
@@ -165,3 +167,19 @@ def remove_recent(path: str | os.PathLike) -> list[str]:
     kept = [e for e in recent_entries() if e.path != entry]
     _save_recent(kept)
     return [e.path for e in kept]
+
+
+def form_values(form: str) -> dict:
+    """The values `form` (a dock's name) was last started with (`save_form`); {} when none were kept. They
+    are as stored: the dock checks each before it shows it."""
+    forms = _load().get("forms")
+    values = forms.get(form) if isinstance(forms, dict) else None
+    return values if isinstance(values, dict) else {}
+
+
+def save_form(form: str, values: dict) -> None:
+    """Keep a dock's form values (JSON types) for the next time the dock is made."""
+    settings = _load()
+    forms = settings.get("forms")
+    settings["forms"] = {**(forms if isinstance(forms, dict) else {}), form: values}
+    _save(settings)

@@ -58,6 +58,7 @@ from app.layers import (
 )
 from app.notify import notify_failure, notify_info
 from app.plot import MetricPlot
+from app.settings import form_values, save_form
 from app.spaces import add_quietly
 from app.status_label import StatusLabel
 from app.viewer import make_layers, open_paths, unproxied
@@ -76,6 +77,7 @@ MESH_CHOICES = ("2x1x1", "1x1x1", "2x2x1", "4x1x1", "2x2x2")
 NO_MEMORY = "Peak memory per rank: –"
 START_PREFIX = "start-"  # the folders of OUT/inputs/ a Start writes its layers to
 PICK = "(pick a layer)"  # an input choice without a layer (its layer was removed)
+FORM_NAME = "Train 3D (partitioned)"  # under which app.settings keeps the form as last started
 # train-seg's options as this form names them, for the job's messages.
 FORM_NAMES = {"--checkpoint-every": "checkpoint interval", "--backend": "Backend", "--resume": "Resume",
               "--ranks": "Ranks", "--steps": "Steps", "--width": "Width", "--crop": "Crop", "--mesh": "Mesh",
@@ -333,6 +335,34 @@ class Train3DDock(QWidget):
         layout.addWidget(self.plot)
         layout.addWidget(self.memory)
         layout.addWidget(self.panel, stretch=1)
+        self._restore_form()
+
+    # -- the form, as last started ----------------------------------------------------------------------
+
+    def form(self) -> dict[str, Any]:
+        """The network, split and training settings (not the layers nor the output folder, which belong
+        to one run)."""
+        return {"model": self.model_combo.currentText(), "width": self.width_spin.value(),
+                "mesh": self.mesh_combo.currentText().strip(), "ranks": self.ranks_spin.value(),
+                "backend": self.backend_combo.currentText(), "steps": self.steps_spin.value(),
+                "lr": self.lr_spin.value(), "crop": self.crop_edit.text().strip()}
+
+    def _restore_form(self) -> None:
+        """The form as it was last started (app.settings), each value checked: a stored one this form
+        cannot show is left at its default."""
+        values = form_values(FORM_NAME)
+        for key, combo in (("model", self.model_combo), ("backend", self.backend_combo)):
+            if values.get(key) in [combo.itemText(i) for i in range(combo.count())]:
+                combo.setCurrentText(values[key])
+        if isinstance(values.get("mesh"), str):
+            self.mesh_combo.setCurrentText(values["mesh"])  # sets the ranks to its blocks: ranks after it
+        for key, spin in (("width", self.width_spin), ("ranks", self.ranks_spin), ("steps", self.steps_spin)):
+            if isinstance(values.get(key), int) and not isinstance(values[key], bool):
+                spin.setValue(values[key])
+        if isinstance(values.get("lr"), float | int) and not isinstance(values["lr"], bool):
+            self.lr_spin.setValue(float(values["lr"]))
+        if isinstance(values.get("crop"), str):
+            self.crop_edit.setText(values["crop"])
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -416,6 +446,7 @@ class Train3DDock(QWidget):
         worker.finished.connect(self._prepared)
         self.worker = worker
         self._preparing = True
+        save_form(FORM_NAME, self.form())
         self.start_button.setEnabled(False)
         self.panel.status.setText("Preparing the inputs…")
         worker.start()

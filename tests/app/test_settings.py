@@ -79,8 +79,8 @@ def test_a_second_unreadable_file_never_replaces_the_first_set_aside(monkeypatch
         assert settings.recent_files() == []
     assert (folder / "settings.json.unreadable").read_text() == "{first"
     assert (folder / "settings.json.unreadable.1").read_text() == "{second"
-    assert len(told) == 2 and told[1].endswith("kept as settings.json.unreadable.1, starting with an empty "
-                                               "recent-files list")
+    assert len(told) == 2 and told[1].endswith("kept as settings.json.unreadable.1, starting with no recent "
+                                               "files nor remembered forms")
 
 
 def test_a_dicom_folder_entry_remembers_its_series_and_old_plain_paths_still_read(tmp_path):
@@ -111,3 +111,13 @@ def test_a_dicom_folder_entry_remembers_its_series_and_old_plain_paths_still_rea
     assert settings.recent_files() == [folder, folder, scan]
     settings.remove_recent(folder)  # the folder is gone: every series of it goes
     assert settings.recent_entries() == [settings.RecentEntry(scan)]
+
+
+def test_forms_are_kept_per_dock_beside_the_recent_list() -> None:
+    settings.add_recent("/data/a.nii.gz")
+    settings.save_form("Train 3D", {"steps": 17, "model": "unet"})
+    settings.save_form("Other", {"x": 1})
+    settings.save_form("Train 3D", {"steps": 18})
+    assert settings.form_values("Train 3D") == {"steps": 18} and settings.form_values("Other") == {"x": 1}
+    assert settings.form_values("never saved") == {}
+    assert settings.recent_files() == ["/data/a.nii.gz"]

@@ -16,6 +16,7 @@ import pytest
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
+from app import settings
 from app.layers import image_layer, labels_layer, layer_affine
 from app.viewer import add_layers, make_layers
 from engines.errors import InputError
@@ -485,3 +486,26 @@ def test_a_job_ended_before_its_result_names_the_checkpoint_it_kept(dock, tmp_pa
     assert dock.last_message == "rank 1 died (SIGKILL)"
     assert dock.panel.status.text().endswith("is at step 7; Start continues it while 'Resume' is ticked.")
     assert dock.resume_box.isChecked()
+
+
+def test_the_form_comes_back_as_it_was_last_started(dock, viewer, qtbot, tmp_path: Path) -> None:
+    """Network, split and training settings are kept (app.settings); the layers and output folder are not."""
+    _add(viewer)
+    _settings(dock, tmp_path, steps=17, crop="32,32,16")
+    dock.model_combo.setCurrentText("unet")
+    dock.mesh_combo.setCurrentText("2x2x1")
+    dock.ranks_spin.setValue(3)  # as typed, even if the job will refuse it
+    dock.start()
+    qtbot.waitUntil(lambda: not dock._preparing, timeout=60_000)
+    if dock.panel.running:
+        dock.cancel()
+        qtbot.waitUntil(lambda: not dock.panel.running, timeout=60_000)
+    again = Train3DDock(viewer)
+    assert again.form() == {"model": "unet", "width": 2, "mesh": "2x2x1", "ranks": 3, "backend": "gloo",
+                            "steps": 17, "lr": 0.01, "crop": "32,32,16"}
+    assert again.out_edit.text() == ""  # a new temporary folder per run, as the form says
+    settings.save_form("Train 3D (partitioned)", {"model": "resnet", "steps": "many", "ranks": True,
+                                                  "lr": 5.0})
+    fresh = Train3DDock(viewer)
+    assert fresh.model_combo.currentText() == "basicunet" and fresh.steps_spin.value() == 200
+    assert fresh.ranks_spin.value() == 2 and fresh.lr_spin.value() == 1.0  # clamped to its range
