@@ -26,6 +26,8 @@ from app.status_label import StatusLabel
 
 # Lines the log pane keeps (older ones scroll away).
 LOG_LINES = 2000
+# Jobs of docks closed while they ran, kept until they end (`JobPanel._check_removed`).
+_STOPPING: set[Job] = set()
 
 
 def format_eta(seconds: float | None) -> str:
@@ -60,6 +62,7 @@ class JobPanel(QWidget):
         super().__init__(parent)
         self.job: Job | None = None
         self.cancelled = False  # cancel() was asked for the current job
+        self.removed = False  # its dock was closed (taken out of the window): start nothing more
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setEnabled(False)  # always shown: a layout jump would repaint the whole window
@@ -88,8 +91,12 @@ class JobPanel(QWidget):
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def start(self, argv: list[str], *, message: str = "Starting…", env: dict[str, str] | None = None) -> Job:
-        """Start `argv` (see `app.jobs.main_command`) in the background, with `env` added; return its Job."""
+    def start(self, argv: list[str], *, message: str = "Starting…", env: dict[str, str] | None = None
+              ) -> Job | None:
+        """Start `argv` (see `app.jobs.main_command`) in the background, with `env` added; return its Job.
+        None once the dock was closed (its inputs may have been written after): nothing is started."""
+        if self.removed:
+            return None
         if self.running:
             raise RuntimeError("a job is already running in this panel")
         self.job = Job(argv, env=env, parent=self)
@@ -120,17 +127,26 @@ class JobPanel(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         """A dock closed with its × is taken out of the window (napari's remove_dock_widget), not deleted:
         its job would run on with nothing to show it or stop it, so it is stopped (a training job
-        checkpoints first). Hidden behind another tab, or with the window, it runs on."""
+        checkpoints first), and `removed` tells its dock to start none. Hidden behind another tab, or with
+        the window, it runs on."""
         super().hideEvent(event)
-        if self.running:
-            QTimer.singleShot(0, self._cancel_if_removed)  # napari unparents the dock before it removes it
+        QTimer.singleShot(0, self._check_removed)  # napari unparents the dock before it removes it
 
-    def _cancel_if_removed(self) -> None:
+    def _check_removed(self) -> None:
         widget = self.parentWidget()
         while widget is not None and not isinstance(widget, (QDockWidget, QMainWindow)):
             widget = widget.parentWidget()
-        if widget is None:
+        if widget is not None:
+            return
+        self.removed = True
+        if self.running:
             self.cancel()
+            # The dock may now be collected, and the Job with it (its child), whose QProcess would kill
+            # the job in the middle of its checkpoint: the Job lives on by itself until the job ends.
+            job = self.job
+            job.setParent(None)
+            _STOPPING.add(job)
+            job.finished.connect(lambda *_: _STOPPING.discard(job))
 
     def _on_event(self, event: dict) -> None:
         kind = event["event"]

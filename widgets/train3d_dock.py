@@ -64,7 +64,7 @@ from app.status_label import StatusLabel
 from app.viewer import make_layers, open_paths, unproxied
 from engines.errors import InputError
 from engines.io import read_volume, write_volume
-from engines.partition.checkpoint_files import checkpoint_dir, saved_step
+from engines.partition.checkpoint_files import checkpoint_dir, is_whole, saved_step
 from engines.partition.job_lock import job_folder
 from engines.partition.layout import check_layout
 from engines.partition.models import MODELS
@@ -232,8 +232,9 @@ class Train3DDock(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer = unproxied(viewer)
-        self.worker = None  # the latest input write or prediction read (tests wait on it)
-        self._preparing = False  # a Start's inputs are being checked and written
+        self.worker = None  # the latest file open, input write or prediction read (tests wait on it)
+        self._start_worker = None  # checking and writing the latest Start's inputs
+        self._preparing = False  # ... until it ends
         self._prediction_worker = None  # reading the latest job's prediction
         self._image_grid: tuple[tuple[int, ...], np.ndarray] | None = None  # shape, affine of the image
         self.out: str | None = None  # the job's output folder (kept for Resume)
@@ -357,10 +358,12 @@ class Train3DDock(QWidget):
         if isinstance(values.get("mesh"), str):
             self.mesh_combo.setCurrentText(values["mesh"])  # sets the ranks to its blocks: ranks after it
         for key, spin in (("width", self.width_spin), ("ranks", self.ranks_spin), ("steps", self.steps_spin)):
-            if isinstance(values.get(key), int) and not isinstance(values[key], bool):
+            if is_whole(values.get(key), spin.minimum()) and values[key] <= spin.maximum():
                 spin.setValue(values[key])
-        if isinstance(values.get("lr"), float | int) and not isinstance(values["lr"], bool):
-            self.lr_spin.setValue(float(values["lr"]))
+        lr = values.get("lr")
+        if (isinstance(lr, float | int) and not isinstance(lr, bool)
+                and self.lr_spin.minimum() <= lr <= self.lr_spin.maximum()):  # False for NaN
+            self.lr_spin.setValue(float(lr))
         if isinstance(values.get("crop"), str):
             self.crop_edit.setText(values["crop"])
 
@@ -442,9 +445,9 @@ class Train3DDock(QWidget):
                                full_resolution(image).shape, self.split_settings(), _start_thread=False,
                                _ignore_errors=True)
         worker.returned.connect(lambda written: self._launch(worker, out, resume, *written))
-        worker.errored.connect(lambda exc: worker is self.worker and self._problem(exc))
+        worker.errored.connect(lambda exc: worker is self._start_worker and self._problem(exc))
         worker.finished.connect(self._prepared)
-        self.worker = worker
+        self.worker = self._start_worker = worker
         self._preparing = True
         save_form(FORM_NAME, self.form())
         self.start_button.setEnabled(False)
@@ -468,7 +471,7 @@ class Train3DDock(QWidget):
 
     def _launch(self, worker: object, out: str, resume: bool, paths: list[str], written: dict[str, str]
                 ) -> None:
-        if worker is not self.worker:
+        if worker is not self._start_worker or self.panel.removed:  # superseded, or the dock was closed
             return
         self.out, self.result, self._written, self._error = out, None, written, ""
         self._ranks_started = False
@@ -531,7 +534,7 @@ class Train3DDock(QWidget):
                                       f"{result['checkpoint']}. Start continues it while 'Resume' is ticked.")
         elif result.get("prediction"):
             self.panel.status.setText(f"Trained to step {result['step']}; reading the prediction…")
-            self._read_prediction(result["prediction"])
+            self._read_prediction(result["prediction"], result["step"])
         else:
             self.panel.status.setText(f"Trained to step {result['step']}; checkpoint in "
                                       f"{result['checkpoint']}.")
@@ -553,21 +556,24 @@ class Train3DDock(QWidget):
         if not self._kept_checkpoint("Stopped. "):
             self.panel.status.setText("Cancelled before the first step: nothing to keep.")
 
-    def _read_prediction(self, path: str) -> None:
+    def _read_prediction(self, path: str, step: int) -> None:
         worker = create_worker(read_prediction, path, f"{self._image_name} prediction", self._labels_colormap,
                                self._image_grid, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda layers: self._add_prediction(worker, layers))
+        worker.returned.connect(lambda layers: self._add_prediction(worker, layers, step))
         worker.errored.connect(lambda exc: notify_failure(exc, path))
         self.worker = self._prediction_worker = worker
         worker.start()
 
-    def _add_prediction(self, worker: object, layers: list[Layer]) -> None:
+    def _add_prediction(self, worker: object, layers: list[Layer], step: int) -> None:
+        """Add a finished run's prediction, even once another run has started (it is that run's result);
+        the status line then stays the new run's."""
         if worker is not self._prediction_worker:
             return
         (layer,) = layers
         self._results.add(layer)  # never chosen as the labels unless picked
         self.prediction_layer = add_quietly(self.viewer, layer)  # hidden while a cube is shown
-        self.panel.status.setText(f"Trained to step {self.result['step']}; prediction added as "
-                                  f"'{self.prediction_layer.name}'.")
-        notify_info(f"Training done: '{self.prediction_layer.name}' added.")
+        if not (self.panel.running or self._preparing):
+            self.panel.status.setText(f"Trained to step {step}; prediction added as "
+                                      f"'{self.prediction_layer.name}'.")
+        notify_info(f"Training done (step {step}): '{self.prediction_layer.name}' added.")
 

@@ -24,8 +24,17 @@ from torch import nn
 
 from engines.errors import InputError
 from engines.files import created_mode
-from engines.partition.checkpoint_files import OPTIMIZER, STATE, WEIGHTS, checkpoint_dir, checkpoint_in
+from engines.partition.checkpoint_files import (
+    OPTIMIZER,
+    STATE,
+    WEIGHTS,
+    checkpoint_dir,
+    checkpoint_in,
+    is_whole,
+)
 from engines.partition.models import MODELS
+
+FOREIGN = "not one train-seg wrote, or edited since"  # said of a checkpoint.json that is not as written
 
 
 @dataclass
@@ -117,16 +126,9 @@ def load_checkpoint(out: str | os.PathLike, *, map_location: str | torch.device 
     except (OSError, ValueError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as exc:
         raise InputError(f"the checkpoint cannot be read: {exc}", path) from exc
     step = state.get("step") if isinstance(state, dict) else None
-    if not _whole(step, 0) or not isinstance(state.get("config"), dict):
+    if not is_whole(step, 0) or not isinstance(state.get("config"), dict):
         raise InputError(f"the checkpoint's {STATE} holds no step and configuration ({FOREIGN})", path)
     return Checkpoint(path, step, state["config"], optimizer)
-
-
-FOREIGN = "not one train-seg wrote, or edited since"
-
-
-def _whole(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _finite(value: Any) -> bool:
@@ -136,12 +138,12 @@ def _finite(value: Any) -> bool:
 # What a job's configuration holds, and what each value must be.
 CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
     "model": lambda v: v in MODELS,
-    "width": lambda v: _whole(v, 1),
-    "in_channels": lambda v: _whole(v, 1),
-    "classes": lambda v: _whole(v, 1),
-    "values": lambda v: isinstance(v, list) and all(_whole(x, 0) for x in v),
-    "multiple": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
-    "crop": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
+    "width": lambda v: is_whole(v, 1),
+    "in_channels": lambda v: is_whole(v, 1),
+    "classes": lambda v: is_whole(v, 1),
+    "values": lambda v: isinstance(v, list) and all(is_whole(x, 0) for x in v),
+    "multiple": lambda v: isinstance(v, list) and len(v) == 3 and all(is_whole(x, 1) for x in v),
+    "crop": lambda v: isinstance(v, list) and len(v) == 3 and all(is_whole(x, 1) for x in v),
     "mean": _finite,
     "std": lambda v: _finite(v) and v > 0,
     "affine": lambda v: (isinstance(v, list) and len(v) == 4

@@ -42,4 +42,9 @@ def saved_state(out: str | os.PathLike) -> dict:
 def saved_step(out: str | os.PathLike) -> int | None:
     """The step of the checkpoint in `out`, or None when there is none or it cannot be read."""
     step = saved_state(out).get("step")
-    return step if isinstance(step, int) and not isinstance(step, bool) else None
+    return step if is_whole(step) else None
+
+
+def is_whole(value: object, low: int = 0) -> bool:
+    """Whether a value read from JSON is a whole number (not a bool) of at least `low`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low

@@ -12,7 +12,7 @@ from pathlib import Path
 from engines.devices import DEVICES, torch_device
 from engines.errors import InputError
 from engines.events import StopRequest, emit
-from engines.files import NIFTI_SUFFIXES, check_output, refuse_overwrite
+from engines.files import NIFTI_SUFFIXES, check_output, refuse_overwrite, same_file
 from engines.partition.checkpoint_files import OPTIMIZER, saved_state
 from engines.partition.job_lock import UNDER_LAUNCHER, JobFolder, job_folder
 from engines.partition.models import MODELS
@@ -132,10 +132,13 @@ def run_check(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from engines.partition.predict import predict_volume
 
+    refuse_overwrite(args.image, args.out)
     config = saved_state(args.run).get("config")
-    trained_on = [config.get(key) for key in ("image", "labels")] if isinstance(config, dict) else []
-    for path in (args.image, *(path for path in trained_on if isinstance(path, str))):
-        refuse_overwrite(path, args.out)  # nor the run's own image and labels
+    for role in ("image", "labels"):  # stored absolute (older runs stored them as typed: left alone)
+        trained = config.get(role) if isinstance(config, dict) else None
+        if isinstance(trained, str) and os.path.isabs(trained) and same_file(trained, args.out):
+            raise InputError(f"this is the {role} run {args.run} was trained on: predict-seg never writes "
+                             "over it; choose another --out", args.out)
     check_output(args.out, NIFTI_SUFFIXES, "the labels file")
     device = torch_device(args.device)
     written, warnings = predict_volume(args.run, args.image, args.out, device=device)
@@ -145,11 +148,14 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-# What a rank fails with when another rank vanished or hung first (gloo, NCCL, the c10d store): a
-# consequence. A collective's timeout is one: the rank waited for another that stopped answering.
+# What a rank fails with when a collective times out (gloo, NCCL's watchdog, the c10d store): it waited for
+# another rank that stopped answering.
+_TIMEOUTS = ("Socket Timeout", "Timed out waiting", "timed out after",
+             "Watchdog caught collective operation timeout")
+# What a rank fails with when another rank vanished or hung first: a consequence.
 _COLLATERAL = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "DistNetworkError",
                "DistBackendError", "remote process exited", "communicator was aborted", "failed to recv",
-               "Socket Timeout", "Timed out waiting", "timed out after")
+               *_TIMEOUTS)
 
 
 def _failure_message(failure) -> str:
@@ -161,12 +167,6 @@ def _failure_message(failure) -> str:
     if not isinstance(recorded, str) or recorded == "<NONE>" or not recorded.strip():  # torch's "no file"
         return ""
     return recorded.strip().splitlines()[-1]
-
-
-def _timed_out(message: str) -> bool:
-    """Whether a rank's error is a collective's timeout (gloo's "Timed out waiting", NCCL's watchdog...)."""
-    return any(text in message for text in ("Timed out waiting", "timed out after", "Socket Timeout",
-                                            "Watchdog caught collective operation timeout"))
 
 
 def describe_failures(failures: dict) -> str:
@@ -185,7 +185,7 @@ def describe_failures(failures: dict) -> str:
         return kind, failure.timestamp, rank
 
     # A rank that stopped answering (hung, or stopped) is killed by torchrun after the others time out.
-    timed_out = any(_timed_out(_failure_message(failure)) for failure in failures.values())
+    timed_out = any(text in _failure_message(failure) for failure in failures.values() for text in _TIMEOUTS)
     parts = []
     for rank, failure in sorted(failures.items(), key=cause):
         message = _failure_message(failure)

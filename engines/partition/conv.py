@@ -122,7 +122,11 @@ def _autocast(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if not torch.is_autocast_enabled(device):
         return x, weight, bias
     dtype = torch.get_autocast_dtype(device)
-    return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+
+    def cast(t: torch.Tensor) -> torch.Tensor:  # autocast's rule: floating point, but never float64
+        return t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
+
+    return cast(x), cast(weight), None if bias is None else cast(bias)
 
 
 class HaloConvFunction(torch.autograd.Function):

@@ -328,8 +328,8 @@ def predict_sliding_window(out: str | os.PathLike, image: np.ndarray, *,
     if roi_size is None:
         roi_size = tuple(min(c, n) for c, n in zip(config["crop"], padded.shape, strict=True))
     if tuple(roi_size) == tuple(multiple):
-        raise InputError(f"the image, {tuple(image.shape)} voxels padded to {tuple(padded.shape)}, is no "
-                         f"larger than the network's whole downsampling {tuple(multiple)}: its deepest layer "
+        raise InputError("the image, padded to the network's multiple, is no larger than the network's "
+                         f"whole downsampling ({' x '.join(map(str, multiple))} voxels): its deepest layer "
                          "would see one voxel; the image is too small for this network")
     x = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
     as_torch, as_numpy = label_types(config["classes"])
@@ -365,7 +365,7 @@ def trained_orientation(affine: np.ndarray, shape: Sequence[int], config: dict
     instead of RAS would otherwise be labelled mirrored. With notes on what cannot be made to match: a voxel
     size off the training image's (the network sees anatomy at another scale), a checkpoint that predates
     recording the training grid."""
-    from nibabel.orientations import inv_ornt_aff, io_orientation, ornt_transform
+    from nibabel.orientations import io_orientation, ornt_transform
 
     own = io_orientation(affine)
     if "affine" not in config:
@@ -374,13 +374,15 @@ def trained_orientation(affine: np.ndarray, shape: Sequence[int], config: dict
                             "image's"]
     trained_affine = np.asarray(config["affine"], dtype=np.float64)
     trained = io_orientation(trained_affine)
-    turned = affine @ inv_ornt_aff(ornt_transform(own, trained), shape)
-    spacing, trained_spacing = (np.sqrt((a[:3, :3] ** 2).sum(axis=0)) for a in (turned, trained_affine))
+    # voxel sizes along the image's own axes, and the training image's along the axes they are turned to
+    spacing, trained_spacing = (np.sqrt((a[:3, :3] ** 2).sum(axis=0)) for a in (affine, trained_affine))
+    trained_spacing = trained_spacing[ornt_transform(own, trained)[:, 0].astype(int)]
     notes = []
-    if np.any(np.abs(spacing / trained_spacing - 1) > SPACING_TOLERANCE):
-        notes.append(f"its voxels are {_mm(spacing)} mm, the training image's {_mm(trained_spacing)} mm: the "
-                     "network sees anatomy at another scale; resample the image to the training spacing for "
-                     "labels to trust")
+    across = np.asarray(shape[:3]) > 1  # a single slice has no thickness to compare
+    if np.any(np.abs(spacing / trained_spacing - 1)[across] > SPACING_TOLERANCE):
+        notes.append(f"its voxels are {_mm(spacing)} mm, the training image's {_mm(trained_spacing)} mm "
+                     "along the same axes: the network sees anatomy at another scale; resample the image to "
+                     "the training spacing for labels to trust")
     return (own, trained), notes
 
 

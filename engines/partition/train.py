@@ -155,7 +155,9 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
     _check_paths(args)
     multiple = required_multiple(build_model(args.model, out_channels=2, width=args.width))
     block = tuple(m * n for m, n in zip(multiple, mesh_shape, strict=True))
-    resume = _resume_checkpoint(args)
+    # weights and optimizer state checked once: by the launcher, or by rank 0 when started by hand
+    by_hand_first = prepare and not os.environ.get(UNDER_LAUNCHER)
+    resume = _resume_checkpoint(args, check=world_size is None or by_hand_first)
 
     classes = None if resume is None else trained_values(resume.config)  # resumed: the network's classes
 
@@ -173,8 +175,9 @@ def plan_training(args: argparse.Namespace, *, world_size: int | None = None, pr
         "model": args.model, "width": args.width, "in_channels": 1, "classes": data.classes,
         "values": list(data.values),
         "mesh": args.mesh, "steps": args.steps, "lr": args.lr, "crop": list(crop), "seed": args.seed,
-        "image": args.image, "labels": args.labels, "image_shape": list(data.shape), "mean": data.mean,
-        "std": data.std, "multiple": list(multiple), "affine": data.affine.tolist(),
+        "image": os.path.abspath(args.image), "labels": os.path.abspath(args.labels),
+        "image_shape": list(data.shape), "mean": data.mean, "std": data.std, "multiple": list(multiple),
+        "affine": data.affine.tolist(),
     }
     return TrainPlan(config, data, mesh_shape, data_parallel, crop, resume)
 
@@ -205,7 +208,7 @@ def _check_paths(args: argparse.Namespace) -> None:
             refuse_overwrite(path, folder, folder=True)
 
 
-def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
+def _resume_checkpoint(args: argparse.Namespace, *, check: bool) -> Checkpoint | None:
     if not args.resume:
         if checkpoint_in(args.out) is not None:  # OUT/checkpoint/, or the one a crash left mid-swap
             raise InputError("this folder already holds a checkpoint: pass --resume to continue it, or "
@@ -220,7 +223,8 @@ def _resume_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
     if checkpoint.step >= args.steps:
         raise InputError(f"the checkpoint is at step {checkpoint.step} already; ask for more --steps",
                          checkpoint.path)
-    checkpoint.check_fits(build_model(args.model, out_channels=saved["classes"], width=args.width))
+    if check:
+        checkpoint.check_fits(build_model(args.model, out_channels=saved["classes"], width=args.width))
     return checkpoint
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 
 import pytest
 from qtpy.QtWidgets import QVBoxLayout, QWidget
@@ -75,3 +77,30 @@ def test_a_dock_closed_while_its_job_runs_stops_the_job(make_napari_viewer, qtbo
         viewer.window.remove_dock_widget(dock)  # what the dock's x does: the widget lives on, unparented
     assert panel.cancelled and done.args[0] == 0  # SIGTERM: the job checkpointed and exited
     assert "[exit code 0]" in panel.log_view.toPlainText()
+
+
+def test_a_stopping_job_outlives_its_closed_dock_and_a_dock_closed_early_starts_nothing(
+        make_napari_viewer, qtbot, job_script) -> None:
+    """Once closed, nothing holds a dock: collected with its Job's QProcess, the job would be killed in the
+    middle of its checkpoint. The Job lives on by itself until the job ends; a Start whose inputs come in
+    after the dock was closed starts nothing."""
+    viewer = make_napari_viewer(show=True)
+    dock = QWidget()
+    panel = JobPanel()
+    QVBoxLayout(dock).addWidget(panel)
+    viewer.window.add_dock_widget(dock, name="A job")
+    job = _start(panel, job_script, "1000")
+    started = []
+    job.job_event.connect(lambda event: started.append(event))
+    qtbot.waitUntil(lambda: any(e["event"] == "progress" for e in started), timeout=20_000)
+    codes = []
+    job.finished.connect(lambda code, _: codes.append(code))
+    viewer.window.remove_dock_widget(dock)
+    closed = weakref.ref(panel)
+    qtbot.waitUntil(lambda: closed().removed, timeout=5_000)  # seen on a later turn of the event loop
+    assert panel.start([sys.executable, "-c", "pass"]) is None
+    del dock, panel, job
+    gc.collect()
+    assert closed() is None  # the closed dock and its panel are gone
+    qtbot.waitUntil(lambda: bool(codes), timeout=15_000)
+    assert codes == [0]  # ended by its SIGTERM handler (checkpoint saved), not killed with the panel

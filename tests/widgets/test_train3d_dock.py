@@ -200,11 +200,13 @@ def test_layers_off_the_image_grid_are_named_at_once(dock, viewer, qtbot, tmp_pa
 def test_what_the_job_refuses_is_named_before_any_rank_starts(dock, viewer, qtbot, tmp_path: Path) -> None:
     _settings(dock, tmp_path, steps=2)
     _add(viewer, labels=np.zeros(SHAPE, np.uint8))
+    write_volume(Volume(_scene()[0], AFFINE), tmp_path / "other.nii")
     dock.last_message = ""
     dock.start()
     first = dock.worker
     dock.start()  # a second Start while the first's inputs are written does nothing
     assert dock.worker is first
+    dock.open_file(str(tmp_path / "other.nii"), as_labels=False)  # File… meanwhile: the Start goes on
     qtbot.waitUntil(lambda: bool(dock.last_message), timeout=60_000)
     message = dock.last_message  # the first's refusal, not a race for the folder with the second
     assert "layer 'sphere labels'" in message and "single class" in message
@@ -504,8 +506,23 @@ def test_the_form_comes_back_as_it_was_last_started(dock, viewer, qtbot, tmp_pat
     assert again.form() == {"model": "unet", "width": 2, "mesh": "2x2x1", "ranks": 3, "backend": "gloo",
                             "steps": 17, "lr": 0.01, "crop": "32,32,16"}
     assert again.out_edit.text() == ""  # a new temporary folder per run, as the form says
-    settings.save_form("Train 3D (partitioned)", {"model": "resnet", "steps": "many", "ranks": True,
-                                                  "lr": 5.0})
-    fresh = Train3DDock(viewer)
-    assert fresh.model_combo.currentText() == "basicunet" and fresh.steps_spin.value() == 200
-    assert fresh.ranks_spin.value() == 2 and fresh.lr_spin.value() == 1.0  # clamped to its range
+    for stored in ({"model": "resnet", "steps": "many", "ranks": True, "lr": 5.0, "width": -5},
+                   {"steps": 10**12, "lr": float("nan"), "width": 1.5}):  # a hand-edited or other version's
+        settings.save_form("Train 3D (partitioned)", stored)
+        fresh = Train3DDock(viewer)  # each value the form cannot show is left at its default
+        assert fresh.form() == {"model": "basicunet", "width": 8, "mesh": "2x1x1", "ranks": 2,
+                                "backend": "auto", "steps": 200, "lr": 0.001, "crop": "64,64,64"}
+
+
+def test_a_prediction_read_after_the_next_start_is_still_added_and_leaves_the_new_status(dock, viewer):
+    """Reading a large prediction takes seconds, and Start is open meanwhile: the finished run's result
+    comes in all the same, and says so without taking the new run's status line."""
+    prediction = Volume(np.zeros(SHAPE, np.uint8), AFFINE)
+    (layer,) = make_layers([labels_layer(prediction, name="sphere prediction")])
+    worker = object()
+    dock._prediction_worker = worker
+    dock._preparing, dock.result = True, None  # a new Start is writing its inputs
+    dock.panel.status.setText("Preparing the inputs…")
+    dock._add_prediction(worker, [layer], 5)
+    assert layer in viewer.layers and dock.prediction_layer is layer
+    assert dock.panel.status.text() == "Preparing the inputs…"

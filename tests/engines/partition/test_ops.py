@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from engines.partition.conv import _autocast
 from engines.partition.convert import partition_model
 from engines.partition.grads import sum_gradients
 from engines.partition.mesh import SpatialMesh
@@ -100,3 +101,13 @@ def replica_running_stats_worker(mesh_shape, data_parallel):
 def test_running_statistics_of_replicas_are_those_of_the_whole_batch(ranks, n, mesh_shape, data_parallel):
     errors = ranks(n).run(replica_running_stats_worker, mesh_shape, data_parallel, timeout_s=120)
     assert max(errors) < 1e-10
+
+
+def test_halo_convolutions_take_autocasts_dtype_as_f_conv3d_would():
+    """bfloat16 for float32 inputs under CPU autocast; float64 left alone, as autocast leaves it."""
+    single, double = torch.ones(1, 1, 2, 2, 2), torch.ones(1, 1, 2, 2, 2, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert [t.dtype for t in _autocast(single, single, single)] == [torch.bfloat16] * 3
+        assert [t.dtype for t in _autocast(double, double, double)] == [torch.float64] * 3
+        assert torch.nn.functional.conv3d(double, double).dtype == torch.float64
+    assert _autocast(single, single, None) == (single, single, None)

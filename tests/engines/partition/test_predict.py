@@ -222,9 +222,16 @@ def test_notes_say_what_the_network_cannot_be_turned_to(tmp_path):
     coarse = tmp_path / "coarse.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.diag([1.6, 0.8, 1.5, 1.0])), coarse)
     _, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz")
-    assert notes == ["its voxels are 1.6 x 0.8 x 1.5 mm, the training image's 0.8 x 0.8 x 1.5 mm: the "
-                     "network sees anatomy at another scale; resample the image to the training spacing for "
-                     "labels to trust"]
+    assert notes == ["its voxels are 1.6 x 0.8 x 1.5 mm, the training image's 0.8 x 0.8 x 1.5 mm along the "
+                     "same axes: the network sees anatomy at another scale; resample the image to the "
+                     "training spacing for labels to trust"]
+    sagittal = tmp_path / "sagittal.nii.gz"  # axes stored S, A, R: sizes compared along the file's own axes
+    stored_sar = np.array([[0, 0, 0.8, 0], [0, 0.8, 0, 0], [1.5, 0, 0, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.zeros((8, 16, 16), np.float32), stored_sar), sagittal)
+    assert predict_volume(tmp_path, str(sagittal), tmp_path / "labels.nii.gz")[1] == []
+    thin = tmp_path / "slice.nii.gz"  # one slice: its thickness is not compared
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 1), np.float32), np.diag([0.8, 0.8, 5.0, 1.0])), thin)
+    assert predict_volume(tmp_path, str(thin), tmp_path / "labels.nii.gz")[1] == []
     checkpoint = load_checkpoint(tmp_path)
     config = {key: value for key, value in checkpoint.config.items() if key != "affine"}
     save_checkpoint(tmp_path, build_model("unet", out_channels=3, width=2), None, 7, config)
