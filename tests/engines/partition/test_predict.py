@@ -266,7 +266,7 @@ def test_a_2d_image_gets_2d_labels(tmp_path, suffix):
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
 
 
-def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
+def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path, monkeypatch):
     import main
 
     _trained_folder(tmp_path, (16, 16, 8))
@@ -287,6 +287,12 @@ def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path):
     assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path),
                       "--out", str(trained_labels)]) == 2
     assert trained_labels.read_bytes() == kept
+    elsewhere = tmp_path / "elsewhere"  # a path stored as typed by an older run names no file for certain
+    elsewhere.mkdir()
+    state_file.write_text(json.dumps({**state, "config": {**state["config"], "labels": "seg.nii.gz"}}))
+    monkeypatch.chdir(elsewhere)
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path),
+                      "--out", "seg.nii.gz", "--device", "cpu"]) == 0
     out = tmp_path / "labels.nii.gz"
     assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(image_path), "--out", str(out),
                       "--device", "cpu"]) == 0
