@@ -66,16 +66,23 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--series", metavar="UID", help="the series to open from a DICOM folder given "
                         "(default: its largest)")
     first = argv[0] if argv else ""
-    bare_word = not first.startswith("-") and not any(c in first for c in "/\\.")
-    if bare_word and not os.path.exists(first) and (close := difflib.get_close_matches(first, COMMANDS, n=1)):
+    bare_word = first and not first.startswith("-") and not any(c in first for c in "/\\.")
+    if bare_word and not os.path.exists(first):
         # a mistyped subcommand, not a file: said before its options could be blamed instead
-        return _error(f"unknown command {first!r}: did you mean {close[0]!r}? "
-                      "(python main.py --help lists the commands)", 2)
+        close = difflib.get_close_matches(first, COMMANDS, n=1)
+        meant = f"did you mean {close[0]!r}? " if close else "nor a file or folder here; "
+        return _error(f"unknown command {first!r}: {meant}(python main.py --help lists the commands)", 2)
     # files and options in any order; after "--" (file names starting with "-") argparse's plain way
     args = parser.parse_args(argv) if "--" in argv else parser.parse_intermixed_args(argv)
     folders = [f for f in args.files if os.path.isdir(f)]
     if args.series and len(folders) != 1:
         return _error(f"--series chooses the series of one DICOM folder; {len(folders)} folders given", 2)
+
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        return _error("no display to open the window on ($DISPLAY and $WAYLAND_DISPLAY are unset): run it "
+                      "on a virtual one, `xvfb-run -a python main.py ...` (as `make run` does), or use the "
+                      "subcommands, which need none", 1)
 
     import napari
 

@@ -49,6 +49,20 @@ def test_a_mistyped_subcommand_is_named_not_opened_as_a_file(argv, meant):
     assert f"unknown command {argv[0]!r}: did you mean {meant!r}?" in result.stderr
 
 
+def test_a_bare_word_that_is_neither_a_command_nor_a_file_is_refused_before_the_window():
+    result = _run("frobnicate")
+    assert result.returncode == 2
+    assert "unknown command 'frobnicate': nor a file or folder here" in result.stderr
+
+
+def test_without_a_display_the_window_is_not_started_and_says_how_to_get_one(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main.main(["--demo"]) == 1
+    assert "no display to open the window on" in capsys.readouterr().err
+
+
 def test_gui_arguments_that_are_not_mistyped_commands(monkeypatch, tmp_path):
     """Paths (with a folder or an extension) and '--' before a file named '-x' go to the workbench."""
     import widgets.workbench
