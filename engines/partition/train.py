@@ -368,7 +368,9 @@ def train(plan: TrainPlan, stop: StopRequest, device: torch.device, *, checkpoin
         block = [m * n for m, n in zip(config["multiple"], mesh.shape, strict=True)]
         window = prediction_window(net, plan.data.image, plan.crop, block, mesh, device)
         if leader:
-            emit("log", message=f"predicting the whole volume in windows of {format_mesh(window)} voxels")
+            one_pass = all(w >= n for w, n in zip(window, plan.data.image.shape[-3:], strict=True))
+            how = "in one pass" if one_pass else f"in windows of {format_mesh(window)} voxels"
+            emit("log", message=f"predicting the whole volume {how}")
         labels = predict_partitioned(net, plan.data.image, window, mesh, device)
         # The replica's collectives are all done before any of its ranks leaves the group (NCCL tears
         # down per communicator), and a slow write of the labels below cannot time out a peer's collective.

@@ -309,6 +309,8 @@ def test_sparse_label_values_train_as_that_many_classes_and_come_back_as_themsel
     assert code == 0, job.proc.stderr.read()
     start = next(e for e in events if e["event"] == "start")
     assert start["classes"] == 3 and start["values"] == [0, 3, 9]
+    assert {"event": "log", "message": "predicting the whole volume in one pass"}.items() <= next(
+        e for e in events if e["event"] == "log" and e["message"].startswith("predicting")).items()
     assert all(len(e["dice"]) == 3 for e in events if e["event"] == "metric")
     prediction = np.asarray(nib.load(tmp_path / "o" / "prediction.nii.gz").dataobj)
     assert set(np.unique(prediction)) <= {0, 3, 9} and len(np.unique(prediction)) > 1
