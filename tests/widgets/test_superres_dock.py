@@ -322,6 +322,8 @@ def test_only_a_single_file_the_layer_shows_unchanged_is_a_job_source(viewer, tm
     assert unchanged_source(reshaped) is None
     (filtered,) = add_layers(viewer, [image_layer(_volume(source=str(scan)))])
     assert unchanged_source(filtered) == str(scan)
+    with pytest.raises(ValueError, match="read-only"):
+        filtered.data[0, 0, 0] = 7.0  # edited in place, it would still pass for its file: refused
     filtered.data = np.asarray(filtered.data) * 2.0  # e.g. a plugin's filter: same shape and placement
     assert unchanged_source(filtered) is None
 
