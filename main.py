@@ -70,8 +70,9 @@ def run_gui(argv: list[str]) -> int:
     if bare_word and not os.path.exists(first):
         # a mistyped subcommand, not a file: said before its options could be blamed instead
         close = difflib.get_close_matches(first, COMMANDS, n=1)
-        meant = f"did you mean {close[0]!r}? " if close else "nor a file or folder here; "
-        return _error(f"unknown command {first!r}: {meant}(python main.py --help lists the commands)", 2)
+        what = (f"unknown command {first!r}: did you mean {close[0]!r}?" if close else
+                f"{first!r} is neither a command nor a file or folder here")
+        return _error(f"{what} (python main.py --help lists the commands)", 2)
     # files and options in any order; after "--" (file names starting with "-") argparse's plain way
     args = parser.parse_args(argv) if "--" in argv else parser.parse_intermixed_args(argv)
     folders = [f for f in args.files if os.path.isdir(f)]

@@ -175,8 +175,10 @@ def _placement(volume: Volume, name: str | None, *, labels: bool = False,
         data, affine = canonical_view(volume)
     metadata: dict[str, Any] = {VOLUME_KEY: volume}
     if not resampled:
-        if not labels and isinstance(data, np.ndarray):  # an image shows its file: edited in place, it would
-            data = data.view()  # not (a job reads the file); a copy or a replaced array is seen as one
+        if not labels and isinstance(data, np.ndarray):
+            # read-only: an image edited in place would still pass for its file, which a job would read
+            # (`unchanged_source`); a replaced array is told apart by the weak reference below
+            data = data.view()
             data.flags.writeable = False
         with contextlib.suppress(TypeError):  # an array type without weak references: never "unchanged"
             metadata[SHOWN_DATA_KEY] = weakref.ref(data)

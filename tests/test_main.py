@@ -52,7 +52,7 @@ def test_a_mistyped_subcommand_is_named_not_opened_as_a_file(argv, meant):
 def test_a_bare_word_that_is_neither_a_command_nor_a_file_is_refused_before_the_window():
     result = _run("frobnicate")
     assert result.returncode == 2
-    assert "unknown command 'frobnicate': nor a file or folder here" in result.stderr
+    assert "'frobnicate' is neither a command nor a file or folder here" in result.stderr
 
 
 def test_without_a_display_the_window_is_not_started_and_says_how_to_get_one(monkeypatch, capsys):
