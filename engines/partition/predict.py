@@ -409,13 +409,13 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
         raise InputError(f"the image holds NaN or infinite values ({bad} voxels); prediction needs finite "
                          f"intensities", image_path)
     trained = load_trained_model(out, device=device)
-    stored, notes = trained_orientation(volume.affine, image.shape, trained[1])
+    (own, trained_in), notes = trained_orientation(volume.affine, image.shape, trained[1])
     try:
-        labels = predict_sliding_window(out, apply_orientation(image, ornt_transform(*stored)), device=device,
-                                        trained=trained)
+        labels = predict_sliding_window(out, apply_orientation(image, ornt_transform(own, trained_in)),
+                                        device=device, trained=trained)
     except InputError as exc:
         raise InputError(exc.problem, image_path) from None
-    labels = apply_orientation(labels, ornt_transform(*stored[::-1]))  # back to the image's own order
+    labels = apply_orientation(labels, ornt_transform(trained_in, own))  # back to the image's own order
     if volume.meta.get(PLANAR):  # a 2D image gets 2D labels, as its own shape
         labels = labels[:, :, 0]
     return write_labels(labels, volume.affine, labels_path), [*volume.warnings, *notes]
