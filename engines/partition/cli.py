@@ -75,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     predict = subparsers.add_parser(
         "predict-seg", help="label a volume with a train-seg checkpoint (MONAI sliding window, one process)",
-        description="Apply a network trained by train-seg to a volume on the grid it was trained for and "
-                    "write the labels as NIfTI with the image's affine.",
+        description="Apply a network trained by train-seg to a volume, turned (and resampled) to the grid it "
+                    "was trained on, and write the labels as NIfTI on the image's own grid.",
         epilog="example:\n  python main.py predict-seg --run runs/brain --image other_t1.nii.gz "
                "--out other_tissue.nii.gz", formatter_class=argparse.RawDescriptionHelpFormatter)
     predict.add_argument("--run", required=True, help="train-seg's output folder (its checkpoint)")
@@ -84,6 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", required=True, help="labels file to write (.nii or .nii.gz)")
     predict.add_argument("--device", choices=DEVICES, default="auto",
                          help="auto: the first GPU when there is one")
+    predict.add_argument("--no-resample", dest="resample", action="store_false",
+                         help="label the image on its own voxels even when their size is more than 10 %% "
+                              "off the training image's (by default it is labelled at the training voxel "
+                              "size and the labels brought back; either way the labels are on its grid)")
     predict.set_defaults(func=run_predict)
 
 
@@ -141,7 +145,8 @@ def run_predict(args: argparse.Namespace) -> int:
                              "over it; choose another --out", args.out)
     check_output(args.out, NIFTI_SUFFIXES, "the labels file")
     device = torch_device(args.device)
-    written, warnings = predict_volume(args.run, args.image, args.out, device=device)
+    written, warnings = predict_volume(args.run, args.image, args.out, device=device,
+                                       resample=args.resample)
     for warning in warnings:
         print(f"warning: {args.image}: {warning}", file=sys.stderr)
     print(f"labels written to {written}")

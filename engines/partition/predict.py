@@ -8,6 +8,7 @@ import itertools
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -355,48 +356,81 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike
     return Path(path)
 
 
-SPACING_TOLERANCE = 0.1  # a voxel size this much off the training image's is worth a warning
+SPACING_TOLERANCE = 0.1  # a voxel size this much off the training image's is resampled to it
 
 
-def trained_orientation(affine: np.ndarray, shape: Sequence[int], config: dict
-                        ) -> tuple[tuple[np.ndarray, np.ndarray], list[str]]:
-    """The axis orientation (nibabel ornt) of an image of `affine`, and the one the network was trained in,
-    so that the image is turned to it: a network sees voxels, not millimetres, and the same scan stored LPS
-    instead of RAS would otherwise be labelled mirrored. With notes on what cannot be made to match: a voxel
-    size off the training image's (the network sees anatomy at another scale), a checkpoint that predates
-    recording the training grid."""
+@dataclass(frozen=True)
+class TrainedGrid:
+    """How an image is brought to the grid a network was trained on, and back."""
+
+    own: np.ndarray  # the image's axis orientation (nibabel ornt)
+    trained: np.ndarray  # the training image's, which the image is turned to
+    shape: tuple[int, ...] | None  # the image's shape at the training voxel size (its own axes); None: kept
+    notes: list[str]
+
+
+def trained_grid(affine: np.ndarray, shape: Sequence[int], config: dict, *, resample: bool = True
+                 ) -> TrainedGrid:
+    """The grid a network trained on `config`'s image sees an image of `affine` and `shape` on.
+
+    A network sees voxels, not millimetres: the same scan stored LPS instead of RAS would be labelled
+    mirrored, and one with voxels of another size shows it anatomy at a scale it never learnt. So the image
+    is turned to the training image's axis order and directions, and, where a voxel size (along the same
+    axes) is more than SPACING_TOLERANCE off the training image's, resampled to the training voxel size over
+    the same field of view (when `resample`; else only noted). A single slice's thickness is left alone.
+    Notes say what was done, and what cannot be (a checkpoint that predates recording the training grid).
+    """
     from nibabel.orientations import io_orientation, ornt_transform
 
     own = io_orientation(affine)
     if "affine" not in config:
-        return (own, own), ["the checkpoint does not record the training image's grid (it predates that): "
-                            "the image is labelled in its stored voxel order, which must be the training "
-                            "image's"]
+        return TrainedGrid(own, own, None, [
+            "the checkpoint does not record the training image's grid (it predates that): the image is "
+            "labelled in its stored voxel order and voxel size, which must be the training image's"])
     trained_affine = np.asarray(config["affine"], dtype=np.float64)
     trained = io_orientation(trained_affine)
     # voxel sizes along the image's own axes, and the training image's along the axes they are turned to
     spacing, trained_spacing = (np.sqrt((a[:3, :3] ** 2).sum(axis=0)) for a in (affine, trained_affine))
     trained_spacing = trained_spacing[ornt_transform(own, trained)[:, 0].astype(int)]
-    notes = []
-    across = np.asarray(shape[:3]) > 1  # a single slice has no thickness to compare
-    if np.any(np.abs(spacing / trained_spacing - 1)[across] > SPACING_TOLERANCE):
-        notes.append(f"its voxels are {_mm(spacing)} mm, the training image's {_mm(trained_spacing)} mm "
-                     "along the same axes: the network sees anatomy at another scale; resample the image to "
-                     "the training spacing for labels to trust")
-    return (own, trained), notes
+    extents = np.asarray(shape[:3])
+    across = extents > 1  # a single slice has no thickness to compare
+    if not np.any(np.abs(spacing / trained_spacing - 1)[across] > SPACING_TOLERANCE):
+        return TrainedGrid(own, trained, None, [])
+    sizes = (f"its voxels are {_mm(spacing)} mm, the training image's {_mm(trained_spacing)} mm along the "
+             "same axes")
+    if not resample:
+        return TrainedGrid(own, trained, None, [
+            f"{sizes}: the network sees anatomy at another scale; resample the image to the training "
+            "spacing for labels to trust"])
+    resampled = np.where(across, np.maximum(1, np.rint(extents * spacing / trained_spacing)), extents)
+    resampled = tuple(int(n) for n in resampled)
+    return TrainedGrid(own, trained, resampled, [
+        f"{sizes}: labelled at the training voxel size ({' x '.join(map(str, resampled))} voxels, linear "
+        "interpolation), the labels brought back to the image's grid (nearest neighbour)"])
 
 
 def _mm(spacing: np.ndarray) -> str:
     return " x ".join(f"{v:.3g}" for v in spacing)
 
 
-def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | os.PathLike, *,
-                   device: torch.device | str = "cpu") -> tuple[Path, list[str]]:
-    """Read an image, predict its labels with a training folder's checkpoint (sliding window), write them.
+def _resized(array: np.ndarray, shape: Sequence[int], *, labels: bool) -> np.ndarray:
+    """`array` resampled to `shape` over the same field of view (scikit-image: voxel edges aligned):
+    intensities linearly, smoothed first along the axes it shrinks; labels by nearest neighbour."""
+    from skimage.transform import resize
 
-    Returns the labels file and what reading the image found (a 4D file: its first volume is labelled).
-    Raises InputError naming the image when it holds NaN or infinite values: every window holding one would
-    normalise to NaN and come out as class 0.
+    if labels:
+        return resize(array, shape, order=0, preserve_range=True, anti_aliasing=False).astype(array.dtype)
+    return resize(np.asarray(array, np.float32), shape, order=1, preserve_range=True)
+
+
+def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | os.PathLike, *,
+                   device: torch.device | str = "cpu", resample: bool = True) -> tuple[Path, list[str]]:
+    """Read an image, predict its labels with a training folder's checkpoint (sliding window) on the grid
+    the network was trained on (trained_grid), write them on the image's own grid.
+
+    Returns the labels file and what reading and regridding the image found (a 4D file: its first volume is
+    labelled). Raises InputError naming the image when it holds NaN or infinite values: every window holding
+    one would normalise to NaN and come out as class 0.
     """
     from nibabel.orientations import apply_orientation, ornt_transform
 
@@ -409,13 +443,16 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
         raise InputError(f"the image holds NaN or infinite values ({bad} voxels); prediction needs finite "
                          f"intensities", image_path)
     trained = load_trained_model(out, device=device)
-    (own, trained_in), notes = trained_orientation(volume.affine, image.shape, trained[1])
+    grid = trained_grid(volume.affine, image.shape, trained[1], resample=resample)
+    seen = image if grid.shape is None else _resized(image, grid.shape, labels=False)
     try:
-        labels = predict_sliding_window(out, apply_orientation(image, ornt_transform(own, trained_in)),
+        labels = predict_sliding_window(out, apply_orientation(seen, ornt_transform(grid.own, grid.trained)),
                                         device=device, trained=trained)
     except InputError as exc:
         raise InputError(exc.problem, image_path) from None
-    labels = apply_orientation(labels, ornt_transform(trained_in, own))  # back to the image's own order
+    labels = apply_orientation(labels, ornt_transform(grid.trained, grid.own))  # back to the image's order
+    if grid.shape is not None:
+        labels = _resized(labels, image.shape, labels=True)
     if volume.meta.get(PLANAR):  # a 2D image gets 2D labels, as its own shape
         labels = labels[:, :, 0]
-    return write_labels(labels, volume.affine, labels_path), [*volume.warnings, *notes]
+    return write_labels(labels, volume.affine, labels_path), [*volume.warnings, *grid.notes]

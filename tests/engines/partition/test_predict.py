@@ -217,11 +217,54 @@ def test_a_scan_stored_in_another_axis_order_is_labelled_as_the_network_was_trai
     assert np.mean(mirrored != labelled["ras"]) > 0.05  # what it was labelled as before: not the same
 
 
+def _smooth_scan(shape, seed):
+    """Intensities with structure a few voxels wide (normalised like the trained folder's 5 +- 2)."""
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(np.random.default_rng(seed).normal(0, 1, shape), 1.5)
+    return (5 + 2 * smooth / smooth.std()).astype(np.float32)
+
+
+@pytest.mark.parametrize("stored", ["ras", "lps"])
+def test_a_scan_of_finer_voxels_is_labelled_at_the_training_voxel_size(tmp_path, stored):
+    """The same anatomy at half the voxel size (in either axis order): labelled on the training grid, its
+    labels agree with those of the scan at the training voxel size; the network run on the fine voxels sees
+    structures twice as large as it learnt and agrees far less."""
+    from skimage.transform import resize
+
+    _trained_folder(tmp_path, (16, 16, 8))
+    coarse = _smooth_scan((24, 24, 16), 4)
+    nib.save(nib.Nifti1Image(coarse, TRAINED_AFFINE), tmp_path / "coarse.nii.gz")
+    reference = np.asarray(nib.load(predict_volume(tmp_path, str(tmp_path / "coarse.nii.gz"),
+                                                   tmp_path / "coarse-labels.nii.gz")[0]).dataobj)
+    fine = nib.Nifti1Image(resize(coarse, (48, 48, 32), order=3, preserve_range=True).astype(np.float32),
+                           np.diag([0.4, 0.4, 0.75, 1.0]))
+    if stored == "lps":
+        fine = nib.as_closest_canonical(fine).slicer[::-1, ::-1, :]
+    nib.save(fine, tmp_path / "fine.nii.gz")
+    expected = resize(reference, (48, 48, 32), order=0, preserve_range=True, anti_aliasing=False)
+    agreement = {}
+    for resample in (True, False):
+        written, notes = predict_volume(tmp_path, str(tmp_path / "fine.nii.gz"),
+                                        tmp_path / "fine-labels.nii.gz", resample=resample)
+        result = nib.load(written)
+        assert result.shape == (48, 48, 32)
+        np.testing.assert_allclose(result.affine, fine.affine)
+        agreement[resample] = np.mean(nib.as_closest_canonical(result).get_fdata() == expected)
+        assert len(notes) == 1 and ("24 x 24 x 16 voxels" in notes[0]) == resample
+    assert agreement[True] > 0.9 and agreement[False] < 0.6, agreement
+
+
 def test_notes_say_what_the_network_cannot_be_turned_to(tmp_path):
     _trained_folder(tmp_path, (16, 16, 8))
     coarse = tmp_path / "coarse.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.diag([1.6, 0.8, 1.5, 1.0])), coarse)
-    _, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz")
+    written, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz")
+    assert notes == ["its voxels are 1.6 x 0.8 x 1.5 mm, the training image's 0.8 x 0.8 x 1.5 mm along the "
+                     "same axes: labelled at the training voxel size (32 x 16 x 8 voxels, linear "
+                     "interpolation), the labels brought back to the image's grid (nearest neighbour)"]
+    assert nib.load(written).shape == (16, 16, 8)
+    _, notes = predict_volume(tmp_path, str(coarse), tmp_path / "labels.nii.gz", resample=False)
     assert notes == ["its voxels are 1.6 x 0.8 x 1.5 mm, the training image's 0.8 x 0.8 x 1.5 mm along the "
                      "same axes: the network sees anatomy at another scale; resample the image to the "
                      "training spacing for labels to trust"]
@@ -266,7 +309,7 @@ def test_a_2d_image_gets_2d_labels(tmp_path, suffix):
     assert set(np.unique(np.asarray(result.dataobj))) <= {0, 1, 2}
 
 
-def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path, monkeypatch):
+def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path, monkeypatch, capsys):
     import main
 
     _trained_folder(tmp_path, (16, 16, 8))
@@ -299,6 +342,14 @@ def test_predict_seg_cli_labels_another_scan_and_never_writes_over_it(tmp_path, 
     result = nib.load(out)
     assert result.shape == (10, 12, 7)
     np.testing.assert_allclose(result.affine, affine)
+    coarse = tmp_path / "coarse.nii.gz"  # --no-resample: labelled on its own voxels, with a warning
+    nib.save(nib.Nifti1Image(np.zeros((10, 12, 7), np.float32), np.diag([1.6, 0.8, 1.5, 1.0])), coarse)
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(coarse), "--out", str(out),
+                      "--no-resample"]) == 0
+    assert "resample the image to the training spacing" in capsys.readouterr().err
+    assert main.main(["predict-seg", "--run", str(tmp_path), "--image", str(coarse), "--out", str(out)]) == 0
+    assert "labelled at the training voxel size (20 x 12 x 7 voxels" in capsys.readouterr().err
+    assert nib.load(out).shape == (10, 12, 7)
     assert main.main(["predict-seg", "--run", str(tmp_path / "nowhere"), "--image", str(image_path),
                       "--out", str(out)]) == 2
 
