@@ -152,13 +152,18 @@ class HaloConvFunction(torch.autograd.Function):
         g = ctx.geometry
         slabs = [(axis, flat[2 * i], flat[2 * i + 1]) for i, axis in enumerate(ctx.slab_axes)]
         padded = halo_repad(x, slabs)
-        full = grad.new_zeros(ctx.full_shape)
-        _crop(full, x, g).copy_(grad)
+        if grad.shape == ctx.full_shape:  # nothing was cropped (a convolution, not a transposed one)
+            full = grad
+        else:
+            full = grad.new_zeros(ctx.full_shape)
+            _crop(full, x, g).copy_(grad)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_padded, grad_w, grad_b = torch.ops.aten.convolution_backward(
             full, padded, weight, [weight.shape[1] * g.groups if g.transposed else weight.shape[0]]
             if ctx.has_bias else None, g.stride, g.padding, g.dilation, g.transposed, g.output_padding,
             g.groups, [need_x, need_w, need_b and ctx.has_bias])
+        del padded, full  # not held through the halo exchange: this is the step's memory peak
+        # grad_padded is this call's own: halo_reduce may add into it
         grad_x = halo_reduce(grad_padded, ctx.mesh, g.halos) if need_x else None
         return grad_x, grad_w, grad_b, None, None
 

@@ -116,6 +116,10 @@ def halo_repad(x: torch.Tensor, slabs: list[tuple[int, torch.Tensor, torch.Tenso
 def halo_reduce(grad: torch.Tensor, mesh: SpatialMesh, halos: Halos) -> torch.Tensor:
     """Adjoint of `halo_pad`: return each halo's gradient to the rank owning those voxels, which adds it.
 
+    The received gradients are added into `grad` in place (the caller hands it over: pass a copy of a
+    tensor still needed), and the block is copied out once at the end, so that no more than `grad` and
+    the block are held at once.
+
     Parameters
     ----------
     grad : Tensor, shape of `halo_pad`'s output
@@ -123,13 +127,13 @@ def halo_reduce(grad: torch.Tensor, mesh: SpatialMesh, halos: Halos) -> torch.Te
 
     Returns
     -------
-    Tensor, shape of the unpadded block.
+    Tensor, shape of the unpadded block, contiguous.
     """
     for axis, (left, right) in reversed(_active(mesh, halos)):
         dim = grad.ndim - 3 + axis
         extent = grad.shape[dim] - left - right
         prev, nxt = mesh.neighbors(axis)
-        inner = grad.narrow(dim, left, extent).clone()
+        inner = grad.narrow(dim, left, extent)
         sends = {prev: grad.narrow(dim, 0, left), nxt: grad.narrow(dim, left + extent, right)}
         # prev sends back what fell on its right halo (my first slices); next what fell on its left halo.
         from_prev = _slab(inner, dim, right)
@@ -140,7 +144,7 @@ def halo_reduce(grad: torch.Tensor, mesh: SpatialMesh, halos: Halos) -> torch.Te
         if nxt is not None and left:
             inner.narrow(dim, extent - left, left).add_(from_next)
         grad = inner
-    return grad
+    return grad.contiguous()
 
 
 class HaloExchange(torch.autograd.Function):
@@ -154,7 +158,8 @@ class HaloExchange(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return halo_reduce(grad.contiguous(), ctx.mesh, ctx.halos), None, None
+        # the incoming gradient may be shared (an add passes one tensor to both inputs): reduce a copy
+        return halo_reduce(grad.clone(memory_format=torch.contiguous_format), ctx.mesh, ctx.halos), None, None
 
 
 def halo_exchange(x: torch.Tensor, mesh: SpatialMesh, halos: Halos) -> torch.Tensor:

@@ -419,7 +419,7 @@ def _resized(array: np.ndarray, shape: Sequence[int], *, labels: bool) -> np.nda
     from skimage.transform import resize
 
     if labels:
-        return resize(array, shape, order=0, preserve_range=True, anti_aliasing=False).astype(array.dtype)
+        return resize(array, shape, order=0, preserve_range=True, anti_aliasing=False)  # keeps the dtype
     return resize(np.asarray(array, np.float32), shape, order=1, preserve_range=True)
 
 
