@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from time import monotonic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
@@ -47,6 +48,7 @@ TARGET_OVERHEAD = 0.05
 TARGET_SIZES = (512, 1024)
 VARIANTS = ("monai", "partitioned", "block paths")
 FIT_VARIANT = "block paths"  # the per-voxel memory of a block inside a mesh
+DEVICE = "cuda"
 
 
 class BlockPathsMesh(SpatialMesh):
@@ -65,13 +67,13 @@ def _case(variant: str, size: int, steps: int, seed: int) -> dict:
     from engines.partition.convert import partition_model
     from engines.partition.models import build_model
 
-    device = torch.device("cuda")
+    device = torch.device(DEVICE)
     torch.manual_seed(seed)
     net = build_model("basicunet", out_channels=CLASSES, width=WIDTH).to(device)
     mesh = BlockPathsMesh((1, 1, 1)) if variant == FIT_VARIANT else SpatialMesh((1, 1, 1))
     if variant != "monai":
         net = partition_model(net, mesh, inplace=True)
-    image, labels = (t.to(device) for t in phantom_block((size,) * 3, (slice(0, size),) * 3))
+    image, labels = phantom_block((size,) * 3, (slice(0, size),) * 3, device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -86,6 +88,8 @@ def _case(variant: str, size: int, steps: int, seed: int) -> dict:
                   "step_s": statistics.median(times[1:] or times), "step_s_all": [round(t, 4) for t in times]}
     except torch.cuda.OutOfMemoryError:
         result = {"peak_bytes": None, "step_s": None, "oom": True}
+    except Exception as exc:  # recorded: one failed case keeps the others
+        result = {"peak_bytes": None, "step_s": None, "error": f"{type(exc).__name__}: {exc}"[:500]}
     del net, optimizer, image, labels
     torch.cuda.empty_cache()
     return {"variant": variant, "size": size, **result}
@@ -122,14 +126,15 @@ def capacity_table(model: MemoryModel, sizes: tuple[int, ...] = TARGET_SIZES) ->
     return rows
 
 
-def markdown(cases: list[dict], model: MemoryModel | None, rows: list[dict], gpu_name: str) -> str:
+def markdown(cases: list[dict], model: MemoryModel | None, rows: list[dict], gpu_name: str,
+             conv_precision: str) -> str:
     """The README tables: time and memory per size and variant (overhead against MONAI), then ranks needed."""
     def cell(case: dict, key: str, plain: dict) -> str:
-        if case.get("oom"):
-            return "OOM"
+        if failed := _failed(case):
+            return failed
         value = case[key] / (GIB if key == "peak_bytes" else 1)
         text = f"{value:.1f}" if key == "peak_bytes" else f"{value:.2f}"
-        if case is plain or plain.get("oom"):
+        if case is plain or _failed(plain):
             return text
         return f"{text} ({case[key] / plain[key] - 1:+.1%})"
 
@@ -141,7 +146,8 @@ def markdown(cases: list[dict], model: MemoryModel | None, rows: list[dict], gpu
         plain = row["monai"]
         lines.append(f"| {size}³ | " + " | ".join(cell(row[v], "step_s", plain) for v in VARIANTS) + " | "
                      + " | ".join(cell(row[v], "peak_bytes", plain) for v in VARIANTS) + " |")
-    lines.append(f"\nOne {gpu_name}; BasicUNet (16, 16, 32, 64, 128, 16), 4 classes, float32, Adam; "
+    lines.append(f"\nOne {gpu_name}; BasicUNet (16, 16, 32, 64, 128, 16), 4 classes, float32 "
+                 f"(cuDNN convolutions: {conv_precision}), Adam; "
                  f"peak = torch.cuda.max_memory_allocated; (+x %) = against MONAI, target <= "
                  f"{TARGET_OVERHEAD:.0%} for 'partitioned'.")
     if model is None:
@@ -157,11 +163,53 @@ def markdown(cases: list[dict], model: MemoryModel | None, rows: list[dict], gpu
     return "\n".join(lines)
 
 
+def _failed(case: dict) -> str | None:
+    """What a case has instead of numbers ("OOM", "error", "skipped"), or None."""
+    if case.get("oom"):
+        return "OOM"
+    return "error" if case.get("error") else "skipped" if case.get("skipped") else None
+
+
+def _results(args: argparse.Namespace, argv: list[str] | None, cases: list[dict]
+             ) -> tuple[dict, MemoryModel | None]:
+    """The JSON document for the cases so far, and the memory fit when two sizes of FIT_VARIANT ran."""
+    import torch
+
+    measured = [c for c in cases if c["variant"] == FIT_VARIANT and not _failed(c)]
+    model = rows = None
+    if len({c["size"] for c in measured}) >= 2:
+        model = MemoryModel.fit([c["size"] ** 3 for c in measured], [c["peak_bytes"] for c in measured])
+        rows = capacity_table(model)
+    command = "python benchmarks/partition_gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    return {
+        "benchmark": "partition_gpu", "command": command.strip(), "gpu": torch.cuda.get_device_name(),
+        "gpu_bytes": torch.cuda.get_device_properties(0).total_memory, "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version(), "conv_fp32_precision": _conv_precision(),
+        "python": platform.python_version(), "steps": args.steps, "seed": args.seed,
+        "target_overhead": TARGET_OVERHEAD, "cases": cases,
+        "fit": None if model is None else {"fixed_bytes": model.fixed_bytes,
+                                           "bytes_per_voxel": model.bytes_per_voxel},
+        "ranks_needed": rows,
+    }, model
+
+
+def _conv_precision() -> str:
+    """How cuDNN runs float32 convolutions here: "tf32" (torch's default on GPUs that have it) or "ieee"."""
+    import torch
+
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return str(conv.fp32_precision)
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="256,448", help="volume edges to measure (default 256,448)")
     parser.add_argument("--steps", type=int, default=4, help="steps per case; the first is not timed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="start no case after this many seconds (the rest are recorded as skipped)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     import torch
@@ -176,39 +224,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes needs two or more different multiples of 16")
     import torch.distributed as dist
 
+    started = monotonic()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cases: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:  # a one-rank NCCL group: the code path of a real run
         store = dist.FileStore(str(Path(tmp) / "store"), 1)
         dist.init_process_group("nccl", store=store, rank=0, world_size=1)
         try:
-            cases = []
             for size in sizes:
                 for variant in VARIANTS:
-                    cases.append(_case(variant, size, args.steps, args.seed))
-                    print(f"{variant} {size}^3: {cases[-1]}", file=sys.stderr)
+                    if args.budget_s is not None and monotonic() - started > args.budget_s:
+                        cases.append({"variant": variant, "size": size, "peak_bytes": None, "step_s": None,
+                                      "skipped": f"past --budget-s {args.budget_s:g}"})
+                    else:
+                        cases.append(_case(variant, size, args.steps, args.seed))
+                    print(f"{variant} {size}^3: {cases[-1]}", file=sys.stderr, flush=True)
+                    # written after every case: a run cut short keeps what it measured
+                    args.out.write_text(json.dumps(_results(args, argv, cases)[0], indent=1) + "\n")
         finally:
             dist.destroy_process_group()
-    measured = [c for c in cases if c["variant"] == FIT_VARIANT and not c.get("oom")]
-    model = rows = None
-    if len({c["size"] for c in measured}) >= 2:
-        model = MemoryModel.fit([c["size"] ** 3 for c in measured], [c["peak_bytes"] for c in measured])
-        rows = capacity_table(model)
-    gpu_name = torch.cuda.get_device_name()
-    command = "python benchmarks/partition_gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = {
-        "benchmark": "partition_gpu", "command": command.strip(), "gpu": gpu_name,
-        "gpu_bytes": torch.cuda.get_device_properties(0).total_memory, "torch": torch.__version__,
-        "python": platform.python_version(), "steps": args.steps, "seed": args.seed,
-        "target_overhead": TARGET_OVERHEAD, "cases": cases,
-        "fit": None if model is None else {"fixed_bytes": model.fixed_bytes,
-                                           "bytes_per_voxel": model.bytes_per_voxel},
-        "ranks_needed": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(markdown(cases, model, rows or [], gpu_name))
+    result, model = _results(args, argv, cases)
+    print(markdown(cases, model, result["ranks_needed"] or [], result["gpu"], result["conv_fp32_precision"]))
     print(f"\ncommand: {result['command']}\nresults: {args.out}")
     if model is None:
-        print(f"fewer than two sizes fit this GPU in the {FIT_VARIANT!r} variant: no per-voxel fit and no "
+        print(f"fewer than two sizes ran in the {FIT_VARIANT!r} variant: no per-voxel fit and no "
               f"ranks-needed table; try smaller --sizes", file=sys.stderr)
         return 1
     return 0

@@ -55,11 +55,12 @@ TARGETS = {2: 0.6, 4: 0.35}  # per-rank peak / 1-rank peak
 WIDTH, CLASSES = 16, 4  # BasicUNet features (16, 16, 32, 64, 128, 16), as in the issue's H200 numbers
 
 
-def phantom_block(shape: tuple[int, int, int], slices: tuple[slice, slice, slice]):
-    """Block `slices` of the benchmark volume of spatial shape `shape`: image, labels (1, 1, d, h, w)."""
+def phantom_block(shape: tuple[int, int, int], slices: tuple[slice, slice, slice], device=None):
+    """Block `slices` of the benchmark volume of spatial shape `shape`: image, labels (1, 1, d, h, w), made
+    on `device` (default the CPU)."""
     import torch
 
-    axes = [torch.arange(s.start, s.stop, dtype=torch.float32) / n - 0.5
+    axes = [torch.arange(s.start, s.stop, dtype=torch.float32, device=device) / n - 0.5
             for s, n in zip(slices, shape, strict=True)]
     z, y, x = torch.meshgrid(*axes, indexing="ij")
     radius = (z.square() + y.square() + x.square()).sqrt()
