@@ -58,17 +58,26 @@ class GlobalNormFunction(torch.autograd.Function):
         n_batch, channels = x.shape[:2]
         xg = x.reshape(n_batch, groups, channels // groups, -1)
         gy = grad.reshape(xg.shape)
-        xhat = (xg - mean) * rstd
+        xhat = (xg - mean).mul_(rstd)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_w = (gy * xhat).sum((0, 3)).reshape(-1) if need_w else None
-        grad_b = gy.sum((0, 3)).reshape(-1) if need_b and ctx.has_bias else None
+        # Sums over each channel's voxels first: besides xhat, one product is the only full-size temporary
+        # (the native kernels hold none; this is the partitioned step's memory peak).
+        gy_xhat = (gy * xhat).sum(3, keepdim=True)  # (N, groups, channels per group, 1)
+        gy_sum = gy.sum(3, keepdim=True)
+        grad_w = gy_xhat.sum(0).reshape(-1) if need_w else None
+        grad_b = gy_sum.sum(0).reshape(-1) if need_b and ctx.has_bias else None
         grad_x = None
         if need_x:
-            gw = gy if weight is None else gy * weight.view(1, groups, -1, 1)
-            sums = torch.cat([gw.sum(dims, keepdim=True), (gw * xhat).sum(dims, keepdim=True)], 0)
+            w = None if weight is None else weight.view(1, groups, -1, 1)
+            sums = torch.cat([t.sum(dims, keepdim=True) for t in ((gy_sum, gy_xhat) if w is None
+                                                                    else (gy_sum * w, gy_xhat * w))], 0)
             dist.all_reduce(sums, group=ctx.process_group)
             mean_g, mean_gx = sums.chunk(2, 0)
-            grad_x = ((gw - mean_g / count - xhat * (mean_gx / count)) * rstd).reshape(x.shape)
+            # (gy * weight - mean_g / count - xhat * mean_gx / count) * rstd, in place
+            grad_x = gy * (rstd if w is None else rstd * w)
+            grad_x.sub_(mean_g / count * rstd)
+            grad_x.addcmul_(xhat, mean_gx / count * rstd, value=-1)
+            grad_x = grad_x.reshape(x.shape)
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
