@@ -20,14 +20,13 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.partition_gpu import BlockPathsMesh  # noqa: E402
-from engines.partition.check import compare_models  # noqa: E402
-from engines.partition.models import MODELS, build_model  # noqa: E402
+from benchmarks.partition_gpu import BlockPathsMesh
+from engines.partition.check import compare_models, use_ieee_float32
+from engines.partition.models import MODELS, build_model
 
 
 def main() -> int:
-    torch.backends.cudnn.conv.fp32_precision = "ieee"  # as partition-check compares float32 on a GPU
-    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    use_ieee_float32()  # as partition-check compares float32 on a GPU
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         dist.init_process_group("nccl", store=dist.FileStore(str(Path(tmp) / "store"), 1), rank=0,

@@ -206,16 +206,26 @@ def _agree(errors: _Errors, mesh: SpatialMesh, device: torch.device | str) -> di
     }
 
 
+def use_ieee_float32() -> None:
+    """Have CUDA convolve and multiply float32 in IEEE float32. cuDNN convolves it in TF32 by default
+    (10-bit mantissa): the partitioned and whole runs' 1-ulp differences of summation order would grow past
+    the check's tolerance. Newer torch sets this per backend (fp32_precision), older with allow_tf32."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def check_worker(model_name: str, mesh_shape: tuple[int, int, int], data_parallel: int, dtype_name: str,
                  width: int, seed: int) -> dict[str, Any]:
     """`compare_models` for one of the named MONAI networks; runs on each rank (see launch.spawn)."""
     mesh = SpatialMesh(mesh_shape, data_parallel=data_parallel)
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
     if device != "cpu":
-        # cuDNN convolves float32 in TF32 by default (10-bit mantissa): the partitioned and whole runs' 1-ulp
-        # differences of summation order would grow past the tolerance. The check compares IEEE float32.
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        use_ieee_float32()
     torch.manual_seed(seed)
     model = build_model(model_name, in_channels=1, out_channels=3, width=width)
     result = compare_models(model, mesh, dtype=getattr(torch, dtype_name), classes=3, seed=seed,

@@ -63,7 +63,7 @@ class GlobalNormFunction(torch.autograd.Function):
         # Sums over each channel's voxels first: besides xhat, one product is the only full-size temporary
         # (the native kernels hold none; this is the partitioned step's memory peak).
         gy_xhat = (gy * xhat).sum(3, keepdim=True)  # (N, groups, channels per group, 1)
-        gy_sum = gy.sum(3, keepdim=True)
+        gy_sum = gy.sum(3, keepdim=True, dtype=torch.promote_types(gy.dtype, torch.float32))  # no fp16 inf
         grad_w = gy_xhat.sum(0).reshape(-1) if need_w else None
         grad_b = gy_sum.sum(0).reshape(-1) if need_b and ctx.has_bias else None
         grad_x = None

@@ -449,7 +449,10 @@ def predict_volume(out: str | os.PathLike, image_path: str, labels_path: str | o
         labels = predict_sliding_window(out, apply_orientation(seen, ornt_transform(grid.own, grid.trained)),
                                         device=device, trained=trained)
     except InputError as exc:
-        raise InputError(exc.problem, image_path) from None
+        resampled = "" if grid.shape is None else (
+            f" (resampled to the training voxel size: {' x '.join(map(str, grid.shape))} voxels; "
+            "--no-resample labels its own voxels)")
+        raise InputError(exc.problem + resampled, image_path) from None
     labels = apply_orientation(labels, ornt_transform(grid.trained, grid.own))  # back to the image's order
     if grid.shape is not None:
         labels = _resized(labels, image.shape, labels=True)

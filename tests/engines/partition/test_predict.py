@@ -289,6 +289,13 @@ def test_an_image_no_larger_than_the_networks_downsampling_is_refused_naming_it(
     with pytest.raises(InputError, match="no larger than the network's whole downsampling") as info:
         predict_volume(tmp_path, str(tiny), tmp_path / "labels.nii.gz")
     assert info.value.path == str(tiny)
+    fine = tmp_path / "fine.nii.gz"  # large enough on its own voxels, too small at the training voxel size
+    nib.save(nib.Nifti1Image(np.zeros((14, 14, 12), np.float32), np.diag([0.4, 0.4, 0.75, 1.0])), fine)
+    with pytest.raises(InputError, match=r"resampled to the training voxel size: 7 x 7 x 6 voxels; "
+                                         r"--no-resample labels its own voxels"):
+        predict_volume(tmp_path, str(fine), tmp_path / "labels.nii.gz")
+    assert nib.load(predict_volume(tmp_path, str(fine), tmp_path / "labels.nii.gz", resample=False)[0]
+                    ).shape == (14, 14, 12)
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
