@@ -162,7 +162,7 @@ class HaloConvFunction(torch.autograd.Function):
             full, padded, weight, [weight.shape[1] * g.groups if g.transposed else weight.shape[0]]
             if ctx.has_bias else None, g.stride, g.padding, g.dilation, g.transposed, g.output_padding,
             g.groups, [need_x, need_w, need_b and ctx.has_bias])
-        del padded, full  # not held through the halo exchange: this is the step's memory peak
+        del padded, full  # not held through the halo exchange, where the step's memory peaks
         # grad_padded is this call's own: halo_reduce may add into it
         grad_x = halo_reduce(grad_padded, ctx.mesh, g.halos) if need_x else None
         return grad_x, grad_w, grad_b, None, None

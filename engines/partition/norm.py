@@ -32,7 +32,8 @@ class GlobalNormFunction(torch.autograd.Function):
         xg = x.reshape(n_batch, groups, channels // groups, -1)
         dims = (0, 2, 3) if batch else (2, 3)
         count = (n_batch if batch else 1) * xg.shape[2] * xg.shape[3] * dist.get_world_size(process_group)
-        total = xg.sum(dims, keepdim=True)
+        # statistics in float32 at least, as the native kernels keep them: float16 sums pass 65504 (inf)
+        total = xg.sum(dims, keepdim=True, dtype=torch.promote_types(x.dtype, torch.float32))
         dist.all_reduce(total, group=process_group)
         mean = total / count
         sq = (xg - mean).square_().sum(dims, keepdim=True)
@@ -60,10 +61,10 @@ class GlobalNormFunction(torch.autograd.Function):
         gy = grad.reshape(xg.shape)
         xhat = (xg - mean).mul_(rstd)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        # Sums over each channel's voxels first: besides xhat, one product is the only full-size temporary
-        # (the native kernels hold none; this is the partitioned step's memory peak).
-        gy_xhat = (gy * xhat).sum(3, keepdim=True)  # (N, groups, channels per group, 1)
-        gy_sum = gy.sum(3, keepdim=True, dtype=torch.promote_types(gy.dtype, torch.float32))  # no fp16 inf
+        # Sums over each channel's voxels first (in float32 at least): besides xhat, one product is the only
+        # full-size temporary.
+        gy_xhat = (gy * xhat).sum(3, keepdim=True, dtype=xhat.dtype)  # (N, groups, channels per group, 1)
+        gy_sum = gy.sum(3, keepdim=True, dtype=xhat.dtype)
         grad_w = gy_xhat.sum(0).reshape(-1) if need_w else None
         grad_b = gy_sum.sum(0).reshape(-1) if need_b and ctx.has_bias else None
         grad_x = None
